@@ -1,0 +1,158 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/tx"
+)
+
+// Proven is a state value with its Merkle proof. Verify it against the AppHash in the header of
+// block Height+1 (the header that commits the state after block Height).
+type Proven struct {
+	Height int64           `json:"height"`
+	Key    string          `json:"key"`             // the state key, as a string
+	Value  json.RawMessage `json:"value"`           // the stored JSON value
+	Proof  []byte          `json:"proof,omitempty"` // ics23 CommitmentProof (protobuf), with ?prove=true
+}
+
+// queryKey runs a /key query; it reports false after writing an error response.
+func (s *server) queryKey(w http.ResponseWriter, r *http.Request, key []byte) (*Proven, bool) {
+	height, err := heightParam(r)
+	if err != nil {
+		writeCodeErr(w, codes.Invalid, err.Error())
+		return nil, false
+	}
+	prove := r.URL.Query().Get("prove") == "true"
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathKey, Data: key, Height: height, Prove: prove})
+	if err != nil {
+		writeCodeErr(w, codes.Internal, "query failed")
+		return nil, false
+	}
+	if resp.Code != 0 {
+		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
+		return nil, false
+	}
+	p := &Proven{Height: resp.Height, Key: string(key), Value: resp.Value}
+	if prove && resp.ProofOps != nil && len(resp.ProofOps.Ops) == 1 {
+		p.Proof = resp.ProofOps.Ops[0].Data
+	}
+	return p, true
+}
+
+func heightParam(r *http.Request) (int64, error) {
+	h := r.URL.Query().Get("height")
+	if h == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(h, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errBadHeight
+	}
+	return n, nil
+}
+
+var errBadHeight = codes.Errorf(codes.Invalid, "height must be a non-negative integer")
+
+func (s *server) address(w http.ResponseWriter, r *http.Request) (tx.Address, bool) {
+	a := tx.Address(r.PathValue("addr"))
+	if err := a.Validate(); err != nil {
+		writeCodeErr(w, codes.Invalid, err.Error())
+		return "", false
+	}
+	return a, true
+}
+
+func (s *server) getAccount(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.address(w, r)
+	if !ok {
+		return
+	}
+	if p, ok := s.queryKey(w, r, identity.AccountKey(a)); ok {
+		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+func (s *server) getKey(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if len(key) == 0 || len(key) > app.MaxQueryBytes {
+		writeCodeErr(w, codes.Invalid, "key must be 1..1024 bytes")
+		return
+	}
+	if p, ok := s.queryKey(w, r, []byte(key)); ok {
+		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+// getAttestations lists a subject's attestations; with ?prove=true each one carries its proof.
+func (s *server) getAttestations(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.address(w, r)
+	if !ok {
+		return
+	}
+	height, err := heightParam(r)
+	if err != nil {
+		writeCodeErr(w, codes.Invalid, err.Error())
+		return
+	}
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathAttestations, Data: []byte(a), Height: height})
+	if err != nil || resp.Code != 0 {
+		writeCodeErr(w, codes.Code(resp.GetCode()), resp.GetLog())
+		return
+	}
+	var list []identity.Attestation
+	if err := json.Unmarshal(resp.Value, &list); err != nil {
+		writeCodeErr(w, codes.Internal, "decode attestations")
+		return
+	}
+	out := struct {
+		Height       int64    `json:"height"`
+		Attestations []Proven `json:"attestations"`
+	}{Height: resp.Height, Attestations: []Proven{}}
+	q := r.URL.Query()
+	q.Set("height", strconv.FormatInt(resp.Height, 10))
+	r.URL.RawQuery = q.Encode()
+	for _, att := range list {
+		p, ok := s.queryKey(w, r, identity.AttestationKey(a, att.ID))
+		if !ok {
+			return
+		}
+		out.Attestations = append(out.Attestations, *p)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) getRegistrars(w http.ResponseWriter, r *http.Request) {
+	s.moduleQuery(w, r, app.PathRegistrars, nil)
+}
+
+func (s *server) getProposal(w http.ResponseWriter, r *http.Request) {
+	s.moduleQuery(w, r, app.PathProposal, []byte(r.PathValue("id")))
+}
+
+func (s *server) moduleQuery(w http.ResponseWriter, r *http.Request, path string, data []byte) {
+	height, err := heightParam(r)
+	if err != nil {
+		writeCodeErr(w, codes.Invalid, err.Error())
+		return
+	}
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: path, Data: data, Height: height})
+	if err != nil {
+		writeCodeErr(w, codes.Internal, "query failed")
+		return
+	}
+	if resp.Code != 0 {
+		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Height int64           `json:"height"`
+		Value  json.RawMessage `json:"value"`
+	}{resp.Height, resp.Value})
+}

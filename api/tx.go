@@ -1,0 +1,107 @@
+package api
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/tx"
+)
+
+// TxResult is the answer to a submission or a tx lookup.
+type TxResult struct {
+	Hash   string       `json:"hash"`             // hex SHA-256 of the tx bytes
+	Code   uint32       `json:"code"`             // 0 = success; see codes
+	Status string       `json:"status"`           // code name
+	Log    string       `json:"log,omitempty"`    // why it failed
+	Height int64        `json:"height,omitempty"` // block that holds it (wait=commit, lookups)
+	Stage  string       `json:"stage"`            // "check" or "commit": how far it got
+	Events []abci.Event `json:"events,omitempty"`
+}
+
+// submitTx accepts the raw envelope JSON as the body. ?wait=commit (default) answers once the tx
+// is in a committed block; ?wait=check answers after CheckTx.
+func (s *server) submitTx(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, tx.MaxTxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeCodeErr(w, codes.TooLarge, fmt.Sprintf("tx body over %d bytes", tx.MaxTxBytes))
+			return
+		}
+		writeErr(w, http.StatusBadRequest, codes.Malformed.String(), "could not read body")
+		return
+	}
+	hash := strings.ToUpper(hex.EncodeToString(types.Tx(raw).Hash()))
+	switch wait := r.URL.Query().Get("wait"); wait {
+	case "check":
+		res, err := s.Broadcaster.BroadcastTxSync(r.Context(), raw)
+		if err != nil {
+			s.broadcastErr(w, err)
+			return
+		}
+		s.writeResult(w, TxResult{Hash: hash, Code: res.Code, Log: res.Log, Stage: "check"})
+	case "", "commit":
+		res, err := s.Broadcaster.BroadcastTxCommit(r.Context(), raw)
+		if err != nil {
+			s.broadcastErr(w, err)
+			return
+		}
+		if res.CheckTx.Code != 0 {
+			s.writeResult(w, TxResult{Hash: hash, Code: res.CheckTx.Code, Log: res.CheckTx.Log, Stage: "check"})
+			return
+		}
+		s.writeResult(w, TxResult{Hash: hash, Code: res.TxResult.Code, Log: res.TxResult.Log, Height: res.Height,
+			Stage: "commit", Events: res.TxResult.Events})
+	default:
+		writeErr(w, http.StatusBadRequest, codes.Invalid.String(), "wait must be check or commit")
+	}
+}
+
+func (s *server) broadcastErr(w http.ResponseWriter, err error) {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "timed out"):
+		writeErr(w, http.StatusGatewayTimeout, "timeout", "tx not committed in time; look it up later by hash")
+	case strings.Contains(msg, "tx already exists in cache"):
+		writeErr(w, http.StatusConflict, "duplicate", "this exact tx was already submitted")
+	case strings.Contains(msg, "mempool is full"):
+		writeErr(w, http.StatusServiceUnavailable, "busy", "mempool is full; retry shortly")
+	default:
+		s.Log.Warn("broadcast failed", "err", msg)
+		writeErr(w, http.StatusServiceUnavailable, "unavailable", "could not broadcast the tx")
+	}
+}
+
+func (s *server) writeResult(w http.ResponseWriter, res TxResult) {
+	res.Status = codes.Code(res.Code).String()
+	status := http.StatusOK
+	if res.Code != 0 {
+		status = HTTPStatus(codes.Code(res.Code))
+	}
+	writeJSON(w, status, res)
+}
+
+// getTx looks a committed tx up by its hex hash. CometBFT indexes txs asynchronously, so a tx
+// may be found a moment after its commit was reported.
+func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
+	hash, err := hex.DecodeString(r.PathValue("hash"))
+	if err != nil || len(hash) != 32 {
+		writeCodeErr(w, codes.Invalid, "hash must be 64 hex characters")
+		return
+	}
+	res, err := s.Broadcaster.Tx(r.Context(), hash, false)
+	if err != nil {
+		writeCodeErr(w, codes.NotFound, "no committed tx with that hash")
+		return
+	}
+	s.writeResult(w, TxResult{Hash: strings.ToUpper(hex.EncodeToString(hash)), Code: res.TxResult.Code, Log: res.TxResult.Log,
+		Height: res.Height, Stage: "commit", Events: res.TxResult.Events})
+}

@@ -1,0 +1,242 @@
+// Package app is medchain's ABCI application: it decodes and validates transactions (one
+// validate for CheckTx, PrepareProposal, ProcessProposal and FinalizeBlock), routes them to the
+// contract modules, stages their writes in the Merkle store during FinalizeBlock, persists them
+// once in Commit and returns the store's root as the AppHash. It is deterministic: its results
+// depend only on the committed state and the block.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+// Version is reported in Info.
+const Version = "0.1.0"
+
+// AppVersion is the state-machine protocol version.
+const AppVersion uint64 = 1
+
+// App is the ABCI application. CometBFT's local client serializes calls to it; Query may be
+// called concurrently (it reads committed versions only).
+type App struct {
+	abci.BaseApplication
+
+	chainID string
+	store   *state.Store
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu          sync.Mutex // guards the fields below
+	checkView   state.Reader
+	checkNonces map[tx.Address]uint64 // next nonce per signer, counting txs admitted to the mempool
+
+	sigMu sync.Mutex
+	sigOK map[[32]byte]struct{} // hashes of txs whose signature verified
+}
+
+var _ abci.Application = (*App)(nil)
+
+const sigCacheMax = 200_000
+
+// New returns an App over store for chainID.
+func New(chainID string, store *state.Store, log *slog.Logger) *App {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &App{chainID: chainID, store: store, log: log, metrics: newMetrics(),
+		checkNonces: map[tx.Address]uint64{}, sigOK: map[[32]byte]struct{}{}}
+}
+
+// Metrics returns the app's Prometheus collectors.
+func (a *App) Metrics() []prometheus.Collector { return a.metrics.collectors() }
+
+// ChainID is the chain this app accepts transactions for.
+func (a *App) ChainID() string { return a.chainID }
+
+// Info reports the last committed height and app hash, so CometBFT replays what is missing.
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	h, hash := a.store.LastCommit()
+	return &abci.ResponseInfo{Data: "medchain", Version: Version, AppVersion: AppVersion,
+		LastBlockHeight: h, LastBlockAppHash: hash}, nil
+}
+
+// GenesisState is the app_state of genesis.json.
+type GenesisState struct {
+	Identity identity.Genesis `json:"identity"`
+}
+
+// InitChain loads the genesis state into the working version and returns its hash.
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	if req.ChainId != a.chainID {
+		return nil, fmt.Errorf("genesis chain id %q, app configured for %q", req.ChainId, a.chainID)
+	}
+	var g GenesisState
+	if err := json.Unmarshal(req.AppStateBytes, &g); err != nil {
+		return nil, fmt.Errorf("decode genesis app_state: %w", err)
+	}
+	if err := identity.InitGenesis(a.store.Working(), &g.Identity); err != nil {
+		return nil, fmt.Errorf("init identity genesis: %w", err)
+	}
+	return &abci.ResponseInitChain{AppHash: a.store.WorkingHash()}, nil
+}
+
+// committed returns the state the next block builds on: the last committed version, or before
+// the first commit the working version, which then holds exactly the genesis state (genesis is
+// committed together with block 1, so that versions equal heights).
+func (a *App) committed() (state.Reader, error) {
+	if h, _ := a.store.LastCommit(); h == 0 {
+		return a.store.Working(), nil
+	}
+	return a.store.At(0)
+}
+
+// CheckTx admits a tx to the mempool if it is valid against committed state plus the nonces of
+// txs already admitted. Recheck after each commit rebuilds those nonces.
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.checkView == nil {
+		v, err := a.committed()
+		if err != nil {
+			return &abci.ResponseCheckTx{Code: uint32(codes.Internal), Log: "state unavailable"}, nil
+		}
+		a.checkView = v
+	}
+	t, err := a.validate(a.checkView, req.Tx, a.checkNonces)
+	if err != nil {
+		a.metrics.checkRejected.WithLabelValues(codes.Of(err).String()).Inc()
+		return &abci.ResponseCheckTx{Code: uint32(codes.Of(err)), Log: err.Error(), Codespace: "medchain"}, nil
+	}
+	return &abci.ResponseCheckTx{Code: 0, GasWanted: 1, Data: t.Hash[:]}, nil
+}
+
+// PrepareProposal keeps, in mempool order, the txs that are valid in sequence against committed
+// state and that fit the block.
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	view, err := a.committed()
+	if err != nil {
+		return nil, err
+	}
+	nonces := map[tx.Address]uint64{}
+	var keep [][]byte
+	var size int64
+	for _, raw := range req.Txs {
+		if size+int64(len(raw)) > req.MaxTxBytes {
+			break
+		}
+		if _, err := a.validate(view, raw, nonces); err != nil {
+			continue
+		}
+		keep = append(keep, raw)
+		size += int64(len(raw))
+	}
+	return &abci.ResponsePrepareProposal{Txs: keep}, nil
+}
+
+// ProcessProposal rejects a block that holds a tx failing validate in sequence.
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	view, err := a.committed()
+	if err != nil {
+		return nil, err
+	}
+	nonces := map[tx.Address]uint64{}
+	for _, raw := range req.Txs {
+		if _, err := a.validate(view, raw, nonces); err != nil {
+			a.log.Warn("rejecting proposal", "height", req.Height, "reason", codes.Of(err).String())
+			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+		}
+	}
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
+// FinalizeBlock executes the block's txs in order against the working version and returns the
+// resulting root hash. A tx that fails validate changes nothing; a valid tx whose message fails
+// still consumes its nonce, and its writes are discarded.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	working := a.store.Working()
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i, raw := range req.Txs {
+		results[i] = a.deliver(working, req, raw)
+	}
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.store.WorkingHash()}, nil
+}
+
+func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) *abci.ExecTxResult {
+	t, err := a.validate(working, raw, nil)
+	if err != nil {
+		return a.result("invalid", err, nil)
+	}
+	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC(),
+		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce}
+	cache := state.NewCache(working)
+	events, err := route(cache, ctx, t.Body.Type, t.Body.Msg)
+	if err == nil {
+		if werr := cache.Write(working); werr != nil {
+			err = codes.Errorf(codes.Internal, "write state: %v", werr)
+		}
+	}
+	if nerr := bumpNonce(working, t.Body.Signer); nerr != nil && err == nil {
+		err = nerr
+	}
+	return a.result(t.Body.Type, err, events)
+}
+
+func (a *App) result(typ string, err error, events []contracts.Event) *abci.ExecTxResult {
+	code := codes.Of(err)
+	a.metrics.delivered.WithLabelValues(typ, code.String()).Inc()
+	if err != nil {
+		return &abci.ExecTxResult{Code: uint32(code), Log: err.Error(), Codespace: "medchain"}
+	}
+	return &abci.ExecTxResult{Code: 0, Events: abciEvents(events)}
+}
+
+// bumpNonce consumes the signer's nonce. A failed registration leaves no account to bump.
+func bumpNonce(kv state.KV, signer tx.Address) error {
+	acc, err := identity.GetAccount(kv, signer)
+	if codes.Of(err) == codes.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	acc.Nonce++
+	return identity.PutAccount(kv, acc)
+}
+
+// Commit persists the block's writes in one batch and resets the mempool's view.
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	height, hash, err := a.store.Commit()
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.checkView = nil
+	clear(a.checkNonces)
+	a.mu.Unlock()
+	a.metrics.height.Set(float64(height))
+	a.log.Debug("committed", "height", height, "app_hash", fmt.Sprintf("%X", hash))
+	return &abci.ResponseCommit{}, nil
+}
+
+func abciEvents(events []contracts.Event) []abci.Event {
+	out := make([]abci.Event, len(events))
+	for i, e := range events {
+		out[i].Type = e.Type
+		for _, kv := range e.Attrs {
+			out[i].Attributes = append(out[i].Attributes, abci.EventAttribute{Key: kv[0], Value: kv[1], Index: true})
+		}
+	}
+	return out
+}

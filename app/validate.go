@@ -1,0 +1,93 @@
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+// validate is the one admission check for CheckTx, PrepareProposal, ProcessProposal and
+// FinalizeBlock: size, decoding, chain id, signature, signer account and key, nonce, known type.
+// pending, when non-nil, holds next-nonces of txs already accepted in the same sequence (mempool
+// or proposal) and is advanced on success. Message rules are checked by the module at delivery.
+func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64) (*tx.Tx, error) {
+	t, err := tx.Decode(raw)
+	if err != nil {
+		return nil, err
+	}
+	b := &t.Body
+	if b.ChainID != a.chainID {
+		return nil, codes.Errorf(codes.WrongChain, "tx is for chain %q, this is %q", b.ChainID, a.chainID)
+	}
+	if !knownType(b.Type) {
+		return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", b.Type)
+	}
+	if err := a.verifySig(t); err != nil {
+		return nil, err
+	}
+	acc, err := identity.GetAccount(r, b.Signer)
+	var expect uint64
+	switch {
+	case codes.Of(err) == codes.NotFound:
+		if b.Type != identity.TypeRegister {
+			return nil, codes.Errorf(codes.UnknownSigner, "signer %s has no account", b.Signer)
+		}
+		if tx.AddressOf(t.PubKey) != b.Signer {
+			return nil, codes.Errorf(codes.KeyMismatch, "a registration's signer must be the address of its signing key")
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if !bytes.Equal(acc.SigningKey, t.PubKey) {
+			return nil, codes.Errorf(codes.KeyMismatch, "tx key is not the current signing key of %s", b.Signer)
+		}
+		expect = acc.Nonce
+	}
+	if n, ok := pending[b.Signer]; ok {
+		expect = n
+	}
+	if b.Nonce != expect {
+		return nil, codes.Errorf(codes.BadNonce, "nonce %d, expected %d", b.Nonce, expect)
+	}
+	if pending != nil {
+		pending[b.Signer] = expect + 1
+	}
+	return t, nil
+}
+
+// verifySig checks the signature once per distinct tx: a tx verified in CheckTx is not verified
+// again in the proposal and block. Caching a pure function's result keeps determinism.
+func (a *App) verifySig(t *tx.Tx) error {
+	a.sigMu.Lock()
+	_, ok := a.sigOK[t.Hash]
+	a.sigMu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := t.Verify(); err != nil {
+		return err
+	}
+	a.sigMu.Lock()
+	if len(a.sigOK) >= sigCacheMax {
+		clear(a.sigOK)
+	}
+	a.sigOK[t.Hash] = struct{}{}
+	a.sigMu.Unlock()
+	return nil
+}
+
+func knownType(typ string) bool { return identity.Handles(typ) }
+
+// route hands a validated tx to its module.
+func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) ([]contracts.Event, error) {
+	switch {
+	case identity.Handles(typ):
+		return identity.Deliver(kv, ctx, typ, msg)
+	}
+	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
+}

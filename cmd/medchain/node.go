@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/node"
+)
+
+func nodeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Initialize and run a validator or full node"}
+	var home, chainID, moniker string
+	var ports node.Ports
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write a new single-validator home (config, genesis, keys, a registrar account)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if chainID == "" {
+				return fmt.Errorf("--chain-id is required: %w", errUsage)
+			}
+			v, err := node.InitHome(home, moniker, ports)
+			if err != nil {
+				return err
+			}
+			kr, err := keyring.OpenFile(node.KeyringDir(home))
+			if err != nil {
+				return err
+			}
+			pass, err := newPassphrase()
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			g, err := node.GenesisAccounts(kr, pass, []node.AccountSpec{{KeyName: "registrar", Role: identity.RoleRegistrar, Name: "Registrar"}}, now)
+			if err != nil {
+				return err
+			}
+			if err := node.WriteGenesis(chainID, now, []*node.Validator{v}, g); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "initialized node %s (chain %s) in %s\nstart it with: medchain node start --home %s\n", v.NodeID, chainID, home, home)
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&home, "home", "", "node home directory (required)")
+	initCmd.Flags().StringVar(&chainID, "chain-id", "", "chain id (required)")
+	initCmd.Flags().StringVar(&moniker, "moniker", hostname(), "node name")
+	initCmd.Flags().IntVar(&ports.P2P, "p2p-port", node.DefaultPorts.P2P, "P2P port on 127.0.0.1")
+	initCmd.Flags().IntVar(&ports.RPC, "rpc-port", node.DefaultPorts.RPC, "CometBFT RPC port on 127.0.0.1")
+	initCmd.Flags().IntVar(&ports.API, "api-port", node.DefaultPorts.API, "node API port on 127.0.0.1")
+	initCmd.MarkFlagRequired("home")
+
+	var startHome, apiAddr string
+	startCmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run the node in --home until interrupted",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			n, err := node.Start(startHome, node.Options{APIAddr: apiAddr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node running: chain %s, API http://%s, RPC http://%s\n", n.ChainID, n.APIAddr, n.RPCAddr)
+			<-cmd.Context().Done()
+			return n.Stop()
+		},
+	}
+	startCmd.Flags().StringVar(&startHome, "home", "", "node home directory (required)")
+	startCmd.Flags().StringVar(&apiAddr, "api", "", "override the API listen address")
+	startCmd.MarkFlagRequired("home")
+	cmd.AddCommand(initCmd, startCmd)
+	return cmd
+}
+
+func testnetCmd() *cobra.Command {
+	var n, basePort int
+	var out, chainID string
+	cmd := &cobra.Command{
+		Use:   "testnet",
+		Short: "Write the homes of an N-validator network on loopback",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pass, err := newPassphrase()
+			if err != nil {
+				return err
+			}
+			vals, err := node.Testnet(out, chainID, n, basePort, pass)
+			if err != nil {
+				return err
+			}
+			for _, v := range vals {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: p2p %d, rpc %d, api %d  ->  medchain node start --home %s\n", v.Name, v.Ports.P2P, v.Ports.RPC, v.Ports.API, v.Home)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&n, "validators", 4, "number of validators")
+	cmd.Flags().StringVar(&out, "out", "testnet", "output directory")
+	cmd.Flags().StringVar(&chainID, "chain-id", "medchain-testnet", "chain id")
+	cmd.Flags().IntVar(&basePort, "base-port", 36656, "first port; node i uses base+10i (p2p), +1 (rpc), +2 (api)")
+	return cmd
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "medchain-node"
+	}
+	return h
+}

@@ -1,0 +1,125 @@
+package identity
+
+import (
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+// State keys. Everything identity stores lives under "id/".
+var (
+	accountPrefix     = []byte("id/acct/")
+	attestationPrefix = []byte("id/att/")
+	registrarPrefix   = []byte("id/reg/")
+	proposalPrefix    = []byte("id/prop/")
+	attestationSeq    = []byte("id/seq/att")
+	proposalSeq       = []byte("id/seq/prop")
+)
+
+// AccountKey is the state key of an account; queries prove it.
+func AccountKey(a tx.Address) []byte { return append(append([]byte{}, accountPrefix...), a...) }
+
+// AttestationPrefix is the key prefix of a subject's attestations.
+func AttestationPrefix(subject tx.Address) []byte {
+	return []byte(string(attestationPrefix) + string(subject) + "/")
+}
+
+// AttestationKey is the state key of one attestation.
+func AttestationKey(subject tx.Address, id uint64) []byte {
+	return append(AttestationPrefix(subject), contracts.SeqKey(id)...)
+}
+
+func registrarKey(a tx.Address) []byte { return append(append([]byte{}, registrarPrefix...), a...) }
+
+func proposalKey(id uint64) []byte {
+	return append(append([]byte{}, proposalPrefix...), contracts.SeqKey(id)...)
+}
+
+// GetAccount returns the account at a, or a NotFound error.
+func GetAccount(r state.Reader, a tx.Address) (*Account, error) {
+	var acc Account
+	ok, err := contracts.GetJSON(r, AccountKey(a), &acc)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, codes.Errorf(codes.NotFound, "account %s not found", a)
+	}
+	return &acc, nil
+}
+
+// PutAccount stores an account.
+func PutAccount(kv state.KV, acc *Account) error {
+	return contracts.PutJSON(kv, AccountKey(acc.Address), acc)
+}
+
+// IsRegistrar reports whether a is in the registrar set.
+func IsRegistrar(r state.Reader, a tx.Address) (bool, error) {
+	v, err := r.Get(registrarKey(a))
+	if err != nil {
+		return false, codes.Errorf(codes.Internal, "read registrar: %v", err)
+	}
+	return v != nil, nil
+}
+
+// Registrars lists the registrar set in address order.
+func Registrars(r state.Reader) ([]tx.Address, error) {
+	var out []tx.Address
+	err := r.Iterate(registrarPrefix, func(k, _ []byte) bool {
+		out = append(out, tx.Address(k[len(registrarPrefix):]))
+		return false
+	})
+	if err != nil {
+		return nil, codes.Errorf(codes.Internal, "list registrars: %v", err)
+	}
+	return out, nil
+}
+
+// Attestations lists a subject's attestations in issue order, revoked and expired included.
+func Attestations(r state.Reader, subject tx.Address) ([]Attestation, error) {
+	var out []Attestation
+	var decodeErr error
+	err := r.Iterate(AttestationPrefix(subject), func(k, v []byte) bool {
+		var a Attestation
+		if decodeErr = contracts.DecodeJSON(v, &a); decodeErr != nil {
+			return true
+		}
+		out = append(out, a)
+		return false
+	})
+	if err == nil {
+		err = decodeErr
+	}
+	if err != nil {
+		return nil, codes.Errorf(codes.Internal, "list attestations: %v", err)
+	}
+	return out, nil
+}
+
+// GetAttestation returns one attestation, or NotFound.
+func GetAttestation(r state.Reader, subject tx.Address, id uint64) (*Attestation, error) {
+	var a Attestation
+	ok, err := contracts.GetJSON(r, AttestationKey(subject, id), &a)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, codes.Errorf(codes.NotFound, "attestation %d of %s not found", id, subject)
+	}
+	return &a, nil
+}
+
+// GetProposal returns a registrar proposal, or NotFound.
+func GetProposal(r state.Reader, id uint64) (*Proposal, error) {
+	var p Proposal
+	ok, err := contracts.GetJSON(r, proposalKey(id), &p)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, codes.Errorf(codes.NotFound, "proposal %d not found", id)
+	}
+	return &p, nil
+}
+

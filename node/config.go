@@ -1,0 +1,103 @@
+// Package node embeds CometBFT in-process with the medchain app: it lays out a node's home
+// (CometBFT's standard config/config.toml, config/genesis.json and keys, plus config/medchain.toml),
+// initializes single nodes and N-validator testnets, and starts and stops a node with its HTTP API.
+package node
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	cfg "github.com/cometbft/cometbft/config"
+	"github.com/spf13/viper"
+
+	"github.com/medchain/medchain/fsutil"
+	"github.com/medchain/medchain/tx"
+)
+
+// Settings are medchain's own node settings, in <home>/config/medchain.toml.
+type Settings struct {
+	APIAddr  string `toml:"api_addr"`  // the node HTTP API, e.g. 127.0.0.1:8080
+	LogLevel string `toml:"log_level"` // debug, info, warn, error
+}
+
+// DefaultSettings are used for anything medchain.toml does not set.
+func DefaultSettings() Settings { return Settings{APIAddr: "127.0.0.1:8080", LogLevel: "info"} }
+
+func settingsPath(home string) string { return filepath.Join(home, "config", "medchain.toml") }
+
+// LoadSettings reads medchain.toml, falling back to defaults for a missing file or field.
+func LoadSettings(home string) (Settings, error) {
+	s := DefaultSettings()
+	if _, err := toml.DecodeFile(settingsPath(home), &s); err != nil && !os.IsNotExist(err) {
+		return s, fmt.Errorf("read %s: %w", settingsPath(home), err)
+	}
+	return s, nil
+}
+
+// SaveSettings writes medchain.toml.
+func SaveSettings(home string, s Settings) error {
+	f := new(tomlBuffer)
+	if err := toml.NewEncoder(f).Encode(s); err != nil {
+		return fmt.Errorf("encode settings: %w", err)
+	}
+	return fsutil.WriteFileAtomic(settingsPath(home), f.b, 0o644)
+}
+
+type tomlBuffer struct{ b []byte }
+
+func (t *tomlBuffer) Write(p []byte) (int, error) { t.b = append(t.b, p...); return len(p), nil }
+
+// Ports are the loopback listen addresses of one node.
+type Ports struct {
+	P2P, RPC int
+	API      int
+}
+
+// DefaultPorts are the well-known ports of a single dev node.
+var DefaultPorts = Ports{P2P: 26656, RPC: 26657, API: 8080}
+
+// cometConfig is the CometBFT configuration medchain writes for a new home.
+func cometConfig(home, moniker string, p Ports) *cfg.Config {
+	c := cfg.DefaultConfig()
+	c.SetRoot(home)
+	c.Moniker = moniker
+	c.P2P.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p.P2P)
+	c.RPC.ListenAddress = fmt.Sprintf("tcp://127.0.0.1:%d", p.RPC)
+	c.P2P.AddrBookStrict = false // peers are on loopback in dev and testnets
+	c.P2P.AllowDuplicateIP = true
+	c.P2P.PexReactor = false // permissioned: peers are configured (persistent_peers), not discovered
+	c.Consensus.TimeoutCommit = 500 * time.Millisecond
+	c.Consensus.CreateEmptyBlocksInterval = 5 * time.Second
+	c.Mempool.MaxTxBytes = tx.MaxTxBytes
+	c.Mempool.Size = 20000
+	c.Mempool.CacheSize = 40000
+	c.RPC.TimeoutBroadcastTxCommit = 15 * time.Second
+	c.Instrumentation.Prometheus = false // medchain serves its own /metrics on the API
+	c.LogLevel = "error"
+	return c
+}
+
+// LoadCometConfig reads <home>/config/config.toml over CometBFT's defaults.
+func LoadCometConfig(home string) (*cfg.Config, error) {
+	path := filepath.Join(home, "config", "config.toml")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no node in %s (run `medchain node init --home %s` first): %w", home, home, err)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	c := cfg.DefaultConfig()
+	if err := v.Unmarshal(c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	c.SetRoot(home)
+	if err := c.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("invalid %s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,177 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/keyring"
+)
+
+// Validator is a home's consensus identity, as genesis and peers need it.
+type Validator struct {
+	Home   string
+	Name   string
+	PubKey []byte // ed25519 consensus key
+	NodeID string
+	Ports  Ports
+}
+
+// InitHome writes a new home: config.toml, medchain.toml, the node key and the validator key.
+// It refuses a home that already has a config.
+func InitHome(home, moniker string, ports Ports) (*Validator, error) {
+	if _, err := os.Stat(filepath.Join(home, "config", "config.toml")); err == nil {
+		return nil, fmt.Errorf("%s already holds a node", home)
+	}
+	for _, d := range []string{"config", "data"} {
+		if err := os.MkdirAll(filepath.Join(home, d), 0o700); err != nil {
+			return nil, fmt.Errorf("create home: %w", err)
+		}
+	}
+	c := cometConfig(home, moniker, ports)
+	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
+	s := DefaultSettings()
+	s.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports.API)
+	if err := SaveSettings(home, s); err != nil {
+		return nil, err
+	}
+	pv := privval.GenFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	pv.Save()
+	nk, err := p2p.LoadOrGenNodeKey(c.NodeKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	return &Validator{Home: home, Name: moniker, PubKey: pv.Key.PubKey.Bytes(), NodeID: string(nk.ID()), Ports: ports}, nil
+}
+
+// WriteGenesis writes the same genesis.json, with these validators and app state, into every
+// validator's home.
+func WriteGenesis(chainID string, genesisTime time.Time, vals []*Validator, state *app.GenesisState) error {
+	appState, err := json.Marshal(state)
+	if err != nil {
+		return fmt.Errorf("encode app state: %w", err)
+	}
+	doc := &types.GenesisDoc{ChainID: chainID, GenesisTime: genesisTime.UTC(), ConsensusParams: types.DefaultConsensusParams(),
+		AppState: appState}
+	for _, v := range vals {
+		pv := privval.LoadFilePV(filepath.Join(v.Home, "config", "priv_validator_key.json"), filepath.Join(v.Home, "data", "priv_validator_state.json"))
+		doc.Validators = append(doc.Validators, types.GenesisValidator{Address: pv.Key.PubKey.Address(), PubKey: pv.Key.PubKey, Power: 10, Name: v.Name})
+	}
+	if err := doc.ValidateAndComplete(); err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
+	for _, v := range vals {
+		if err := doc.SaveAs(filepath.Join(v.Home, "config", "genesis.json")); err != nil {
+			return fmt.Errorf("write genesis: %w", err)
+		}
+	}
+	return nil
+}
+
+// SetPeers writes each home's persistent_peers to every other validator.
+func SetPeers(vals []*Validator) error {
+	for _, v := range vals {
+		c, err := LoadCometConfig(v.Home)
+		if err != nil {
+			return err
+		}
+		peers := ""
+		for _, o := range vals {
+			if o == v {
+				continue
+			}
+			if peers != "" {
+				peers += ","
+			}
+			peers += fmt.Sprintf("%s@127.0.0.1:%d", o.NodeID, o.Ports.P2P)
+		}
+		c.P2P.PersistentPeers = peers
+		cfg.WriteConfigFile(filepath.Join(v.Home, "config", "config.toml"), c)
+	}
+	return nil
+}
+
+// AccountSpec names a genesis account to create in a keyring.
+type AccountSpec struct {
+	KeyName string
+	Role    identity.Role
+	OrgKind string
+	Name    string
+	Attest  *identity.Attestation // attested by the first registrar if set (subject, issuer filled in)
+}
+
+// GenesisAccounts creates each account's key in kr (under passphrase; empty means a marked dev
+// key, or reuses an existing key of that name) and returns the identity genesis with every
+// registrar-role account in the registrar set.
+func GenesisAccounts(kr keyring.Keyring, passphrase string, specs []AccountSpec, now time.Time) (*app.GenesisState, error) {
+	g := &app.GenesisState{}
+	for _, s := range specs {
+		k, err := kr.Get(s.KeyName, passphrase)
+		if err != nil {
+			if k, err = kr.Create(s.KeyName, passphrase); err != nil {
+				return nil, fmt.Errorf("key %s: %w", s.KeyName, err)
+			}
+		}
+		pub := k.Public()
+		g.Identity.Accounts = append(g.Identity.Accounts, identity.Account{Address: k.Address, Role: s.Role,
+			OrgKind: s.OrgKind, Name: s.Name, SigningKey: pub.SigningKey, EncryptionKey: pub.EncryptionKey})
+		if s.Role == identity.RoleRegistrar {
+			g.Identity.Registrars = append(g.Identity.Registrars, k.Address)
+		}
+		if s.Attest != nil {
+			a := *s.Attest
+			a.Subject, a.IssuedAt = k.Address, now.UTC()
+			g.Identity.Attestations = append(g.Identity.Attestations, a)
+		}
+	}
+	if len(g.Identity.Registrars) == 0 {
+		return nil, fmt.Errorf("genesis needs at least one registrar account")
+	}
+	for i := range g.Identity.Attestations {
+		g.Identity.Attestations[i].Issuer = g.Identity.Registrars[0]
+	}
+	return g, nil
+}
+
+// KeyringDir is where a home keeps its account keys.
+func KeyringDir(home string) string { return filepath.Join(home, "keyring") }
+
+// Testnet writes n validator homes under out (node0..node{n-1}) with distinct loopback ports
+// starting at basePort, one genesis, and persistent peers between all of them. A registrar key
+// is created in node0's keyring.
+func Testnet(out, chainID string, n, basePort int, passphrase string) ([]*Validator, error) {
+	if n < 1 || n > 64 {
+		return nil, fmt.Errorf("validators must be 1..64, got %d", n)
+	}
+	var vals []*Validator
+	for i := 0; i < n; i++ {
+		p := Ports{P2P: basePort + 10*i, RPC: basePort + 10*i + 1, API: basePort + 10*i + 2}
+		v, err := InitHome(filepath.Join(out, fmt.Sprintf("node%d", i)), fmt.Sprintf("node%d", i), p)
+		if err != nil {
+			return nil, err
+		}
+		vals = append(vals, v)
+	}
+	kr, err := keyring.OpenFile(KeyringDir(vals[0].Home))
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	g, err := GenesisAccounts(kr, passphrase, []AccountSpec{{KeyName: "registrar", Role: identity.RoleRegistrar, Name: "Network registrar"}}, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := WriteGenesis(chainID, now, vals, g); err != nil {
+		return nil, err
+	}
+	return vals, SetPeers(vals)
+}

@@ -1,0 +1,151 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	nm "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	"github.com/cometbft/cometbft/rpc/client/local"
+	"github.com/cometbft/cometbft/types"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/state"
+)
+
+// Options override a home's settings when starting a node (tests use port 0).
+type Options struct {
+	APIAddr string       // overrides medchain.toml's api_addr when set
+	Log     *slog.Logger // defaults to text logs on stderr at the configured level
+}
+
+// Node is a running medchain node: CometBFT, the app, its state store and the HTTP API.
+type Node struct {
+	Home    string
+	ChainID string
+	App     *app.App
+	Comet   *nm.Node
+	Client  *local.Local
+	APIAddr string // where the HTTP API listens
+	RPCAddr string // CometBFT RPC listen address
+
+	store *state.Store
+	http  *http.Server
+	log   *slog.Logger
+}
+
+// Start starts the node in home. Stop it with Stop.
+func Start(home string, opt Options) (*Node, error) {
+	conf, err := LoadCometConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	settings, err := LoadSettings(home)
+	if err != nil {
+		return nil, err
+	}
+	if opt.APIAddr != "" {
+		settings.APIAddr = opt.APIAddr
+	}
+	log := opt.Log
+	if log == nil {
+		log = NewLogger(settings.LogLevel)
+	}
+	genDoc, err := nm.DefaultGenesisDocProviderFunc(conf)()
+	if err != nil {
+		return nil, fmt.Errorf("read genesis: %w", err)
+	}
+	store, err := state.Open(filepath.Join(home, "data"))
+	if err != nil {
+		return nil, err
+	}
+	application := app.New(genDoc.ChainID, store, log.With("module", "app"))
+	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load node key: %w", err)
+	}
+	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+	cmt, err := nm.NewNode(conf, pv, nodeKey, proxy.NewLocalClientCreator(application),
+		func() (*types.GenesisDoc, error) { return genDoc, nil },
+		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("create consensus node: %w", err)
+	}
+	if err := cmt.Start(); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("start consensus node: %w", err)
+	}
+	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
+		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(application.Metrics()...)
+	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Metrics: reg, Log: log.With("module", "api")})
+	ln, err := net.Listen("tcp", settings.APIAddr)
+	if err != nil {
+		n.stopComet()
+		return nil, fmt.Errorf("listen for the API on %s: %w", settings.APIAddr, err)
+	}
+	n.APIAddr = ln.Addr().String()
+	n.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("API server stopped", "err", err)
+		}
+	}()
+	log.Info("node started", "chain_id", n.ChainID, "api", "http://"+n.APIAddr, "rpc", conf.RPC.ListenAddress, "home", home)
+	return n, nil
+}
+
+// Stop shuts the API down, stops consensus and closes the state store.
+func (n *Node) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := n.http.Shutdown(ctx)
+	return errors.Join(err, n.stopComet())
+}
+
+func (n *Node) stopComet() error {
+	var err error
+	if n.Comet.IsRunning() {
+		err = n.Comet.Stop()
+		n.Comet.Wait()
+	}
+	return errors.Join(err, n.store.Close())
+}
+
+// NewLogger returns a text slog logger on stderr at level (debug, info, warn, error).
+func NewLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+func cometLogger(level string) cmtlog.Logger {
+	base := cmtlog.NewTMLogger(cmtlog.NewSyncWriter(os.Stderr)).With("module", "cometbft")
+	if level == "info" || level == "debug" {
+		return cmtlog.NewFilter(base, cmtlog.AllowInfo())
+	}
+	return cmtlog.NewFilter(base, cmtlog.AllowError())
+}

@@ -1,0 +1,199 @@
+// Package state is medchain's Merkle state: a versioned IAVL tree (one version per block) whose
+// root hash is the AppHash, plus a per-transaction write cache so a failed transaction leaves no
+// trace. Writes are staged in the tree's working version during a block and persisted in one
+// batch by Commit; every committed version can answer a query with an ics23 proof.
+package state
+
+import (
+	"fmt"
+	"sync"
+
+	dbm "github.com/cosmos/cosmos-db"
+	"github.com/cosmos/iavl"
+	iavldb "github.com/cosmos/iavl/db"
+	ics23 "github.com/cosmos/ics23/go"
+)
+
+// Reader reads keys. Iterate visits keys with the given prefix in ascending byte order.
+type Reader interface {
+	Get(key []byte) ([]byte, error)
+	Iterate(prefix []byte, fn func(key, value []byte) (stop bool)) error
+}
+
+// KV reads and writes keys.
+type KV interface {
+	Reader
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// Store is the application's Merkle store. Its methods are safe for concurrent use.
+type Store struct {
+	mu   sync.RWMutex
+	db   dbm.DB
+	tree *iavl.MutableTree
+}
+
+const cacheSize = 100_000 // IAVL node cache, in nodes
+
+// Open opens (or creates) the store in dir/app.db with goleveldb. Each Commit is synced to disk.
+func Open(dir string) (*Store, error) {
+	db, err := dbm.NewDB("app", dbm.GoLevelDBBackend, dir)
+	if err != nil {
+		return nil, fmt.Errorf("open app state db in %s: %w", dir, err)
+	}
+	return load(db, iavl.SyncOption(true))
+}
+
+// OpenMemory opens an empty in-memory store, for tests and benchmarks.
+func OpenMemory() (*Store, error) { return load(dbm.NewMemDB()) }
+
+func load(db dbm.DB, opts ...iavl.Option) (*Store, error) {
+	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cacheSize, false, iavl.NewNopLogger(), opts...)
+	if _, err := tree.Load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load app state tree: %w", err)
+	}
+	return &Store{db: db, tree: tree}, nil
+}
+
+// Close closes the underlying database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db.Close()
+}
+
+// LastCommit returns the last committed version (block height; 0 if none) and its root hash.
+func (s *Store) LastCommit() (int64, []byte) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tree.Version(), s.tree.Hash()
+}
+
+// WorkingHash returns the root hash of the working (uncommitted) version.
+func (s *Store) WorkingHash() []byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tree.WorkingHash()
+}
+
+// Commit persists the working version as the next version in one batch.
+func (s *Store) Commit() (version int64, hash []byte, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	hash, version, err = s.tree.SaveVersion()
+	if err != nil {
+		return 0, nil, fmt.Errorf("save state version: %w", err)
+	}
+	return version, hash, nil
+}
+
+// Rollback discards every uncommitted write.
+func (s *Store) Rollback() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tree.Rollback()
+}
+
+// Working returns a KV over the working version: the block being executed.
+func (s *Store) Working() KV { return working{s} }
+
+type working struct{ s *Store }
+
+func (w working) Get(key []byte) ([]byte, error) {
+	w.s.mu.RLock()
+	defer w.s.mu.RUnlock()
+	return w.s.tree.Get(key)
+}
+
+func (w working) Set(key, value []byte) error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	_, err := w.s.tree.Set(key, value)
+	return err
+}
+
+func (w working) Delete(key []byte) error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	_, _, err := w.s.tree.Remove(key)
+	return err
+}
+
+func (w working) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
+	w.s.mu.RLock()
+	defer w.s.mu.RUnlock()
+	it, err := w.s.tree.Iterator(prefix, prefixEnd(prefix), true)
+	if err != nil {
+		return err
+	}
+	return drain(it, fn)
+}
+
+// View is a read-only snapshot of one committed version.
+type View struct {
+	tree *iavl.ImmutableTree
+}
+
+// At returns a read-only view of a committed version; version 0 means the latest.
+func (s *Store) At(version int64) (*View, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if version == 0 {
+		version = s.tree.Version()
+	}
+	t, err := s.tree.GetImmutable(version)
+	if err != nil {
+		return nil, fmt.Errorf("state version %d: %w", version, err)
+	}
+	return &View{tree: t}, nil
+}
+
+// Version is the height this view reflects.
+func (v *View) Version() int64 { return v.tree.Version() }
+
+// Hash is the root hash of this view: the AppHash committed in the next block's header.
+func (v *View) Hash() []byte { return v.tree.Hash() }
+
+// Get returns the value of key, or nil if absent.
+func (v *View) Get(key []byte) ([]byte, error) { return v.tree.Get(key) }
+
+// Iterate visits keys with prefix in ascending order.
+func (v *View) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
+	it, err := v.tree.Iterator(prefix, prefixEnd(prefix), true)
+	if err != nil {
+		return err
+	}
+	return drain(it, fn)
+}
+
+// Proof returns an ics23 proof of key's membership (or absence) in this version.
+func (v *View) Proof(key []byte) (*ics23.CommitmentProof, error) {
+	return v.tree.GetProof(key)
+}
+
+func drain(it dbm.Iterator, fn func(k, v []byte) bool) error {
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		if fn(it.Key(), it.Value()) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix, or nil for none.
+func prefixEnd(prefix []byte) []byte {
+	if len(prefix) == 0 {
+		return nil
+	}
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
