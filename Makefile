@@ -24,7 +24,7 @@ test-short: ## the fast unit tests only
 	$(GO) test -short ./...
 
 bench: build ## throughput and latency figures for docs/BENCHMARKS.md
-	./$(BIN) bench --txs 20000
+	./$(BIN) bench --txs 100000 --rounds 3
 	$(GO) test -run '^$$' -bench . -benchmem ./tx/ ./app/
 
 lint:

@@ -28,8 +28,10 @@ const Version = "0.1.0"
 // AppVersion is the state-machine protocol version.
 const AppVersion uint64 = 1
 
-// App is the ABCI application. CometBFT's local client serializes calls to it; Query may be
-// called concurrently (it reads committed versions only).
+// App is the ABCI application. Calls on different ABCI connections may run concurrently (the node
+// uses a per-connection local client): mempool checks read committed state while the consensus
+// connection executes a block; CometBFT excludes CheckTx while Commit runs. Query reads committed
+// versions only.
 type App struct {
 	abci.BaseApplication
 
@@ -38,17 +40,17 @@ type App struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	mu          sync.Mutex // guards the fields below
-	checkView   state.Reader
+	mu          sync.Mutex            // guards the fields below
+	checkView   state.Reader          // committed state as the mempool and proposals see it
 	checkNonces map[tx.Address]uint64 // next nonce per signer, counting txs admitted to the mempool
 
-	sigMu sync.Mutex
-	sigOK map[[32]byte]struct{} // hashes of txs whose signature verified
+	txMu    sync.Mutex
+	txCache map[[32]byte]*tx.Tx // decoded txs whose signature verified, by SHA-256 of their bytes
 }
 
 var _ abci.Application = (*App)(nil)
 
-const sigCacheMax = 200_000
+const txCacheMax = 100_000
 
 // New returns an App over store for chainID.
 func New(chainID string, store *state.Store, log *slog.Logger) *App {
@@ -56,7 +58,7 @@ func New(chainID string, store *state.Store, log *slog.Logger) *App {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &App{chainID: chainID, store: store, log: log, metrics: newMetrics(),
-		checkNonces: map[tx.Address]uint64{}, sigOK: map[[32]byte]struct{}{}}
+		checkNonces: map[tx.Address]uint64{}, txCache: map[[32]byte]*tx.Tx{}}
 }
 
 // Metrics returns the app's Prometheus collectors.
@@ -99,22 +101,28 @@ func (a *App) committed() (state.Reader, error) {
 	if h, _ := a.store.LastCommit(); h == 0 {
 		return a.store.Working(), nil
 	}
-	return a.store.At(0)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.checkView == nil {
+		v, err := a.store.At(0)
+		if err != nil {
+			return nil, err
+		}
+		a.checkView = state.NewReadCache(v)
+	}
+	return a.checkView, nil
 }
 
 // CheckTx admits a tx to the mempool if it is valid against committed state plus the nonces of
 // txs already admitted. Recheck after each commit rebuilds those nonces.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	view, err := a.committed()
+	if err != nil {
+		return &abci.ResponseCheckTx{Code: uint32(codes.Internal), Log: "state unavailable"}, nil
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.checkView == nil {
-		v, err := a.committed()
-		if err != nil {
-			return &abci.ResponseCheckTx{Code: uint32(codes.Internal), Log: "state unavailable"}, nil
-		}
-		a.checkView = v
-	}
-	t, err := a.validate(a.checkView, req.Tx, a.checkNonces)
+	t, err := a.validate(view, req.Tx, a.checkNonces)
 	if err != nil {
 		a.metrics.checkRejected.WithLabelValues(codes.Of(err).String()).Inc()
 		return &abci.ResponseCheckTx{Code: uint32(codes.Of(err)), Log: err.Error(), Codespace: "medchain"}, nil
@@ -174,21 +182,22 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 }
 
 func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) *abci.ExecTxResult {
-	t, err := a.validate(working, raw, nil)
+	cache := state.NewCache(working)
+	t, err := a.validate(cache, raw, nil)
 	if err != nil {
 		return a.result("invalid", err, nil)
 	}
 	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC(),
 		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce}
-	cache := state.NewCache(working)
 	events, err := route(cache, ctx, t.Body.Type, t.Body.Msg)
-	if err == nil {
-		if werr := cache.Write(working); werr != nil {
-			err = codes.Errorf(codes.Internal, "write state: %v", werr)
-		}
+	if err != nil {
+		cache = state.NewCache(working) // drop the failed tx's writes; its nonce is still consumed
 	}
-	if nerr := bumpNonce(working, t.Body.Signer); nerr != nil && err == nil {
+	if nerr := bumpNonce(cache, t.Body.Signer); nerr != nil && err == nil {
 		err = nerr
+	}
+	if werr := cache.Write(working); werr != nil {
+		err = codes.Errorf(codes.Internal, "write state: %v", werr)
 	}
 	return a.result(t.Body.Type, err, events)
 }
@@ -235,7 +244,9 @@ func abciEvents(events []contracts.Event) []abci.Event {
 	for i, e := range events {
 		out[i].Type = e.Type
 		for _, kv := range e.Attrs {
-			out[i].Attributes = append(out[i].Attributes, abci.EventAttribute{Key: kv[0], Value: kv[1], Index: true})
+			// Not indexed by CometBFT's tx indexer: state queries serve lookups; tx.hash and
+			// tx.height stay indexed.
+			out[i].Attributes = append(out[i].Attributes, abci.EventAttribute{Key: kv[0], Value: kv[1]})
 		}
 	}
 	return out

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 
 	"github.com/medchain/medchain/codes"
@@ -16,7 +17,7 @@ import (
 // pending, when non-nil, holds next-nonces of txs already accepted in the same sequence (mempool
 // or proposal) and is advanced on success. Message rules are checked by the module at delivery.
 func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64) (*tx.Tx, error) {
-	t, err := tx.Decode(raw)
+	t, err := a.decodeVerified(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -26,9 +27,6 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	}
 	if !knownType(b.Type) {
 		return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", b.Type)
-	}
-	if err := a.verifySig(t); err != nil {
-		return nil, err
 	}
 	acc, err := identity.GetAccount(r, b.Signer)
 	var expect uint64
@@ -60,25 +58,32 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	return t, nil
 }
 
-// verifySig checks the signature once per distinct tx: a tx verified in CheckTx is not verified
-// again in the proposal and block. Caching a pure function's result keeps determinism.
-func (a *App) verifySig(t *tx.Tx) error {
-	a.sigMu.Lock()
-	_, ok := a.sigOK[t.Hash]
-	a.sigMu.Unlock()
+// decodeVerified decodes raw and verifies its signature once per distinct tx: a tx seen in
+// CheckTx is not decoded or verified again on recheck, in the proposal or in the block. Both are
+// pure functions of the bytes, so caching their result keeps determinism. Cached txs are shared
+// and must not be modified.
+func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
+	h := sha256.Sum256(raw)
+	a.txMu.Lock()
+	t, ok := a.txCache[h]
+	a.txMu.Unlock()
 	if ok {
-		return nil
+		return t, nil
+	}
+	t, err := tx.Decode(raw)
+	if err != nil {
+		return nil, err
 	}
 	if err := t.Verify(); err != nil {
-		return err
+		return nil, err
 	}
-	a.sigMu.Lock()
-	if len(a.sigOK) >= sigCacheMax {
-		clear(a.sigOK)
+	a.txMu.Lock()
+	if len(a.txCache) >= txCacheMax {
+		clear(a.txCache)
 	}
-	a.sigOK[t.Hash] = struct{}{}
-	a.sigMu.Unlock()
-	return nil
+	a.txCache[h] = t
+	a.txMu.Unlock()
+	return t, nil
 }
 
 func knownType(typ string) bool { return identity.Handles(typ) }

@@ -5,6 +5,7 @@ package node
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -100,4 +101,25 @@ func LoadCometConfig(home string) (*cfg.Config, error) {
 		return nil, fmt.Errorf("invalid %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// FreePorts returns three currently free TCP ports on 127.0.0.1 (for tests and benchmarks; another
+// process may take one before it is used).
+func FreePorts() (Ports, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var got []int
+	for i := 0; i < 3; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return Ports{}, fmt.Errorf("find a free port: %w", err)
+		}
+		ls = append(ls, l)
+		got = append(got, l.Addr().(*net.TCPAddr).Port)
+	}
+	return Ports{P2P: got[0], RPC: got[1], API: got[2]}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	nm "github.com/cometbft/cometbft/node"
@@ -75,22 +76,11 @@ func Start(home string, opt Options) (*Node, error) {
 		return nil, err
 	}
 	application := app.New(genDoc.ChainID, store, log.With("module", "app"))
-	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
+	// One mutex per ABCI connection: mempool checks run beside block execution (see app.App).
+	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application))
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("load node key: %w", err)
-	}
-	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
-	cmt, err := nm.NewNode(conf, pv, nodeKey, proxy.NewLocalClientCreator(application),
-		func() (*types.GenesisDoc, error) { return genDoc, nil },
-		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel))
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("create consensus node: %w", err)
-	}
-	if err := cmt.Start(); err != nil {
-		store.Close()
-		return nil, fmt.Errorf("start consensus node: %w", err)
+		return nil, err
 	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
 		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log}
@@ -114,6 +104,40 @@ func Start(home string, opt Options) (*Node, error) {
 	}()
 	log.Info("node started", "chain_id", n.ChainID, "api", "http://"+n.APIAddr, "rpc", conf.RPC.ListenAddress, "home", home)
 	return n, nil
+}
+
+// startComet creates and starts CometBFT for the home in conf with the app behind clients.
+func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.ClientCreator) (*nm.Node, error) {
+	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("load node key: %w", err)
+	}
+	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
+	cmt, err := nm.NewNode(conf, pv, nodeKey, clients,
+		func() (*types.GenesisDoc, error) { return genDoc, nil },
+		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel))
+	if err != nil {
+		return nil, fmt.Errorf("create consensus node: %w", err)
+	}
+	if err := cmt.Start(); err != nil {
+		return nil, fmt.Errorf("start consensus node: %w", err)
+	}
+	return cmt, nil
+}
+
+// StartWithApp runs CometBFT for home with any ABCI application behind CometBFT's standard
+// local client (one mutex for all connections) and no medchain API; the benchmark uses it to run
+// CometBFT's kvstore under medchain's consensus settings.
+func StartWithApp(home string, application abci.Application) (*nm.Node, error) {
+	conf, err := LoadCometConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	genDoc, err := nm.DefaultGenesisDocProviderFunc(conf)()
+	if err != nil {
+		return nil, fmt.Errorf("read genesis: %w", err)
+	}
+	return startComet(conf, genDoc, proxy.NewLocalClientCreator(application))
 }
 
 // Stop shuts the API down, stops consensus and closes the state store.

@@ -191,4 +191,3 @@ func decodeJSON(t *testing.T, resp *http.Response, v any) {
 		t.Fatalf("decode %s: %v", resp.Request.URL, err)
 	}
 }
-

@@ -11,21 +11,29 @@ import (
 type Cache struct {
 	parent Reader
 	writes map[string][]byte // nil value = delete
+	reads  map[string][]byte // parent values already read (nil = absent)
 }
 
 var _ KV = (*Cache)(nil)
 
 // NewCache returns an empty write cache over parent.
 func NewCache(parent Reader) *Cache {
-	return &Cache{parent: parent, writes: make(map[string][]byte)}
+	return &Cache{parent: parent, writes: make(map[string][]byte), reads: make(map[string][]byte)}
 }
 
-// Get returns the buffered value of key, or the parent's.
+// Get returns the buffered value of key, or the parent's (read once per key).
 func (c *Cache) Get(key []byte) ([]byte, error) {
 	if v, ok := c.writes[string(key)]; ok {
 		return v, nil
 	}
-	return c.parent.Get(key)
+	if v, ok := c.reads[string(key)]; ok {
+		return v, nil
+	}
+	v, err := c.parent.Get(key)
+	if err == nil {
+		c.reads[string(key)] = v
+	}
+	return v, err
 }
 
 // Set buffers a write. The value is copied.
@@ -78,6 +86,7 @@ func (c *Cache) Write(dst KV) error {
 		}
 	}
 	clear(c.writes)
+	clear(c.reads)
 	return nil
 }
 

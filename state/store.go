@@ -12,6 +12,8 @@ import (
 	"github.com/cosmos/iavl"
 	iavldb "github.com/cosmos/iavl/db"
 	ics23 "github.com/cosmos/ics23/go"
+	"github.com/syndtr/goleveldb/leveldb/filter"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // Reader reads keys. Iterate visits keys with the given prefix in ascending byte order.
@@ -34,11 +36,17 @@ type Store struct {
 	tree *iavl.MutableTree
 }
 
-const cacheSize = 100_000 // IAVL node cache, in nodes
+// cacheSize is the IAVL node cache, in nodes (a few hundred bytes each). Too small a cache makes
+// every insert read the tree's upper levels back from leveldb once state holds ~100k keys.
+const cacheSize = 1_000_000
 
 // Open opens (or creates) the store in dir/app.db with goleveldb. Each Commit is synced to disk.
 func Open(dir string) (*Store, error) {
-	db, err := dbm.NewDB("app", dbm.GoLevelDBBackend, dir)
+	db, err := dbm.NewGoLevelDBWithOpts("app", dir, &opt.Options{
+		Filter:             filter.NewBloomFilter(10), // absent keys (new accounts) skip tables
+		BlockCacheCapacity: 64 << 20,
+		WriteBuffer:        32 << 20,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open app state db in %s: %w", dir, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"regexp"
 
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+
 	"github.com/medchain/medchain/codes"
 )
 
@@ -103,9 +105,13 @@ func Decode(raw []byte) (*Tx, error) {
 	return &t, nil
 }
 
+// verifyOpts gives Go standard library semantics (crypto/ed25519) with curve25519-voi's faster
+// verification (the implementation CometBFT itself uses for consensus signatures).
+var verifyOpts = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
 // Verify checks the Ed25519 signature over the exact body bytes.
 func (t *Tx) Verify() error {
-	if !ed25519.Verify(t.PubKey, t.Envelope.Body, t.Sig) {
+	if !voi.VerifyWithOptions(voi.PublicKey(t.PubKey), t.Envelope.Body, t.Sig, verifyOpts) {
 		return codes.Errorf(codes.BadSignature, "signature does not verify")
 	}
 	return nil

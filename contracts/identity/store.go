@@ -122,4 +122,3 @@ func GetProposal(r state.Reader, id uint64) (*Proposal, error) {
 	}
 	return &p, nil
 }
-

@@ -1,0 +1,148 @@
+// Package bench measures committed-transaction throughput and commit latency of a running
+// CometBFT node: pre-signed txs are submitted by concurrent workers through CometBFT's
+// in-process client, and each tx's latency runs from its submission to the NewBlock event of the
+// block that holds it. The same routine runs against medchain and against CometBFT's kvstore.
+package bench
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	nm "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/rpc/client/local"
+	"github.com/cometbft/cometbft/types"
+)
+
+// Result is one run's figures.
+type Result struct {
+	Name      string
+	Txs       int
+	Failed    int // txs committed with a non-zero code, or refused by CheckTx
+	Blocks    int
+	Elapsed   time.Duration // first submission to the commit of the last tx
+	TPS       float64
+	P50, P99  time.Duration
+	MaxPerBlk int
+}
+
+func (r Result) String() string {
+	return fmt.Sprintf("%-10s %7d txs in %6.2fs: %8.0f tx/s committed, commit latency p50 %v p99 %v, %d blocks (max %d txs), %d failed",
+		r.Name, r.Txs, r.Elapsed.Seconds(), r.TPS, r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Blocks, r.MaxPerBlk, r.Failed)
+}
+
+// Run submits txs to n with workers concurrent submitters and waits until all are committed
+// (or refused), or ctx ends. Submitters keep at most window txs in flight (submitted, not yet
+// committed): CometBFT silently drops a tx that finds the mempool full after the app's CheckTx,
+// so a client must apply backpressure; window should stay below the mempool's size.
+func Run(ctx context.Context, name string, n *nm.Node, txs [][]byte, workers, window int) (Result, error) {
+	index := make(map[[32]byte]int, len(txs))
+	for i, t := range txs {
+		index[sha256.Sum256(t)] = i
+	}
+	sub, err := n.EventBus().Subscribe(ctx, "bench-"+name, types.EventQueryNewBlock, 10000)
+	if err != nil {
+		return Result{}, fmt.Errorf("subscribe to blocks: %w", err)
+	}
+	defer n.EventBus().UnsubscribeAll(context.Background(), "bench-"+name)
+
+	submitted := make([]atomic.Int64, len(txs)) // unix nanos
+	var refused, committed atomic.Int64
+	c := local.New(n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	submitErr := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(txs) || ctx.Err() != nil {
+					return
+				}
+				for int64(i)-committed.Load()-refused.Load() >= int64(window) && ctx.Err() == nil {
+					time.Sleep(time.Millisecond)
+				}
+				for {
+					submitted[i].Store(time.Now().UnixNano())
+					res, err := c.BroadcastTxSync(ctx, txs[i])
+					if err != nil && strings.Contains(err.Error(), "mempool is full") {
+						time.Sleep(2 * time.Millisecond)
+						continue
+					}
+					if err != nil {
+						submitErr <- fmt.Errorf("broadcast: %w", err)
+						return
+					}
+					if res.Code != 0 {
+						refused.Add(1)
+					}
+					break
+				}
+			}
+		}()
+	}
+
+	lat := make([]time.Duration, 0, len(txs))
+	r := Result{Name: name, Txs: len(txs)}
+	var last time.Time
+	for len(lat)+int(refused.Load()) < len(txs) {
+		select {
+		case <-ctx.Done():
+			return r, fmt.Errorf("%s: %d of %d txs committed before the deadline", name, len(lat), len(txs))
+		case err := <-submitErr:
+			return r, err
+		case <-sub.Canceled():
+			return r, fmt.Errorf("block subscription canceled: %v", sub.Err())
+		case msg := <-sub.Out():
+			now := time.Now()
+			ev := msg.Data().(types.EventDataNewBlock)
+			counted := 0
+			for j, t := range ev.Block.Txs {
+				i, ok := index[sha256.Sum256(t)]
+				if !ok {
+					continue
+				}
+				counted++
+				lat = append(lat, now.Sub(time.Unix(0, submitted[i].Load())))
+				if j < len(ev.ResultFinalizeBlock.TxResults) && ev.ResultFinalizeBlock.TxResults[j].Code != 0 {
+					r.Failed++
+				}
+			}
+			committed.Add(int64(counted))
+			if counted > 0 {
+				r.Blocks++
+				r.MaxPerBlk = max(r.MaxPerBlk, counted)
+				last = now
+			}
+		}
+	}
+	wg.Wait()
+	r.Failed += int(refused.Load())
+	r.Elapsed = last.Sub(start)
+	if r.Elapsed > 0 {
+		r.TPS = float64(len(lat)) / r.Elapsed.Seconds()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		r.P50, r.P99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	return r, nil
+}
+
+// Median returns the result with the median throughput (the upper one for an even count).
+func Median(rs []Result) Result {
+	if len(rs) == 0 {
+		return Result{}
+	}
+	s := append([]Result(nil), rs...)
+	sort.Slice(s, func(i, j int) bool { return s[i].TPS < s[j].TPS })
+	return s[len(s)/2]
+}

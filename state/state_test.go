@@ -1,0 +1,134 @@
+package state_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/medchain/medchain/state"
+)
+
+func open(t *testing.T) *state.Store {
+	t.Helper()
+	s, err := state.OpenMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestCacheIsolatesAndOrdersWrites(t *testing.T) {
+	s := open(t)
+	w := s.Working()
+	w.Set([]byte("a/1"), []byte("one"))
+	w.Set([]byte("a/2"), []byte("two"))
+	c := state.NewCache(w)
+	c.Set([]byte("a/3"), []byte("three"))
+	c.Delete([]byte("a/1"))
+	if v, _ := w.Get([]byte("a/3")); v != nil {
+		t.Fatal("cache write leaked before Write")
+	}
+	var keys []string
+	c.Iterate([]byte("a/"), func(k, v []byte) bool { keys = append(keys, string(k)+"="+string(v)); return false })
+	if fmt.Sprint(keys) != "[a/2=two a/3=three]" {
+		t.Fatalf("merged iteration = %v", keys)
+	}
+	// A discarded cache leaves no trace; a written one applies everything.
+	if err := c.Write(w); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := w.Get([]byte("a/1")); v != nil {
+		t.Fatal("delete not applied")
+	}
+	if v, _ := w.Get([]byte("a/3")); string(v) != "three" {
+		t.Fatal("set not applied")
+	}
+}
+
+// The same writes in a different order give the same root only because Cache sorts them;
+// this checks that the store's hash is a function of content after Cache.Write.
+func TestCacheWriteOrderIndependent(t *testing.T) {
+	hash := func(order []int) []byte {
+		s := open(t)
+		c := state.NewCache(s.Working())
+		for _, i := range order {
+			c.Set(fmt.Appendf(nil, "k%03d", i), fmt.Appendf(nil, "v%d", i))
+		}
+		c.Write(s.Working())
+		_, h, err := s.Commit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	a := hash([]int{5, 1, 9, 3, 7, 2, 8, 4, 6, 0})
+	b := hash([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	if string(a) != string(b) {
+		t.Fatal("root depends on write order")
+	}
+}
+
+func TestProofs(t *testing.T) {
+	s := open(t)
+	for i := 0; i < 100; i++ {
+		s.Working().Set(fmt.Appendf(nil, "key/%02d", i), fmt.Appendf(nil, "value-%d", i))
+	}
+	version, root, err := s.Commit()
+	if err != nil || version != 1 {
+		t.Fatalf("commit: %d %v", version, err)
+	}
+	v, err := s.At(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.Proof([]byte("key/42"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := p.Marshal()
+	if err := state.VerifyMembership(root, raw, []byte("key/42"), []byte("value-42")); err != nil {
+		t.Fatal(err)
+	}
+	if state.VerifyMembership(root, raw, []byte("key/42"), []byte("value-43")) == nil {
+		t.Fatal("proof verified a wrong value")
+	}
+	if state.VerifyMembership(root, raw, []byte("key/41"), []byte("value-42")) == nil {
+		t.Fatal("proof verified a wrong key")
+	}
+	other := append([]byte(nil), root...)
+	other[0] ^= 1
+	if state.VerifyMembership(other, raw, []byte("key/42"), []byte("value-42")) == nil {
+		t.Fatal("proof verified against a wrong root")
+	}
+	// Later versions do not change what an old view proves.
+	s.Working().Set([]byte("key/42"), []byte("changed"))
+	s.Commit()
+	old, _ := s.At(1)
+	if got, _ := old.Get([]byte("key/42")); string(got) != "value-42" {
+		t.Fatalf("version 1 now reads %q", got)
+	}
+}
+
+func TestReopenKeepsLastCommit(t *testing.T) {
+	dir := t.TempDir()
+	s, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Working().Set([]byte("k"), []byte("v"))
+	_, h1, _ := s.Commit()
+	s.Working().Set([]byte("uncommitted"), []byte("x"))
+	s.Close()
+	s, err = state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v, h := s.LastCommit()
+	if v != 1 || string(h) != string(h1) {
+		t.Fatalf("reopened at version %d hash %x, want 1 %x", v, h, h1)
+	}
+	if got, _ := s.Working().Get([]byte("uncommitted")); got != nil {
+		t.Fatal("uncommitted write survived a reopen")
+	}
+}
