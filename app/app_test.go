@@ -54,6 +54,7 @@ type chain struct {
 	app    *app.App
 	height int64
 	hashes [][]byte
+	skew   time.Duration // added to block times, to move the clock forward
 }
 
 func newChain(t testing.TB, registrars ...*key) *chain {
@@ -83,7 +84,7 @@ func (c *chain) block(txs ...[]byte) []*abci.ExecTxResult {
 	c.height++
 	ctx := context.Background()
 	resp, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Txs: txs, Height: c.height,
-		Time: genesisTime.Add(time.Duration(c.height) * time.Second)})
+		Time: genesisTime.Add(time.Duration(c.height)*time.Second + c.skew)})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -191,3 +191,26 @@ func registrars(t *testing.T, c *chain) []tx.Address {
 	}
 	return list
 }
+
+func TestRegistrarProposalExpires(t *testing.T) {
+	r1, r2, r3, cand := newKey("r1"), newKey("r2"), newKey("r3"), newKey("candidate")
+	c := newChain(t, r1, r2, r3)
+	c.must(register(cand, identity.RolePractitioner, "")(t))
+	c.must(r1.sign(t, identity.TypeProposeRegistrar, identity.ProposeRegistrar{Action: "add", Account: cand.addr}))
+	c.skew = identity.ProposalLifetime
+	c.expect(r2.sign(t, identity.TypeVoteRegistrar, identity.VoteRegistrar{Proposal: 1}), codes.Expired)
+	if regs := registrars(t, c); len(regs) != 3 {
+		t.Fatalf("expired proposal changed the set: %v", regs)
+	}
+}
+
+func TestAttestationExpiresWithBlockTime(t *testing.T) {
+	reg, doc := newKey("registrar"), newKey("doctor")
+	c := newChain(t, reg)
+	c.must(register(doc, identity.RolePractitioner, "")(t))
+	c.must(reg.sign(t, identity.TypeAttest, identity.Attest{Subject: doc.addr, Licence: "L", Jurisdiction: "J", ExpiresAt: genesisTime.Add(time.Hour)}))
+	att := attestations(t, c, doc.addr)[0]
+	if !att.ActiveAt(genesisTime.Add(time.Minute)) || att.ActiveAt(genesisTime.Add(time.Hour)) || att.ActiveAt(genesisTime.Add(-time.Minute)) {
+		t.Fatalf("activity window wrong: %+v", att)
+	}
+}

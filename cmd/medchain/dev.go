@@ -56,7 +56,7 @@ func printDev(w io.Writer, n *node.Node, created bool) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "Try: medchain query account $(medchain keys show doctor --home %s --address) --prove\n", n.Home)
+	fmt.Fprintf(w, "Try: %s query attestations doctor --home %s --prove\n", os.Args[0], n.Home)
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 	if f, ok := w.(*os.File); ok {
 		f.Sync()
