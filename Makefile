@@ -27,9 +27,10 @@ bench: build ## throughput and latency figures for docs/BENCHMARKS.md
 	./$(BIN) bench --txs 100000 --rounds 3
 	$(GO) test -run '^$$' -bench . -benchmem ./tx/ ./app/
 
-lint:
+lint: ## gofmt, go vet, staticcheck (pinned)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 
 clean:
 	rm -rf bin

@@ -120,6 +120,9 @@ func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.Client
 		return nil, fmt.Errorf("create consensus node: %w", err)
 	}
 	if err := cmt.Start(); err != nil {
+		if strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("start consensus node: %w (is another medchain node running? ports are in %s)", err, filepath.Join(conf.RootDir, "config", "config.toml"))
+		}
 		return nil, fmt.Errorf("start consensus node: %w", err)
 	}
 	return cmt, nil
