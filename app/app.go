@@ -189,7 +189,7 @@ func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []by
 	}
 	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC(),
 		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce}
-	events, err := route(cache, ctx, t.Body.Type, t.Body.Msg)
+	events, err := a.safeRoute(cache, ctx, t.Body.Type, t.Body.Msg)
 	if err != nil {
 		cache = state.NewCache(working) // drop the failed tx's writes; its nonce is still consumed
 	}
@@ -200,6 +200,19 @@ func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []by
 		err = codes.Errorf(codes.Internal, "write state: %v", werr)
 	}
 	return a.result(t.Body.Type, err, events)
+}
+
+// safeRoute runs a module and turns a panic (a bug) into an Internal error. Every node panics
+// the same way on the same tx, so recovering is deterministic; the tx's writes are dropped and
+// the chain keeps going instead of halting.
+func (a *App) safeRoute(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) (events []contracts.Event, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("module panic", "type", typ, "height", ctx.Height, "panic", fmt.Sprint(p))
+			events, err = nil, codes.Errorf(codes.Internal, "internal error executing %s", typ)
+		}
+	}()
+	return route(kv, ctx, typ, msg)
 }
 
 func (a *App) result(typ string, err error, events []contracts.Event) *abci.ExecTxResult {

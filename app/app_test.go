@@ -186,3 +186,7 @@ func query(t *testing.T, c *chain, path string, data []byte) []byte {
 	}
 	return resp.Value
 }
+
+func abciQuery(path string, data []byte) *abci.RequestQuery {
+	return &abci.RequestQuery{Path: path, Data: data}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -86,13 +87,15 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 	return t, nil
 }
 
-func knownType(typ string) bool { return identity.Handles(typ) }
+func knownType(typ string) bool { return identity.Handles(typ) || supply.Handles(typ) }
 
 // route hands a validated tx to its module.
 func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) ([]contracts.Event, error) {
 	switch {
 	case identity.Handles(typ):
 		return identity.Deliver(kv, ctx, typ, msg)
+	case supply.Handles(typ):
+		return supply.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -1,6 +1,10 @@
 package identity
 
 import (
+	"slices"
+	"strings"
+	"time"
+
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/state"
@@ -121,4 +125,38 @@ func GetProposal(r state.Reader, id uint64) (*Proposal, error) {
 		return nil, codes.Errorf(codes.NotFound, "proposal %d not found", id)
 	}
 	return &p, nil
+}
+
+// Attested reports whether a has at least one attestation active at t.
+func Attested(r state.Reader, a tx.Address, t time.Time) (bool, error) {
+	list, err := Attestations(r, a)
+	if err != nil {
+		return false, err
+	}
+	for i := range list {
+		if list[i].ActiveAt(t) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// RequireOrg returns the signer's account if it is an organization of one of kinds with an
+// active attestation at t; otherwise an Unauthorized error naming what is missing.
+func RequireOrg(r state.Reader, a tx.Address, t time.Time, kinds ...string) (*Account, error) {
+	acc, err := GetAccount(r, a)
+	if err != nil {
+		return nil, err
+	}
+	if acc.Role != RoleOrganization || !slices.Contains(kinds, acc.OrgKind) {
+		return nil, codes.Errorf(codes.Unauthorized, "only a %s may do this", strings.Join(kinds, " or "))
+	}
+	ok, err := Attested(r, a, t)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, codes.Errorf(codes.Unauthorized, "%s has no active registrar attestation", a)
+	}
+	return acc, nil
 }
