@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,8 @@ type App struct {
 	mu          sync.Mutex            // guards the fields below
 	checkView   state.Reader          // committed state as the mempool and proposals see it
 	checkNonces map[tx.Address]uint64 // next nonce per signer, counting txs admitted to the mempool
+
+	latest atomic.Pointer[state.View] // last committed version, for queries at height 0
 
 	txMu    sync.Mutex
 	txCache map[[32]byte]*tx.Tx // decoded txs whose signature verified, by SHA-256 of their bytes
@@ -247,6 +250,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.checkView = nil
 	clear(a.checkNonces)
 	a.mu.Unlock()
+	if v, err := a.store.At(height); err == nil {
+		a.latest.Store(v)
+	}
 	a.metrics.height.Set(float64(height))
 	a.log.Debug("committed", "height", height, "app_hash", fmt.Sprintf("%X", hash))
 	return &abci.ResponseCommit{}, nil

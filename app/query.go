@@ -36,7 +36,11 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 	if len(req.Data) > MaxQueryBytes {
 		return queryErr(codes.Errorf(codes.TooLarge, "query data over %d bytes", MaxQueryBytes)), nil
 	}
-	view, err := a.store.At(req.Height)
+	view := a.latest.Load()
+	var err error
+	if req.Height != 0 || view == nil {
+		view, err = a.store.At(req.Height)
+	}
 	if err != nil {
 		return queryErr(codes.Errorf(codes.NotFound, "no state at height %d", req.Height)), nil
 	}

@@ -112,7 +112,7 @@ func TestSupplyCounterfeits(t *testing.T) {
 	s := newSupplyChain(t)
 	s.must(s.mfr.sign(t, supply.TypeCommission, supply.Commission{GTIN: gtin, Lot: "LOT42", Expiry: "2029-12-31", Serials: []string{"S1"}}))
 	s.expectStatus(t, pack("NOPE"), supply.StatusSuspectCounterfeit)
-	s.expectStatus(t, "(01)"+gtin+"(17)291231(10)FAKE(21)S1", supply.StatusSuspectCounterfeit) // cloned serial, wrong lot
+	s.expectStatus(t, "(01)"+gtin+"(17)291231(10)FAKE(21)S1", supply.StatusSuspectCounterfeit)  // cloned serial, wrong lot
 	s.expectStatus(t, "(01)"+gtin+"(17)301231(10)LOT42(21)S1", supply.StatusSuspectCounterfeit) // wrong expiry
 	s.expectStatus(t, "(01)"+gtin+"(17)291231(10)LOT42(21)S1", supply.StatusAuthentic)
 	s.expectStatus(t, "https://id.gs1.org/01/"+gtin+"/10/LOT42/21/S1?17=291231", supply.StatusAuthentic)

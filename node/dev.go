@@ -29,6 +29,8 @@ func DemoAccounts(now time.Time) []AccountSpec {
 		{KeyName: "pharmacy", Role: identity.RoleOrganization, OrgKind: "pharmacy", Name: "Corner Pharmacy", Attest: att("PHARM-0042", "community pharmacy")},
 		{KeyName: "insurer", Role: identity.RoleOrganization, OrgKind: "insurer", Name: "Example Health Insurance", Attest: att("INS-0007", "")},
 		{KeyName: "manufacturer", Role: identity.RoleOrganization, OrgKind: "manufacturer", Name: "Example Pharma", Attest: att("MFR-0099", "")},
+		{KeyName: "distributor", Role: identity.RoleOrganization, OrgKind: "distributor", Name: "Example Wholesale", Attest: att("WDA-0123", "")},
+		{KeyName: "regulator", Role: identity.RoleOrganization, OrgKind: "regulator", Name: "Example Medicines Agency", Attest: att("REG-0001", "")},
 	}
 }
 

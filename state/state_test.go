@@ -132,3 +132,40 @@ func TestReopenKeepsLastCommit(t *testing.T) {
 		t.Fatal("uncommitted write survived a reopen")
 	}
 }
+
+// The value cache serves the latest version and never a stale value, across commits and for
+// older views.
+func TestValueCacheFollowsCommits(t *testing.T) {
+	s := open(t)
+	s.Working().Set([]byte("k"), []byte("v1"))
+	s.Working().Set([]byte("gone"), []byte("x"))
+	s.Commit()
+	v1, _ := s.At(0)
+	if got, _ := v1.Get([]byte("k")); string(got) != "v1" { // fills the cache
+		t.Fatalf("v1 = %q", got)
+	}
+	s.Working().Set([]byte("k"), []byte("v2"))
+	s.Working().Delete([]byte("gone"))
+	s.Commit()
+	v2, _ := s.At(0)
+	for i := 0; i < 2; i++ { // miss then hit
+		if got, _ := v2.Get([]byte("k")); string(got) != "v2" {
+			t.Fatalf("latest k = %q", got)
+		}
+		if got, _ := v2.Get([]byte("gone")); got != nil {
+			t.Fatalf("deleted key reads %q", got)
+		}
+	}
+	if got, _ := v1.Get([]byte("k")); string(got) != "v1" {
+		t.Fatalf("old view reads %q through the cache", got)
+	}
+	// A block that is rolled back leaves nothing in the cache.
+	s.Working().Set([]byte("k"), []byte("never"))
+	s.Rollback()
+	s.Working().Set([]byte("other"), []byte("o"))
+	s.Commit()
+	v3, _ := s.At(0)
+	if got, _ := v3.Get([]byte("k")); string(got) != "v2" {
+		t.Fatalf("after rollback k = %q", got)
+	}
+}

@@ -31,10 +31,15 @@ type KV interface {
 
 // Store is the application's Merkle store. Its methods are safe for concurrent use.
 type Store struct {
-	mu   sync.RWMutex
-	db   dbm.DB
-	tree *iavl.MutableTree
+	mu      sync.RWMutex
+	db      dbm.DB
+	tree    *iavl.MutableTree
+	pending map[string][]byte // this block's writes (nil = delete), for the value cache
+	values  *valueCache
 }
+
+// valueCacheBytes bounds the cache of latest committed values that serves queries.
+const valueCacheBytes = 256 << 20
 
 // cacheSize is the IAVL node cache, in nodes (a few hundred bytes each). Too small a cache makes
 // every insert read the tree's upper levels back from leveldb once state holds ~100k keys.
@@ -62,7 +67,9 @@ func load(db dbm.DB, opts ...iavl.Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("load app state tree: %w", err)
 	}
-	return &Store{db: db, tree: tree}, nil
+	s := &Store{db: db, tree: tree, pending: map[string][]byte{}, values: newValueCache(valueCacheBytes)}
+	s.values.version = tree.Version()
+	return s, nil
 }
 
 // Close closes the underlying database.
@@ -94,6 +101,8 @@ func (s *Store) Commit() (version int64, hash []byte, err error) {
 	if err != nil {
 		return 0, nil, fmt.Errorf("save state version: %w", err)
 	}
+	s.values.commit(version, s.pending)
+	s.pending = map[string][]byte{}
 	return version, hash, nil
 }
 
@@ -102,6 +111,7 @@ func (s *Store) Rollback() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tree.Rollback()
+	clear(s.pending)
 }
 
 // Working returns a KV over the working version: the block being executed.
@@ -119,6 +129,9 @@ func (w working) Set(key, value []byte) error {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	_, err := w.s.tree.Set(key, value)
+	if err == nil {
+		w.s.pending[string(key)] = value // like IAVL, the store keeps value: callers must not modify it
+	}
 	return err
 }
 
@@ -126,6 +139,9 @@ func (w working) Delete(key []byte) error {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	_, _, err := w.s.tree.Remove(key)
+	if err == nil {
+		w.s.pending[string(key)] = nil
+	}
 	return err
 }
 
@@ -141,7 +157,8 @@ func (w working) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
 
 // View is a read-only snapshot of one committed version.
 type View struct {
-	tree *iavl.ImmutableTree
+	tree   *iavl.ImmutableTree
+	values *valueCache // serves the latest version's values; checked against the version
 }
 
 // At returns a read-only view of a committed version; version 0 means the latest.
@@ -155,7 +172,7 @@ func (s *Store) At(version int64) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state version %d: %w", version, err)
 	}
-	return &View{tree: t}, nil
+	return &View{tree: t, values: s.values}, nil
 }
 
 // Version is the height this view reflects.
@@ -164,8 +181,18 @@ func (v *View) Version() int64 { return v.tree.Version() }
 // Hash is the root hash of this view: the AppHash committed in the next block's header.
 func (v *View) Hash() []byte { return v.tree.Hash() }
 
-// Get returns the value of key, or nil if absent.
-func (v *View) Get(key []byte) ([]byte, error) { return v.tree.Get(key) }
+// Get returns the value of key, or nil if absent. The returned slice must not be modified.
+func (v *View) Get(key []byte) ([]byte, error) {
+	version := v.tree.Version()
+	if value, ok := v.values.get(version, key); ok {
+		return value, nil
+	}
+	value, err := v.tree.Get(key)
+	if err == nil {
+		v.values.fill(version, key, value)
+	}
+	return value, err
+}
 
 // Iterate visits keys with prefix in ascending order.
 func (v *View) Iterate(prefix []byte, fn func(k, v []byte) bool) error {

@@ -30,17 +30,11 @@ same tx size) as the consensus engine's ceiling on this machine, and prints both
 			defer cancel()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "benchmark: %d txs per run, %d submitters, %d CPUs, %s\n", o.Txs, o.Workers, runtime.NumCPU(), runtime.Version())
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stop, err := startProfile(cpuProfile)
+			if err != nil {
+				return err
 			}
+			defer stop()
 			var meds, kvs []bench.Result
 			for i := 0; i < rounds; i++ {
 				med, kv, err := bench.Compare(ctx, o)
@@ -66,13 +60,77 @@ same tx size) as the consensus engine's ceiling on this machine, and prints both
 			return nil
 		},
 	}
+	cmd.AddCommand(benchSupplyCmd())
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	cmd.Flags().IntVar(&o.Txs, "txs", 100000, "transactions per run")
 	cmd.Flags().IntVar(&rounds, "rounds", 1, "alternate medchain and kvstore runs this many times; report medians")
 	cmd.Flags().IntVar(&o.Workers, "workers", 16, "concurrent submitters")
 	cmd.Flags().IntVar(&o.Window, "window", 15000, "max txs in flight (keep below the mempool size, 20000)")
 	cmd.Flags().StringVar(&o.Only, "only", "", "run only medchain or kvstore (for profiling)")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "scratch directory (default: a temp dir, removed after)")
-	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of both runs to this file")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
+}
+
+func benchSupplyCmd() *cobra.Command {
+	o := bench.SupplyOptions{}
+	cmd := &cobra.Command{
+		Use:   "supply",
+		Short: "Measure supply events committed per second and pack verifications per second over HTTP",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := os.MkdirTemp("", "medchain-bench-supply-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			o.Dir = dir
+			stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
+			if err != nil {
+				return err
+			}
+			defer stop()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+			defer cancel()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "supply benchmark: %d commission txs x %d packs, then %d HTTP clients verifying for %s; %d CPUs\n",
+				o.Txs, o.PacksPerTx, o.VerifyWorkers, o.VerifyDuration, runtime.NumCPU())
+			r, err := bench.Supply(ctx, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "commit:  %d events (%d txs) in %.2fs: %.0f supply events/s committed (%.0f tx/s), commit latency p50 %v p99 %v\n",
+				r.Events, r.Commit.Txs-1, r.Commit.Elapsed.Seconds(), r.EventsPerSecond, r.Commit.TPS,
+				r.Commit.P50.Round(time.Millisecond), r.Commit.P99.Round(time.Millisecond))
+			gen := "in-process Go clients"
+			if o.Wrk {
+				gen = "wrk, 1 thread"
+			}
+			fmt.Fprintf(out, "verify:  %d verifications (%s): %.0f/s, latency p50 %v p99 %v\n",
+				r.Verifications, gen, r.VerifyPerSecond, r.VerifyP50.Round(time.Microsecond), r.VerifyP99.Round(time.Microsecond))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&o.Txs, "txs", 1000, "commission transactions")
+	cmd.Flags().IntVar(&o.PacksPerTx, "packs", 100, "packs per commission")
+	cmd.Flags().IntVar(&o.VerifyWorkers, "clients", 32, "concurrent HTTP verify clients")
+	cmd.Flags().DurationVar(&o.VerifyDuration, "duration", 10*time.Second, "verification load duration")
+	cmd.Flags().BoolVar(&o.Wrk, "wrk", false, "drive verification with wrk (apt-get install wrk) instead of in-process Go clients")
+	return cmd
+}
+
+// startProfile starts a CPU profile into path (nothing if empty) and returns its stop function.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

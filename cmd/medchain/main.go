@@ -34,6 +34,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), benchCmd())
+	root.AddCommand(devCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), benchCmd(), supplyCmd())
 	return root
 }

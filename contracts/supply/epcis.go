@@ -77,10 +77,11 @@ func ExportEPCIS(r state.Reader, code string, created time.Time) (*EPCISDocument
 	if err != nil {
 		return nil, err
 	}
-	if _, err := loadItem(r, epc); err != nil {
+	it, err := loadItem(r, epc)
+	if err != nil {
 		return nil, err
 	}
-	events, err := History(r, epc)
+	events, err := it.history(r)
 	if err != nil {
 		return nil, codes.Errorf(codes.Internal, "history: %v", err)
 	}

@@ -58,7 +58,7 @@ func Verify(r state.Reader, code string, at time.Time) (*Verification, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v.History, err = History(r, epc); err != nil {
+	if v.History, err = it.history(r); err != nil {
 		return nil, err
 	}
 	if it.cont != nil {
