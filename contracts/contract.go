@@ -89,3 +89,31 @@ func NextSeq(kv state.KV, key []byte) (uint64, error) {
 
 // SeqKey renders a sequence number so that keys sort numerically.
 func SeqKey(n uint64) string { return fmt.Sprintf("%016x", n) }
+
+// Load reads the JSON value at key into a new T, or returns a NotFound error built from
+// notFound (a format string and its arguments).
+func Load[T any](r state.Reader, key []byte, notFound string, args ...any) (*T, error) {
+	var v T
+	ok, err := GetJSON(r, key, &v)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, codes.Errorf(codes.NotFound, notFound, args...)
+	}
+	return &v, nil
+}
+
+// Handler executes one transaction type's raw message.
+type Handler func(kv state.KV, ctx Context, raw json.RawMessage) ([]Event, error)
+
+// Decode adapts a typed rule to a Handler that strictly decodes its message first.
+func Decode[M any](rule func(state.KV, Context, *M) ([]Event, error)) Handler {
+	return func(kv state.KV, ctx Context, raw json.RawMessage) ([]Event, error) {
+		var m M
+		if err := tx.DecodeMsg(raw, &m); err != nil {
+			return nil, err
+		}
+		return rule(kv, ctx, &m)
+	}
+}

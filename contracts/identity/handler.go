@@ -13,63 +13,23 @@ import (
 )
 
 // Handles reports whether typ is an identity transaction.
-func Handles(typ string) bool {
-	switch typ {
-	case TypeRegister, TypeAttest, TypeRevokeAttestation, TypeRotateKey, TypeSetGuardians,
-		TypeProposeRegistrar, TypeVoteRegistrar:
-		return true
-	}
-	return false
+func Handles(typ string) bool { return handlers[typ] != nil }
+
+var handlers = map[string]contracts.Handler{
+	TypeRegister: contracts.Decode(register), TypeAttest: contracts.Decode(attest),
+	TypeRevokeAttestation: contracts.Decode(revokeAttestation), TypeRotateKey: contracts.Decode(rotateKey),
+	TypeSetGuardians: contracts.Decode(setGuardians), TypeProposeRegistrar: contracts.Decode(proposeRegistrar),
+	TypeVoteRegistrar: contracts.Decode(voteRegistrar),
 }
 
 // Deliver executes an identity transaction. The caller has checked the envelope, the signature,
 // the nonce and (except for registration) that the signer's account exists with that key.
 func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage) ([]contracts.Event, error) {
-	switch typ {
-	case TypeRegister:
-		var m Register
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return register(kv, ctx, &m)
-	case TypeAttest:
-		var m Attest
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return attest(kv, ctx, &m)
-	case TypeRevokeAttestation:
-		var m RevokeAttestation
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return revokeAttestation(kv, ctx, &m)
-	case TypeRotateKey:
-		var m RotateKey
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return rotateKey(kv, ctx, &m)
-	case TypeSetGuardians:
-		var m SetGuardians
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return setGuardians(kv, ctx, &m)
-	case TypeProposeRegistrar:
-		var m ProposeRegistrar
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return proposeRegistrar(kv, ctx, &m)
-	case TypeVoteRegistrar:
-		var m VoteRegistrar
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return voteRegistrar(kv, ctx, &m)
+	h := handlers[typ]
+	if h == nil {
+		return nil, codes.Errorf(codes.UnknownType, "identity has no transaction %q", typ)
 	}
-	return nil, codes.Errorf(codes.UnknownType, "identity has no transaction %q", typ)
+	return h(kv, ctx, raw)
 }
 
 func register(kv state.KV, ctx contracts.Context, m *Register) ([]contracts.Event, error) {

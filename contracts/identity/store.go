@@ -42,15 +42,7 @@ func proposalKey(id uint64) []byte {
 
 // GetAccount returns the account at a, or a NotFound error.
 func GetAccount(r state.Reader, a tx.Address) (*Account, error) {
-	var acc Account
-	ok, err := contracts.GetJSON(r, AccountKey(a), &acc)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, codes.Errorf(codes.NotFound, "account %s not found", a)
-	}
-	return &acc, nil
+	return contracts.Load[Account](r, AccountKey(a), "account %s not found", a)
 }
 
 // PutAccount stores an account.
@@ -103,28 +95,12 @@ func Attestations(r state.Reader, subject tx.Address) ([]Attestation, error) {
 
 // GetAttestation returns one attestation, or NotFound.
 func GetAttestation(r state.Reader, subject tx.Address, id uint64) (*Attestation, error) {
-	var a Attestation
-	ok, err := contracts.GetJSON(r, AttestationKey(subject, id), &a)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, codes.Errorf(codes.NotFound, "attestation %d of %s not found", id, subject)
-	}
-	return &a, nil
+	return contracts.Load[Attestation](r, AttestationKey(subject, id), "attestation %d of %s not found", id, subject)
 }
 
 // GetProposal returns a registrar proposal, or NotFound.
 func GetProposal(r state.Reader, id uint64) (*Proposal, error) {
-	var p Proposal
-	ok, err := contracts.GetJSON(r, proposalKey(id), &p)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, codes.Errorf(codes.NotFound, "proposal %d not found", id)
-	}
-	return &p, nil
+	return contracts.Load[Proposal](r, proposalKey(id), "proposal %d not found", id)
 }
 
 // Attested reports whether a has at least one attestation active at t.

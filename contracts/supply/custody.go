@@ -11,36 +11,22 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/gs1"
 	"github.com/medchain/medchain/state"
-	"github.com/medchain/medchain/tx"
 )
 
 // Handles reports whether typ is a supply transaction.
 func Handles(typ string) bool { return handlers[typ] != nil }
 
-type handler func(kv state.KV, ctx contracts.Context, raw json.RawMessage) ([]contracts.Event, error)
-
-// decode adapts a typed rule to a handler that strictly decodes its message first.
-func decode[M any](rule func(state.KV, contracts.Context, *M) ([]contracts.Event, error)) handler {
-	return func(kv state.KV, ctx contracts.Context, raw json.RawMessage) ([]contracts.Event, error) {
-		var m M
-		if err := tx.DecodeMsg(raw, &m); err != nil {
-			return nil, err
-		}
-		return rule(kv, ctx, &m)
-	}
-}
-
-var handlers map[string]handler
+var handlers map[string]contracts.Handler
 
 func init() {
-	handlers = map[string]handler{
-		TypeRegisterProduct: decode(registerProduct), TypeCommission: decode(commission),
-		TypeAggregate: decode(aggregate), TypeDisaggregate: decode(disaggregate),
-		TypeShip: decode(ship), TypeReceive: decode(receive), TypeDispense: decode(dispense),
-		TypeDestroy: decode(destroy), TypeDecommission: decode(decommission),
-		TypeRegisterSensor: decode(registerSensor), TypeRecordTemperature: decode(recordTemperature),
-		TypeQADecision: decode(qaDecision), TypeRecall: decode(recall),
-		TypeQuarantineLot: decode(quarantineLot), TypeReleaseLot: decode(releaseLot),
+	handlers = map[string]contracts.Handler{
+		TypeRegisterProduct: contracts.Decode(registerProduct), TypeCommission: contracts.Decode(commission),
+		TypeAggregate: contracts.Decode(aggregate), TypeDisaggregate: contracts.Decode(disaggregate),
+		TypeShip: contracts.Decode(ship), TypeReceive: contracts.Decode(receive), TypeDispense: contracts.Decode(dispense),
+		TypeDestroy: contracts.Decode(destroy), TypeDecommission: contracts.Decode(decommission),
+		TypeRegisterSensor: contracts.Decode(registerSensor), TypeRecordTemperature: contracts.Decode(recordTemperature),
+		TypeQADecision: contracts.Decode(qaDecision), TypeRecall: contracts.Decode(recall),
+		TypeQuarantineLot: contracts.Decode(quarantineLot), TypeReleaseLot: contracts.Decode(releaseLot),
 	}
 }
 

@@ -193,39 +193,15 @@ func (c *Container) eventCount() uint64 {
 }
 
 func getProduct(r state.Reader, gtin string) (*Product, error) {
-	var p Product
-	ok, err := contracts.GetJSON(r, ProductKey(gtin), &p)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, codes.Errorf(codes.NotFound, "product %s is not registered", gtin)
-	}
-	return &p, nil
+	return contracts.Load[Product](r, ProductKey(gtin), "product %s is not registered", gtin)
 }
 
 func getLot(r state.Reader, gtin, lot string) (*Lot, error) {
-	var l Lot
-	ok, err := contracts.GetJSON(r, LotKey(gtin, lot), &l)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, codes.Errorf(codes.NotFound, "lot %s of %s was never commissioned", lot, gtin)
-	}
-	return &l, nil
+	return contracts.Load[Lot](r, LotKey(gtin, lot), "lot %s of %s was never commissioned", lot, gtin)
 }
 
 func getShipment(r state.Reader, id uint64) (*Shipment, error) {
-	var s Shipment
-	ok, err := contracts.GetJSON(r, ShipmentKey(id), &s)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, codes.Errorf(codes.NotFound, "shipment %d not found", id)
-	}
-	return &s, nil
+	return contracts.Load[Shipment](r, ShipmentKey(id), "shipment %d not found", id)
 }
 
 func clip(s string) string {

@@ -6,9 +6,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/medchain/medchain/client"
-	"github.com/medchain/medchain/node"
 )
 
 // TestCLIRegisterAttestProve is the acceptance path, through the binary: a new
@@ -18,16 +15,7 @@ func TestCLIRegisterAttestProve(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	home := t.TempDir()
-	ports, err := node.FreePorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := node.EnsureDev(home, ports); err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, "dev", "--home", home)
-	waitHealthy(t, p, client.New(fmt.Sprintf("127.0.0.1:%d", ports.API)), 0)
+	p, home, ports := startDev(t)
 	if !strings.Contains(p.output(), "demo accounts") {
 		t.Fatalf("dev did not print its accounts:\n%s", p.output())
 	}

@@ -25,14 +25,7 @@ func TestSIGKILLRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	home := t.TempDir()
-	ports, err := node.FreePorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := node.EnsureDev(home, ports); err != nil {
-		t.Fatal(err)
-	}
+	home, ports := devHome(t)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 42))
 	t.Logf("random seed %d", seed)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/node"
 )
 
 var binary string
@@ -120,4 +121,27 @@ func waitHealthy(t *testing.T, p *proc, c *client.Client, min int64) int64 {
 	}
 	t.Fatalf("node not healthy above height %d within 60s\n%s", min, p.output())
 	return 0
+}
+
+// devHome creates a dev home with demo accounts on free loopback ports.
+func devHome(t *testing.T) (string, node.Ports) {
+	t.Helper()
+	home := t.TempDir()
+	ports, err := node.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.EnsureDev(home, ports); err != nil {
+		t.Fatal(err)
+	}
+	return home, ports
+}
+
+// startDev runs `medchain dev` in a new dev home and waits until it commits blocks.
+func startDev(t *testing.T) (*proc, string, node.Ports) {
+	t.Helper()
+	home, ports := devHome(t)
+	p := start(t, "dev", "--home", home)
+	waitHealthy(t, p, client.New(fmt.Sprintf("127.0.0.1:%d", ports.API)), 0)
+	return p, home, ports
 }

@@ -6,9 +6,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-
-	"github.com/medchain/medchain/client"
-	"github.com/medchain/medchain/node"
 )
 
 // TestCLISupplyChain runs the supply path through the binary on a dev node: manufacturer ->
@@ -18,16 +15,7 @@ func TestCLISupplyChain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	home := t.TempDir()
-	ports, err := node.FreePorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := node.EnsureDev(home, ports); err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, "dev", "--home", home)
-	waitHealthy(t, p, client.New(fmt.Sprintf("127.0.0.1:%d", ports.API)), 0)
+	p, home, ports := startDev(t)
 	flags := []string{"--home", home, "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API)}
 	run := func(wantOK bool, args ...string) string {
 		t.Helper()
