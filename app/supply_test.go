@@ -30,7 +30,11 @@ type supplyChain struct {
 func newSupplyChain(t *testing.T) *supplyChain {
 	reg := newKey("registrar")
 	s := &supplyChain{chain: newChain(t, reg), reg: reg, mfr: newKey("mfr"), dist: newKey("dist"), pharm: newKey("pharm"), regulator: newKey("regulator")}
-	for k, kind := range map[*key]string{s.mfr: "manufacturer", s.dist: "distributor", s.pharm: "pharmacy", s.regulator: "regulator"} {
+	for _, org := range []struct {
+		k    *key
+		kind string
+	}{{s.mfr, "manufacturer"}, {s.dist, "distributor"}, {s.pharm, "pharmacy"}, {s.regulator, "regulator"}} { // ordered: state depends on it
+		k, kind := org.k, org.kind
 		s.must(register(k, identity.RoleOrganization, kind)(t))
 		s.must(reg.sign(t, identity.TypeAttest, identity.Attest{Subject: k.addr, Licence: "L-" + kind, Jurisdiction: "NL", ExpiresAt: genesisTime.AddDate(5, 0, 0)}))
 	}

@@ -94,6 +94,7 @@ func TestFourValidatorTestnet(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := v.HeaderAt
+		waitHealthy(t, procs[i], clients[i], h-1) // a node may be a block behind
 		c, err := rpc.Commit(ctx, &h)
 		if err != nil {
 			t.Fatalf("node%d header %d: %v", i, h, err)
