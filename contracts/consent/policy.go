@@ -1,0 +1,122 @@
+// Package consent holds patients' consent grants and evaluates access against them. The policy
+// part (this file) is pure: Evaluate decides a request from a patient's grants with no I/O,
+// and is property-tested against a naive model. Deny unless a grant allows.
+package consent
+
+import (
+	"slices"
+	"time"
+
+	"github.com/medchain/medchain/tx"
+)
+
+// Categories of health data a grant can cover, in a fixed order (bit i of a mask = Categories[i]).
+var Categories = []string{
+	"vital-signs", "laboratory", "conditions", "medications", "allergies", "immunizations",
+	"procedures", "encounters", "diagnostic-reports", "documents", "care-plans", "demographics",
+	"imaging", "social-history", "family-history", "financial", "other",
+}
+
+// EmergencyCategories are what break-glass access may open.
+var EmergencyCategories = []string{"allergies", "medications", "conditions", "immunizations"}
+
+// AllCategories in a grant means every category.
+const AllCategories = "*"
+
+// Purposes are HL7 v3 PurposeOfUse codes a grant can name (bit i of a mask = Purposes[i]).
+var Purposes = []string{
+	"TREAT",    // treatment
+	"ETREAT",   // emergency treatment
+	"HPAYMT",   // healthcare payment
+	"HOPERAT",  // healthcare operations
+	"HRESCH",   // healthcare research
+	"CLINTRCH", // clinical trial research
+	"PUBHLTH",  // public health
+	"HLEGAL",   // legal
+	"PATRQT",   // patient requested
+	"FAMRQT",   // family requested
+}
+
+// Mask is a set of categories or purposes as bits.
+type Mask uint32
+
+func maskOf(all []string, names []string) (Mask, bool) {
+	var m Mask
+	for _, n := range names {
+		if n == AllCategories && len(all) == len(Categories) {
+			return 1<<len(all) - 1, true
+		}
+		i := slices.Index(all, n)
+		if i < 0 {
+			return 0, false
+		}
+		m |= 1 << i
+	}
+	return m, true
+}
+
+// CategoryMask and PurposeMask turn names into masks; ok is false for an unknown name.
+func CategoryMask(names []string) (Mask, bool) { return maskOf(Categories, names) }
+func PurposeMask(names []string) (Mask, bool)  { return maskOf(Purposes, names) }
+
+// Grant is a patient's consent to a grantee.
+type Grant struct {
+	ID         uint64     `json:"id"`
+	Patient    tx.Address `json:"patient"`
+	Grantee    tx.Address `json:"grantee"` // an account; an organization covers its affiliated practitioners
+	Categories []string   `json:"categories"`
+	Purposes   []string   `json:"purposes"`
+	NotBefore  time.Time  `json:"not_before"`
+	Expiry     time.Time  `json:"expiry"`
+	Write      bool       `json:"write,omitempty"` // may also add records (TREAT grants)
+	Revoked    bool       `json:"revoked,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	CatMask    Mask       `json:"category_mask"`
+	PurMask    Mask       `json:"purpose_mask"`
+}
+
+// ActiveAt reports whether the grant is in force at t.
+func (g *Grant) ActiveAt(t time.Time) bool {
+	return !g.Revoked && !t.Before(g.NotBefore) && t.Before(g.Expiry)
+}
+
+// Request is an access to decide. Orgs are the organizations the requester is affiliated with
+// (a grant to one of them covers the requester).
+type Request struct {
+	Requester tx.Address
+	Orgs      []tx.Address
+	Category  string
+	Purpose   string
+	Write     bool
+	At        time.Time
+}
+
+// Decision is the outcome; Grant is the grant used when allowed.
+type Decision struct {
+	Allowed bool
+	Grant   uint64
+}
+
+// Evaluate decides req against one patient's grants: allowed by the first grant, in id order,
+// that is active at req.At, names the requester or one of its organizations, covers the
+// category and the purpose, and allows writing if req writes. Unknown categories or purposes
+// are denied.
+func Evaluate(grants []Grant, req Request) Decision {
+	ci := slices.Index(Categories, req.Category)
+	pi := slices.Index(Purposes, req.Purpose)
+	if ci < 0 || pi < 0 {
+		return Decision{}
+	}
+	cbit, pbit := Mask(1)<<ci, Mask(1)<<pi
+	for i := range grants {
+		g := &grants[i]
+		if g.CatMask&cbit == 0 || g.PurMask&pbit == 0 || (req.Write && !g.Write) || !g.ActiveAt(req.At) {
+			continue
+		}
+		if g.Grantee == req.Requester || slices.Contains(req.Orgs, g.Grantee) {
+			return Decision{Allowed: true, Grant: g.ID}
+		}
+	}
+	return Decision{}
+}
