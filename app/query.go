@@ -93,6 +93,9 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		p, err := identity.GetProposal(view, id)
 		return jsonResp(p, err)
 	}
+	if resp, ok, err := queryConsent(view, req); ok {
+		return resp, err
+	}
 	if resp, ok, err := querySupply(view, req); ok {
 		return resp, err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/state"
@@ -87,7 +88,9 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 	return t, nil
 }
 
-func knownType(typ string) bool { return identity.Handles(typ) || supply.Handles(typ) }
+func knownType(typ string) bool {
+	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ)
+}
 
 // route hands a validated tx to its module.
 func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) ([]contracts.Event, error) {
@@ -96,6 +99,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return identity.Deliver(kv, ctx, typ, msg)
 	case supply.Handles(typ):
 		return supply.Deliver(kv, ctx, typ, msg)
+	case consent.Handles(typ):
+		return consent.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -1,0 +1,182 @@
+package consent
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+// Transaction types.
+const (
+	TypeGrant  = "consent/grant"
+	TypeRevoke = "consent/revoke"
+)
+
+// Limits.
+const (
+	MaxGrantsPerPatient = 256
+	maxNames            = 32
+)
+
+// GrantMsg creates a grant. Patient is empty when the signer is the patient, or names the
+// patient a guardian acts for. NotBefore defaults to the block time.
+type GrantMsg struct {
+	Patient    tx.Address `json:"patient,omitempty"`
+	Grantee    tx.Address `json:"grantee"`
+	Categories []string   `json:"categories"`
+	Purposes   []string   `json:"purposes"`
+	NotBefore  *time.Time `json:"not_before,omitempty"`
+	Expiry     time.Time  `json:"expiry"`
+	Write      bool       `json:"write,omitempty"`
+}
+
+// RevokeMsg revokes a grant; it takes effect for every later transaction.
+type RevokeMsg struct {
+	Patient tx.Address `json:"patient,omitempty"`
+	ID      uint64     `json:"id"`
+}
+
+var (
+	prefixGrant = "cs/grant/"
+	keyGrantSeq = []byte("cs/seq/grant")
+)
+
+// GrantPrefix is the key prefix of a patient's grants.
+func GrantPrefix(patient tx.Address) []byte { return []byte(prefixGrant + string(patient) + "/") }
+
+// GrantKey is the state key of one grant.
+func GrantKey(patient tx.Address, id uint64) []byte {
+	return append(GrantPrefix(patient), contracts.SeqKey(id)...)
+}
+
+var handlers = map[string]contracts.Handler{TypeGrant: contracts.Decode(grant), TypeRevoke: contracts.Decode(revoke)}
+
+// Handles reports whether typ is a consent transaction.
+func Handles(typ string) bool { return handlers[typ] != nil }
+
+// Deliver executes a consent transaction.
+func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage) ([]contracts.Event, error) {
+	h := handlers[typ]
+	if h == nil {
+		return nil, codes.Errorf(codes.UnknownType, "consent has no transaction %q", typ)
+	}
+	return h(kv, ctx, raw)
+}
+
+// actingFor resolves the patient a signer acts for: itself, or a patient who named it guardian.
+func actingFor(r state.Reader, ctx contracts.Context, patient tx.Address) (tx.Address, error) {
+	if patient == "" {
+		patient = ctx.Signer
+	}
+	acc, err := identity.GetAccount(r, patient)
+	if err != nil {
+		return "", err
+	}
+	if acc.Role != identity.RolePatient {
+		return "", codes.Errorf(codes.Unauthorized, "only patients (or their guardians) manage consent")
+	}
+	if patient != ctx.Signer && !acc.HasGuardian(ctx.Signer) {
+		return "", codes.Errorf(codes.Unauthorized, "the signer is not a guardian of %s", patient)
+	}
+	return patient, nil
+}
+
+func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, error) {
+	patient, err := actingFor(kv, ctx, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Grantee.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := identity.GetAccount(kv, m.Grantee); err != nil {
+		return nil, err
+	}
+	if m.Grantee == patient {
+		return nil, codes.Errorf(codes.Invalid, "patients need no grant to their own data")
+	}
+	if len(m.Categories) == 0 || len(m.Categories) > maxNames || len(m.Purposes) == 0 || len(m.Purposes) > maxNames {
+		return nil, codes.Errorf(codes.Invalid, "a grant names 1..%d categories and 1..%d purposes", maxNames, maxNames)
+	}
+	cm, ok := CategoryMask(m.Categories)
+	if !ok {
+		return nil, codes.Errorf(codes.Invalid, "unknown category in %v; known: %v or %q", m.Categories, Categories, AllCategories)
+	}
+	pm, ok := PurposeMask(m.Purposes)
+	if !ok {
+		return nil, codes.Errorf(codes.Invalid, "unknown purpose of use in %v; known: %v", m.Purposes, Purposes)
+	}
+	nb := ctx.Time
+	if m.NotBefore != nil {
+		nb = m.NotBefore.UTC()
+	}
+	if !m.Expiry.After(nb) || !m.Expiry.After(ctx.Time) {
+		return nil, codes.Errorf(codes.Invalid, "expiry must be after not_before and after the block time")
+	}
+	existing, err := Grants(kv, patient)
+	if err != nil {
+		return nil, err
+	}
+	if len(existing) >= MaxGrantsPerPatient {
+		return nil, codes.Errorf(codes.Invalid, "at most %d grants per patient; revoke old ones first", MaxGrantsPerPatient)
+	}
+	id, err := contracts.NextSeq(kv, keyGrantSeq)
+	if err != nil {
+		return nil, err
+	}
+	g := Grant{ID: id, Patient: patient, Grantee: m.Grantee, Categories: m.Categories, Purposes: m.Purposes,
+		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, CreatedAt: ctx.Time, CatMask: cm, PurMask: pm}
+	return []contracts.Event{contracts.NewEvent("consent.granted", "patient", string(patient), "grant", strconv.FormatUint(id, 10),
+		"grantee", string(m.Grantee))}, contracts.PutJSON(kv, GrantKey(patient, id), &g)
+}
+
+func revoke(kv state.KV, ctx contracts.Context, m *RevokeMsg) ([]contracts.Event, error) {
+	patient, err := actingFor(kv, ctx, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	g, err := contracts.Load[Grant](kv, GrantKey(patient, m.ID), "grant %d not found", m.ID)
+	if err != nil {
+		return nil, err
+	}
+	if g.Revoked {
+		return nil, codes.Errorf(codes.Invalid, "grant %d is already revoked", m.ID)
+	}
+	t := ctx.Time
+	g.Revoked, g.RevokedAt = true, &t
+	return []contracts.Event{contracts.NewEvent("consent.revoked", "patient", string(patient), "grant", strconv.FormatUint(m.ID, 10))},
+		contracts.PutJSON(kv, GrantKey(patient, m.ID), g)
+}
+
+// Grants lists a patient's grants in id order, revoked and expired included.
+func Grants(r state.Reader, patient tx.Address) ([]Grant, error) {
+	var out []Grant
+	var derr error
+	err := r.Iterate(GrantPrefix(patient), func(_, v []byte) bool {
+		var g Grant
+		if derr = contracts.DecodeJSON(v, &g); derr != nil {
+			return true
+		}
+		out = append(out, g)
+		return false
+	})
+	if err == nil {
+		err = derr
+	}
+	return out, err
+}
+
+// Check evaluates a request against a patient's grants in state.
+func Check(r state.Reader, patient tx.Address, req Request) (Decision, error) {
+	grants, err := Grants(r, patient)
+	if err != nil {
+		return Decision{}, err
+	}
+	return Evaluate(grants, req), nil
+}
