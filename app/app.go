@@ -191,7 +191,7 @@ func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []by
 		return a.result("invalid", err, nil)
 	}
 	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC(),
-		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce}
+		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce, TxHash: t.Hash}
 	events, err := a.safeRoute(cache, ctx, t.Body.Type, t.Body.Msg)
 	if err != nil {
 		cache = state.NewCache(working) // drop the failed tx's writes; its nonce is still consumed

@@ -55,6 +55,14 @@ type chain struct {
 	height int64
 	hashes [][]byte
 	skew   time.Duration // added to block times, to move the clock forward
+	log    []loggedBlock
+	regs   []*key
+}
+
+// loggedBlock is a block as executed, for replay.
+type loggedBlock struct {
+	txs  [][]byte
+	time time.Time
 }
 
 func newChain(t testing.TB, registrars ...*key) *chain {
@@ -75,7 +83,27 @@ func newChain(t testing.TB, registrars ...*key) *chain {
 	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, AppStateBytes: raw, Time: genesisTime}); err != nil {
 		t.Fatal(err)
 	}
-	return &chain{t: t, app: a}
+	return &chain{t: t, app: a, regs: registrars}
+}
+
+// assertReplays executes c's blocks again on a fresh app and requires the same app hash at
+// every height: the state machine depends on nothing but state and block.
+func (c *chain) assertReplays() {
+	c.t.Helper()
+	r := newChain(c.t, c.regs...)
+	ctx := context.Background()
+	for i, b := range c.log {
+		resp, err := r.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Txs: b.txs, Height: int64(i + 1), Time: b.time})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if _, err := r.app.Commit(ctx, &abci.RequestCommit{}); err != nil {
+			c.t.Fatal(err)
+		}
+		if string(resp.AppHash) != string(c.hashes[i]) {
+			c.t.Fatalf("replay diverges at height %d", i+1)
+		}
+	}
 }
 
 // block finalizes and commits one block of txs and returns their results.
@@ -83,8 +111,9 @@ func (c *chain) block(txs ...[]byte) []*abci.ExecTxResult {
 	c.t.Helper()
 	c.height++
 	ctx := context.Background()
-	resp, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Txs: txs, Height: c.height,
-		Time: genesisTime.Add(time.Duration(c.height)*time.Second + c.skew)})
+	at := genesisTime.Add(time.Duration(c.height)*time.Second + c.skew)
+	c.log = append(c.log, loggedBlock{txs: txs, time: at})
+	resp, err := c.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Txs: txs, Height: c.height, Time: at})
 	if err != nil {
 		c.t.Fatal(err)
 	}

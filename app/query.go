@@ -96,6 +96,9 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 	if resp, ok, err := queryConsent(view, req); ok {
 		return resp, err
 	}
+	if resp, ok, err := queryRecords(view, req); ok {
+		return resp, err
+	}
 	if resp, ok, err := querySupply(view, req); ok {
 		return resp, err
 	}

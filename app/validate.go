@@ -9,6 +9,7 @@ import (
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -89,7 +90,7 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 }
 
 func knownType(typ string) bool {
-	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ)
+	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -101,6 +102,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return supply.Deliver(kv, ctx, typ, msg)
 	case consent.Handles(typ):
 		return consent.Deliver(kv, ctx, typ, msg)
+	case records.Handles(typ):
+		return records.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -23,6 +23,7 @@ type Context struct {
 	Signer    tx.Address
 	SignerKey ed25519.PublicKey // the key that signed this tx
 	Nonce     uint64            // the nonce this tx carries
+	TxHash    [32]byte          // SHA-256 of the tx bytes, as CometBFT names it
 }
 
 // Event is a typed, ordered record of what a message did; it becomes an ABCI event.
@@ -116,4 +117,22 @@ func Decode[M any](rule func(state.KV, Context, *M) ([]Event, error)) Handler {
 		}
 		return rule(kv, ctx, &m)
 	}
+}
+
+// List decodes every value under prefix, in key order.
+func List[T any](r state.Reader, prefix []byte) ([]T, error) {
+	var out []T
+	var derr error
+	err := r.Iterate(prefix, func(_, v []byte) bool {
+		var x T
+		if derr = DecodeJSON(v, &x); derr != nil {
+			return true
+		}
+		out = append(out, x)
+		return false
+	})
+	if err == nil {
+		err = derr
+	}
+	return out, err
 }

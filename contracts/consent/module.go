@@ -69,8 +69,8 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 	return h(kv, ctx, raw)
 }
 
-// actingFor resolves the patient a signer acts for: itself, or a patient who named it guardian.
-func actingFor(r state.Reader, ctx contracts.Context, patient tx.Address) (tx.Address, error) {
+// ActingFor resolves the patient a signer acts for: itself, or a patient who named it guardian.
+func ActingFor(r state.Reader, ctx contracts.Context, patient tx.Address) (tx.Address, error) {
 	if patient == "" {
 		patient = ctx.Signer
 	}
@@ -88,7 +88,7 @@ func actingFor(r state.Reader, ctx contracts.Context, patient tx.Address) (tx.Ad
 }
 
 func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, error) {
-	patient, err := actingFor(kv, ctx, m.Patient)
+	patient, err := ActingFor(kv, ctx, m.Patient)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +137,7 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 }
 
 func revoke(kv state.KV, ctx contracts.Context, m *RevokeMsg) ([]contracts.Event, error) {
-	patient, err := actingFor(kv, ctx, m.Patient)
+	patient, err := ActingFor(kv, ctx, m.Patient)
 	if err != nil {
 		return nil, err
 	}
@@ -156,20 +156,7 @@ func revoke(kv state.KV, ctx contracts.Context, m *RevokeMsg) ([]contracts.Event
 
 // Grants lists a patient's grants in id order, revoked and expired included.
 func Grants(r state.Reader, patient tx.Address) ([]Grant, error) {
-	var out []Grant
-	var derr error
-	err := r.Iterate(GrantPrefix(patient), func(_, v []byte) bool {
-		var g Grant
-		if derr = contracts.DecodeJSON(v, &g); derr != nil {
-			return true
-		}
-		out = append(out, g)
-		return false
-	})
-	if err == nil {
-		err = derr
-	}
-	return out, err
+	return contracts.List[Grant](r, GrantPrefix(patient))
 }
 
 // Check evaluates a request against a patient's grants in state.

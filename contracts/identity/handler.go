@@ -19,7 +19,8 @@ var handlers = map[string]contracts.Handler{
 	TypeRegister: contracts.Decode(register), TypeAttest: contracts.Decode(attest),
 	TypeRevokeAttestation: contracts.Decode(revokeAttestation), TypeRotateKey: contracts.Decode(rotateKey),
 	TypeSetGuardians: contracts.Decode(setGuardians), TypeProposeRegistrar: contracts.Decode(proposeRegistrar),
-	TypeVoteRegistrar: contracts.Decode(voteRegistrar),
+	TypeVoteRegistrar: contracts.Decode(voteRegistrar), TypeAffiliate: contracts.Decode(affiliate),
+	TypeUnaffiliate: contracts.Decode(unaffiliate),
 }
 
 // Deliver executes an identity transaction. The caller has checked the envelope, the signature,

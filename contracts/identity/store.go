@@ -74,19 +74,7 @@ func Registrars(r state.Reader) ([]tx.Address, error) {
 
 // Attestations lists a subject's attestations in issue order, revoked and expired included.
 func Attestations(r state.Reader, subject tx.Address) ([]Attestation, error) {
-	var out []Attestation
-	var decodeErr error
-	err := r.Iterate(AttestationPrefix(subject), func(k, v []byte) bool {
-		var a Attestation
-		if decodeErr = contracts.DecodeJSON(v, &a); decodeErr != nil {
-			return true
-		}
-		out = append(out, a)
-		return false
-	})
-	if err == nil {
-		err = decodeErr
-	}
+	out, err := contracts.List[Attestation](r, AttestationPrefix(subject))
 	if err != nil {
 		return nil, codes.Errorf(codes.Internal, "list attestations: %v", err)
 	}

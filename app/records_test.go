@@ -1,0 +1,366 @@
+package app_test
+
+import (
+	"crypto/ecdh"
+	"crypto/sha256"
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/seal"
+	"github.com/medchain/medchain/tx"
+)
+
+// member is a test account with a real X25519 encryption key.
+type member struct {
+	*key
+	enc *ecdh.PrivateKey
+}
+
+func newMember(name string) *member {
+	seed := sha256.Sum256([]byte("enc/" + name))
+	enc, _ := ecdh.X25519().NewPrivateKey(seed[:])
+	return &member{key: newKey(name), enc: enc}
+}
+
+func (m *member) register(t testing.TB, role identity.Role, kind string) []byte {
+	return m.sign(t, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind, Name: "acct " + string(m.addr[:6]),
+		EncryptionKey: m.enc.PublicKey().Bytes()})
+}
+
+// recordsWorld is a chain with a patient, a lab, two practitioners, a hospital, an emergency
+// practitioner and a compliance officer, all attested.
+type recordsWorld struct {
+	c                                                    *chain
+	reg                                                  *key
+	patient, lab, docA, docB, hospital, erDoc, complianc *member
+	exp                                                  time.Time
+}
+
+// newRecordsWorld builds the world and, when the test ends well, replays its blocks on a fresh
+// app to check determinism.
+func newRecordsWorld(t *testing.T) *recordsWorld {
+	w := &recordsWorld{reg: newKey("registrar"), patient: newMember("patient"), lab: newMember("lab"), docA: newMember("docA"),
+		docB: newMember("docB"), hospital: newMember("hospital"), erDoc: newMember("erDoc"), complianc: newMember("compliance"),
+		exp: genesisTime.Add(365 * 24 * time.Hour)}
+	w.c = newChain(t, w.reg)
+	w.c.block(w.patient.register(t, identity.RolePatient, ""), w.lab.register(t, identity.RoleOrganization, "lab"),
+		w.docA.register(t, identity.RolePractitioner, ""), w.docB.register(t, identity.RolePractitioner, ""),
+		w.hospital.register(t, identity.RoleOrganization, "hospital"), w.erDoc.register(t, identity.RolePractitioner, ""),
+		w.complianc.register(t, identity.RolePractitioner, ""))
+	attest := func(m *member, scopes ...string) []byte {
+		return w.reg.sign(t, identity.TypeAttest, identity.Attest{Subject: m.addr, Licence: "L-" + string(m.addr[:4]), Jurisdiction: "NL", Scopes: scopes, ExpiresAt: w.exp})
+	}
+	w.c.block(attest(w.lab), attest(w.docA), attest(w.docB), attest(w.hospital), attest(w.erDoc, "emergency"), attest(w.complianc, "compliance"))
+	t.Cleanup(func() {
+		if !t.Failed() {
+			w.c.assertReplays()
+		}
+	})
+	return w
+}
+
+func (w *recordsWorld) grant(t *testing.T, to *member, cats []string, purpose string, write bool, exp time.Time) uint64 {
+	t.Helper()
+	res := w.c.block(w.patient.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: to.addr, Categories: cats, Purposes: []string{purpose}, Expiry: exp, Write: write}))[0]
+	if res.Code != 0 {
+		t.Fatalf("grant: %s", res.Log)
+	}
+	id, _ := strconv.ParseUint(attr(res.Events[0].Attributes, "grant"), 10, 64)
+	return id
+}
+
+func (w *recordsWorld) recordsQuery(t *testing.T, path string, q app.RecordsQuery, v any) {
+	t.Helper()
+	data, _ := json.Marshal(q)
+	if err := json.Unmarshal(query(t, w.c, path, data), v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seal encrypts plaintext for the recipients the chain currently requires.
+func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uint32, category string, plaintext []byte, drop, add *member) (*records.Anchor, *seal.Sealed) {
+	t.Helper()
+	var rs []app.Recipient
+	w.recordsQuery(t, app.PathRecipients, app.RecordsQuery{Patient: w.patient.addr, Author: author.addr, Category: category, At: genesisTime.Add(time.Duration(w.c.height+1)*time.Second + w.c.skew)}, &rs)
+	var recips []seal.Recipient
+	for _, r := range rs {
+		if drop != nil && r.Address == drop.addr {
+			continue
+		}
+		recips = append(recips, seal.Recipient{ID: string(r.Address), PublicKey: r.EncryptionKey})
+	}
+	if add != nil {
+		recips = append(recips, seal.Recipient{ID: string(add.addr), PublicKey: add.enc.PublicKey().Bytes()})
+	}
+	s, err := seal.Seal(plaintext, records.SealContext(chainID, id, version), recips)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &records.Anchor{ID: id, Version: version, Patient: w.patient.addr, ResourceType: "Observation", Category: category,
+		CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext))}
+	for _, k := range s.Keys {
+		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
+	}
+	return m, s
+}
+
+// access submits an access request and returns its audit event.
+func (w *recordsWorld) access(t *testing.T, who *member, msg records.Access) records.AccessEvent {
+	t.Helper()
+	res := w.c.block(who.sign(t, records.TypeAccess, msg))[0]
+	if res.Code != 0 {
+		t.Fatalf("access tx failed: %s", res.Log)
+	}
+	id, _ := strconv.ParseUint(attr(res.Events[0].Attributes, "id"), 10, 64)
+	var ev records.AccessEvent
+	w.recordsQuery(t, app.PathAccess, app.RecordsQuery{Patient: msg.Patient, Access: id}, &ev)
+	return ev
+}
+
+func (w *recordsWorld) fetchable(t *testing.T, who *member, ev records.AccessEvent, hash []byte) bool {
+	t.Helper()
+	var ok bool
+	w.recordsQuery(t, app.PathFetchable, app.RecordsQuery{Requester: who.addr, Patient: w.patient.addr, Access: ev.ID, Hash: hash,
+		At: genesisTime.Add(time.Duration(w.c.height)*time.Second + w.c.skew)}, &ok)
+	return ok
+}
+
+func TestRecordsAnchorAccessAuditErase(t *testing.T) {
+	w := newRecordsWorld(t)
+	c, pat := w.c, w.patient.addr
+	lab := []string{"laboratory"}
+	plain := []byte(`{"resourceType":"Observation","status":"final"}`)
+
+	// Without a write grant the lab cannot add records.
+	m, _ := w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, nil)
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Unauthorized)
+	w.grant(t, w.lab, lab, "TREAT", true, w.exp)
+	grantA := w.grant(t, w.docA, lab, "TREAT", false, w.exp)
+
+	// The chain checks the recipient set: a missing grantee or an extra reader is refused.
+	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, w.docA, nil)
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Invalid)
+	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, w.docB)
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Invalid)
+	m, sealed := w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, nil)
+	c.must(w.lab.sign(t, records.TypeAnchor, m))
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Invalid) // same version again
+
+	// A, granted, reads and decrypts; B gets a denial recorded in the audit trail.
+	evA := w.access(t, w.docA, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"})
+	if evA.Outcome != records.Granted || evA.Grant != grantA || evA.Basis != "grant" || evA.Category != "laboratory" {
+		t.Fatalf("A's access = %+v", evA)
+	}
+	if !w.fetchable(t, w.docA, evA, sealed.Hash[:]) {
+		t.Fatal("A's granted access does not allow fetching the ciphertext")
+	}
+	var rec records.Record
+	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "rec-1"}, &rec)
+	dk, err := seal.Unwrap(rec.KeyFor(w.docA.addr), records.SealContext(chainID, "rec-1", 1), w.docA.enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commit [32]byte
+	copy(commit[:], rec.Commitment)
+	if got, err := seal.Open(sealed.Ciphertext, records.SealContext(chainID, "rec-1", 1), dk, commit); err != nil || string(got) != string(plain) {
+		t.Fatalf("A cannot decrypt: %v", err)
+	}
+	evB := w.access(t, w.docB, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"})
+	if evB.Outcome != records.Denied || w.fetchable(t, w.docB, evB, sealed.Hash[:]) || w.fetchable(t, w.docB, evA, sealed.Hash[:]) {
+		t.Fatalf("B was let in: %+v", evB)
+	}
+	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "no-such-record", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatalf("access to an absent record: %+v", ev)
+	}
+	if ev := w.access(t, w.docA, records.Access{Patient: pat, Record: "rec-1", Purpose: "HRESCH"}); ev.Outcome != records.Denied {
+		t.Fatal("wrong purpose granted")
+	}
+	if ev := w.access(t, w.docA, records.Access{Patient: pat, Category: "medications", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("ungranted category granted")
+	}
+	c.expect(w.docA.sign(t, records.TypeAccess, records.Access{Patient: pat, Record: "rec-1", Purpose: "GOSSIP"}), codes.Invalid)
+	c.expect(w.docA.sign(t, records.TypeAccess, records.Access{Patient: pat, Purpose: "TREAT"}), codes.Invalid)
+
+	// The patient's audit trail holds every request, filterable by reader.
+	var trail []records.AccessEvent
+	w.recordsQuery(t, app.PathAudit, app.RecordsQuery{Patient: pat}, &trail)
+	if len(trail) != 5 {
+		t.Fatalf("audit trail has %d events, want 5", len(trail))
+	}
+	w.recordsQuery(t, app.PathAudit, app.RecordsQuery{Patient: pat, Requester: w.docB.addr}, &trail)
+	if len(trail) != 2 || trail[0].Requester != w.docB.addr || trail[0].Outcome != records.Denied {
+		t.Fatalf("B's audit events = %+v", trail)
+	}
+
+	// A new version supersedes the old; history stays.
+	m2, _ := w.seal(t, w.lab, "rec-1", 2, "laboratory", []byte(`{"resourceType":"Observation","status":"amended"}`), nil, nil)
+	c.must(w.lab.sign(t, records.TypeAnchor, m2))
+	var hist []records.Record
+	w.recordsQuery(t, app.PathHistory, app.RecordsQuery{ID: "rec-1"}, &hist)
+	if len(hist) != 2 || hist[0].Status != records.StatusSuperseded || hist[1].Status != records.StatusActive {
+		t.Fatalf("history = %+v", hist)
+	}
+
+	// Revocation takes effect at the next block: A's next request is denied and the earlier
+	// event no longer lets A fetch.
+	c.must(w.patient.sign(t, consent.TypeRevoke, consent.RevokeMsg{ID: grantA}))
+	if w.fetchable(t, w.docA, evA, sealed.Hash[:]) {
+		t.Fatal("a revoked grant still lets A fetch")
+	}
+	if ev := w.access(t, w.docA, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("access after revocation granted")
+	}
+
+	// An expired grant stops working with block time.
+	w.grant(t, w.docB, lab, "TREAT", false, genesisTime.Add(time.Duration(c.height+3)*time.Second))
+	if ev := w.access(t, w.docB, records.Access{Patient: pat, Category: "laboratory", Purpose: "TREAT"}); ev.Outcome != records.Granted {
+		t.Fatalf("B's fresh grant denied: %+v", ev)
+	}
+	c.skew += time.Hour
+	if ev := w.access(t, w.docB, records.Access{Patient: pat, Category: "laboratory", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("expired grant granted")
+	}
+
+	// Erasure: keys leave the state, everyone is denied, a receipt proves it.
+	c.expect(w.docA.sign(t, records.TypeErase, records.Erase{Patient: pat, ID: "rec-1"}), codes.Unauthorized)
+	res := c.block(w.patient.sign(t, records.TypeErase, records.Erase{ID: "rec-1"}))[0]
+	if res.Code != 0 || len(res.Events) != 2 {
+		t.Fatalf("erase: %d %s %v", res.Code, res.Log, res.Events)
+	}
+	hist = nil // Unmarshal would keep fields the erased versions omit
+	w.recordsQuery(t, app.PathHistory, app.RecordsQuery{ID: "rec-1"}, &hist)
+	for _, v := range hist {
+		if v.Status != records.StatusErased || len(v.Keys) != 0 || v.Commitment != nil || v.Erased == nil || v.Erased.Height != c.height {
+			t.Fatalf("erased version still holds data: %+v", v)
+		}
+	}
+	if ev := w.access(t, w.patient, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("an erased record is still accessible")
+	}
+	c.expect(w.patient.sign(t, records.TypeErase, records.Erase{ID: "rec-1"}), codes.Invalid)
+	m3, _ := w.seal(t, w.lab, "rec-1", 3, "laboratory", plain, nil, nil)
+	c.expect(w.lab.sign(t, records.TypeAnchor, m3), codes.Invalid)
+}
+
+func TestRecordsOrgGrantsAndRewrap(t *testing.T) {
+	w := newRecordsWorld(t)
+	c, pat := w.c, w.patient.addr
+	m, _ := w.seal(t, w.patient, "own-1", 1, "immunizations", []byte(`{"resourceType":"Immunization"}`), nil, nil)
+	c.must(w.patient.sign(t, records.TypeAnchor, m))
+
+	// A grant to the hospital covers practitioners it affiliates, and only while affiliated.
+	w.grant(t, w.hospital, []string{consent.AllCategories}, "TREAT", false, w.exp)
+	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "own-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("unaffiliated practitioner granted")
+	}
+	c.expect(w.lab.sign(t, identity.TypeAffiliate, identity.Affiliate{Practitioner: w.hospital.addr, Until: w.exp}), codes.Invalid)
+	c.must(w.hospital.sign(t, identity.TypeAffiliate, identity.Affiliate{Practitioner: w.docB.addr, Until: w.exp}))
+	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "own-1", Purpose: "TREAT"}); ev.Outcome != records.Granted || ev.Basis != "grant" {
+		t.Fatalf("affiliated practitioner denied: %+v", ev)
+	}
+	c.must(w.hospital.sign(t, identity.TypeUnaffiliate, identity.Unaffiliate{Practitioner: w.docB.addr}))
+	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "own-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("access continued after the affiliation ended")
+	}
+
+	// The record predates the grant: the patient's agent re-wraps its key for the hospital.
+	var rec records.Record
+	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "own-1"}, &rec)
+	dk, err := seal.Unwrap(rec.KeyFor(pat), records.SealContext(chainID, "own-1", 1), w.patient.enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrap := func(to *member) records.RecordKey {
+		k, err := seal.Wrap(dk, records.SealContext(chainID, "own-1", 1), seal.Recipient{ID: string(to.addr), PublicKey: to.enc.PublicKey().Bytes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return records.RecordKey{ID: "own-1", Version: 1, Recipient: to.addr, Wrapped: k.Wrapped}
+	}
+	c.expect(w.patient.sign(t, records.TypeAddKeys, records.AddKeys{Keys: []records.RecordKey{wrap(w.docA)}}), codes.Invalid)
+	c.expect(w.docA.sign(t, records.TypeAddKeys, records.AddKeys{Patient: pat, Keys: []records.RecordKey{wrap(w.hospital)}}), codes.Unauthorized)
+	c.must(w.patient.sign(t, records.TypeAddKeys, records.AddKeys{Keys: []records.RecordKey{wrap(w.hospital)}}))
+	c.expect(w.patient.sign(t, records.TypeAddKeys, records.AddKeys{Keys: []records.RecordKey{wrap(w.hospital)}}), codes.AlreadyExists)
+	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "own-1"}, &rec)
+	if _, err := seal.Unwrap(rec.KeyFor(w.hospital.addr), records.SealContext(chainID, "own-1", 1), w.hospital.enc); err != nil {
+		t.Fatalf("hospital cannot unwrap its re-wrapped key: %v", err)
+	}
+}
+
+func TestRecordsBreakGlass(t *testing.T) {
+	w := newRecordsWorld(t)
+	c, pat := w.c, w.patient.addr
+	c.expect(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOrgs: []tx.Address{w.docA.addr}}}), codes.Unauthorized)
+	c.must(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOrgs: []tx.Address{w.hospital.addr}}}))
+	// Keys to emergency categories must include the emergency organization.
+	m, _ := w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), w.hospital, nil)
+	c.expect(w.patient.sign(t, records.TypeAnchor, m), codes.Invalid)
+	m, _ = w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), nil, nil)
+	c.must(w.patient.sign(t, records.TypeAnchor, m))
+	if m.Keys[0].Recipient != w.hospital.addr && m.Keys[1].Recipient != w.hospital.addr {
+		t.Fatal("emergency organization is not a recipient")
+	}
+
+	open := records.EmergencyOpen{Patient: pat, Reason: "unconscious in the emergency room"}
+	c.expect(w.docA.sign(t, records.TypeEmergencyOpen, open), codes.Unauthorized) // no emergency attestation
+	c.expect(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, Reason: "x"}), codes.Invalid)
+	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Category: "allergies", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("emergency access without a session")
+	}
+	c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, open))
+	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}); ev.Outcome != records.Granted || ev.Basis != "emergency" || ev.Emergency != 1 {
+		t.Fatalf("break-glass access denied: %+v", ev)
+	}
+	for _, req := range []records.Access{{Patient: pat, Category: "laboratory", Purpose: "ETREAT"}, {Patient: pat, Category: "allergies", Purpose: "TREAT"}} {
+		if ev := w.access(t, w.erDoc, req); ev.Outcome != records.Denied {
+			t.Fatalf("break-glass opened %+v", req)
+		}
+	}
+	var feed []records.Notification
+	w.recordsQuery(t, app.PathFeed, app.RecordsQuery{Patient: pat}, &feed)
+	if len(feed) != 1 || feed[0].Kind != "emergency_access" || feed[0].Actor != w.erDoc.addr {
+		t.Fatalf("patient not notified: %+v", feed)
+	}
+	var trail []records.AccessEvent
+	w.recordsQuery(t, app.PathAudit, app.RecordsQuery{Patient: pat, Requester: w.erDoc.addr}, &trail)
+	if len(trail) != 5 || trail[1].Basis != "emergency" {
+		t.Fatalf("emergency audit = %+v", trail)
+	}
+
+	// Reviewed by the patient or a compliance officer, once.
+	c.expect(w.docA.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1}), codes.Unauthorized)
+	c.must(w.complianc.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1, Note: "justified"}))
+	c.expect(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1}), codes.Invalid)
+	var sessions []records.EmergencySession
+	w.recordsQuery(t, app.PathEmergency, app.RecordsQuery{Patient: pat}, &sessions)
+	if len(sessions) != 1 || sessions[0].Reviewed == nil || sessions[0].Reviewed.By != w.complianc.addr {
+		t.Fatalf("sessions = %+v", sessions)
+	}
+
+	// Time-boxed: after 24 h the session is closed.
+	c.skew += 25 * time.Hour
+	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
+		t.Fatal("emergency session outlived its time box")
+	}
+	// A patient who opts out cannot be broken into.
+	c.must(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOptOut: true}}))
+	c.expect(w.erDoc.sign(t, records.TypeEmergencyOpen, open), codes.Unauthorized)
+}
+
+func attr(attrs []abci.EventAttribute, key string) string {
+	for _, a := range attrs {
+		if a.Key == key {
+			return a.Value
+		}
+	}
+	return ""
+}

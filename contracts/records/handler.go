@@ -1,0 +1,521 @@
+package records
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+var handlers = map[string]contracts.Handler{
+	TypeAnchor: contracts.Decode(anchor), TypeAddKeys: contracts.Decode(addKeys), TypeAccess: contracts.Decode(access),
+	TypeErase: contracts.Decode(erase), TypeSettings: contracts.Decode(settings),
+	TypeEmergencyOpen: contracts.Decode(emergencyOpen), TypeEmergencyReview: contracts.Decode(emergencyReview),
+}
+
+// Handles reports whether typ is a records transaction.
+func Handles(typ string) bool { return handlers[typ] != nil }
+
+// Deliver executes a records transaction.
+func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage) ([]contracts.Event, error) {
+	h := handlers[typ]
+	if h == nil {
+		return nil, codes.Errorf(codes.UnknownType, "records has no transaction %q", typ)
+	}
+	return h(kv, ctx, raw)
+}
+
+// Decision is how an access was decided.
+type Decision struct {
+	Allowed   bool
+	Basis     string // "patient", "guardian", "grant" or "emergency"
+	Grant     uint64
+	Emergency uint64
+	Until     time.Time // when the basis itself ends
+}
+
+// Decide evaluates whether requester may read (or, with write, add to) patient's category for
+// purpose at t: the patient and guardians always may; others need an active grant to them or
+// to an organization they are affiliated with, or, to read an emergency category for ETREAT,
+// an open emergency session.
+func Decide(r state.Reader, patient *identity.Account, requester tx.Address, category, purpose string, write bool, t time.Time) (Decision, error) {
+	forever := t.Add(100 * 365 * 24 * time.Hour)
+	if requester == patient.Address {
+		return Decision{Allowed: true, Basis: "patient", Until: forever}, nil
+	}
+	if patient.HasGuardian(requester) {
+		return Decision{Allowed: true, Basis: "guardian", Until: forever}, nil
+	}
+	orgs, err := identity.OrgsOf(r, requester, t)
+	if err != nil {
+		return Decision{}, err
+	}
+	d, err := consent.Check(r, patient.Address, consent.Request{Requester: requester, Orgs: orgs, Category: category, Purpose: purpose, Write: write, At: t})
+	if err != nil {
+		return Decision{}, err
+	}
+	if d.Allowed {
+		g, err := contracts.Load[consent.Grant](r, consent.GrantKey(patient.Address, d.Grant), "grant %d not found", d.Grant)
+		if err != nil {
+			return Decision{}, err
+		}
+		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
+	}
+	if write || purpose != "ETREAT" || !slices.Contains(consent.EmergencyCategories, category) {
+		return Decision{}, nil
+	}
+	sessions, err := EmergencySessions(r, patient.Address)
+	if err != nil {
+		return Decision{}, err
+	}
+	for i := len(sessions) - 1; i >= 0; i-- {
+		s := &sessions[i]
+		if s.Practitioner == requester && !t.Before(s.OpenedAt) && t.Before(s.Expires) {
+			return Decision{Allowed: true, Basis: "emergency", Emergency: s.ID, Until: s.Expires}, nil
+		}
+	}
+	return Decision{}, nil
+}
+
+// Recipients returns who must hold a record's data key, sorted: the patient, the author, every
+// grantee of a grant covering the category that is not revoked or expired at t (future grants
+// included, so their keys are ready when they start), and, for an emergency category, the
+// patient's emergency organizations.
+func Recipients(r state.Reader, patient, author tx.Address, category string, t time.Time) ([]tx.Address, error) {
+	out := []tx.Address{patient, author}
+	grants, err := consent.Grants(r, patient)
+	if err != nil {
+		return nil, err
+	}
+	cm, _ := consent.CategoryMask([]string{category})
+	for i := range grants {
+		g := &grants[i]
+		if !g.Revoked && t.Before(g.Expiry) && g.CatMask&cm != 0 {
+			out = append(out, g.Grantee)
+		}
+	}
+	if slices.Contains(consent.EmergencyCategories, category) {
+		s, err := GetSettings(r, patient)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.EmergencyOrgs...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// mayAuthor checks that signer may add a record for patient in category: the patient, a
+// guardian, or an attested practitioner or organization with an active write grant.
+func mayAuthor(r state.Reader, ctx contracts.Context, patient *identity.Account, category, purpose string) error {
+	if ctx.Signer != patient.Address && !patient.HasGuardian(ctx.Signer) {
+		ok, err := identity.Attested(r, ctx.Signer, ctx.Time)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return codes.Errorf(codes.Unauthorized, "only the patient, a guardian or an attested practitioner or organization adds records")
+		}
+	}
+	d, err := Decide(r, patient, ctx.Signer, category, purpose, true, ctx.Time)
+	if err != nil {
+		return err
+	}
+	if !d.Allowed {
+		return codes.Errorf(codes.Unauthorized, "%s has no active grant to add %s records for %s", ctx.Signer, category, purpose)
+	}
+	return nil
+}
+
+func patientAccount(r state.Reader, a tx.Address) (*identity.Account, error) {
+	acc, err := identity.GetAccount(r, a)
+	if err != nil {
+		return nil, err
+	}
+	if acc.Role != identity.RolePatient {
+		return nil, codes.Errorf(codes.Invalid, "%s is not a patient", a)
+	}
+	return acc, nil
+}
+
+func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	patient, err := patientAccount(kv, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	purpose := m.Purpose
+	if purpose == "" {
+		purpose = "TREAT"
+	}
+	if err := mayAuthor(kv, ctx, patient, m.Category, purpose); err != nil {
+		return nil, err
+	}
+	prev, err := Get(kv, m.ID)
+	switch {
+	case codes.Of(err) == codes.NotFound:
+		if m.Version != 1 {
+			return nil, codes.Errorf(codes.Invalid, "a new record starts at version 1")
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if prev.Patient != m.Patient {
+			return nil, codes.Errorf(codes.AlreadyExists, "record id %s is taken", m.ID)
+		}
+		if prev.Status == StatusErased {
+			return nil, codes.Errorf(codes.Invalid, "record %s was erased", m.ID)
+		}
+		if m.Version != prev.Version+1 || m.ResourceType != prev.ResourceType {
+			return nil, codes.Errorf(codes.Invalid, "a new version of %s must be %s version %d", m.ID, prev.ResourceType, prev.Version+1)
+		}
+	}
+	if raw, err := kv.Get(blobKey(m.CiphertextHash)); err != nil || raw != nil {
+		return nil, codes.Errorf(codes.AlreadyExists, "this ciphertext is already anchored")
+	}
+	want, err := Recipients(kv, m.Patient, ctx.Signer, m.Category, ctx.Time)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRecipients(m.Keys, want); err != nil {
+		return nil, err
+	}
+	keys := slices.Clone(m.Keys)
+	slices.SortFunc(keys, func(a, b WrappedKey) int { return strings.Compare(string(a.Recipient), string(b.Recipient)) })
+	rec := Record{ID: m.ID, Version: m.Version, Patient: m.Patient, Author: ctx.Signer, ResourceType: m.ResourceType,
+		Category: m.Category, CiphertextHash: m.CiphertextHash, Commitment: m.Commitment, Size: m.Size,
+		Status: StatusActive, Keys: keys, CreatedAt: ctx.Time, Height: ctx.Height}
+	if prev != nil {
+		prev.Status = StatusSuperseded
+		if err := contracts.PutJSON(kv, versionKey(prev.ID, prev.Version), prev); err != nil {
+			return nil, err
+		}
+	}
+	ref := BlobRef{Patient: m.Patient, ID: m.ID, Version: m.Version}
+	for _, w := range []struct {
+		key []byte
+		v   any
+	}{{versionKey(m.ID, m.Version), &rec}, {headKey(m.ID), &ref}, {blobKey(m.CiphertextHash), &ref}, {patientKey(m.Patient, m.ID), 1}} {
+		if err := contracts.PutJSON(kv, w.key, w.v); err != nil {
+			return nil, err
+		}
+	}
+	return []contracts.Event{contracts.NewEvent("records.anchored", "id", m.ID, "version", itoa(uint64(m.Version)),
+		"patient", string(m.Patient), "category", m.Category, "blob", hex.EncodeToString(m.CiphertextHash))}, nil
+}
+
+// checkRecipients requires keys to name exactly the wanted recipients, and says who is missing
+// or not allowed so that an agent can re-seal against the current consent.
+func checkRecipients(keys []WrappedKey, want []tx.Address) error {
+	var missing, extra []string
+	for _, a := range want {
+		if !slices.ContainsFunc(keys, func(k WrappedKey) bool { return k.Recipient == a }) {
+			missing = append(missing, string(a))
+		}
+	}
+	for _, k := range keys {
+		if !slices.Contains(want, k.Recipient) {
+			extra = append(extra, string(k.Recipient))
+		}
+	}
+	if len(missing)+len(extra) > 0 {
+		return codes.Errorf(codes.Invalid, "wrapped keys do not match the consent: missing %v, not allowed %v", missing, extra)
+	}
+	return nil
+}
+
+func addKeys(kv state.KV, ctx contracts.Context, m *AddKeys) ([]contracts.Event, error) {
+	patient, err := consent.ActingFor(kv, ctx, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Keys) == 0 || len(m.Keys) > MaxKeysPerTx {
+		return nil, codes.Errorf(codes.Invalid, "add 1..%d keys per transaction", MaxKeysPerTx)
+	}
+	for _, k := range m.Keys {
+		if err := validKeys([]WrappedKey{{Recipient: k.Recipient, Wrapped: k.Wrapped}}); err != nil {
+			return nil, err
+		}
+		rec, err := GetVersion(kv, k.ID, k.Version)
+		if err != nil || rec.Patient != patient {
+			return nil, codes.Errorf(codes.NotFound, "record %s version %d not found", k.ID, k.Version)
+		}
+		if rec.Status == StatusErased {
+			return nil, codes.Errorf(codes.Invalid, "record %s was erased", k.ID)
+		}
+		if rec.KeyFor(k.Recipient) != nil {
+			return nil, codes.Errorf(codes.AlreadyExists, "record %s version %d already has a key for %s", k.ID, k.Version, k.Recipient)
+		}
+		want, err := Recipients(kv, patient, rec.Author, rec.Category, ctx.Time)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(want, k.Recipient) {
+			return nil, codes.Errorf(codes.Invalid, "%s holds no grant covering %s", k.Recipient, rec.Category)
+		}
+		i, _ := slices.BinarySearchFunc(rec.Keys, k.Recipient, func(w WrappedKey, a tx.Address) int { return strings.Compare(string(w.Recipient), string(a)) })
+		rec.Keys = slices.Insert(rec.Keys, i, WrappedKey{Recipient: k.Recipient, Wrapped: k.Wrapped})
+		if err := contracts.PutJSON(kv, versionKey(rec.ID, rec.Version), rec); err != nil {
+			return nil, err
+		}
+	}
+	return []contracts.Event{contracts.NewEvent("records.keys_added", "patient", string(patient), "count", itoa(uint64(len(m.Keys))))}, nil
+}
+
+// access decides a request and records the audit event whatever the outcome; the transaction
+// itself succeeds, so that a denial is recorded too.
+func access(kv state.KV, ctx contracts.Context, m *Access) ([]contracts.Event, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	patient, err := patientAccount(kv, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	ev := AccessEvent{Patient: m.Patient, Requester: ctx.Signer, Record: m.Record, Category: m.Category,
+		Purpose: m.Purpose, Outcome: Denied, Height: ctx.Height, Time: ctx.Time, TxHash: txHash(ctx)}
+	found := true
+	if m.Record != "" {
+		rec, err := Get(kv, m.Record)
+		switch {
+		case codes.Of(err) == codes.NotFound:
+			found = false
+		case err != nil:
+			return nil, err
+		case rec.Patient != m.Patient || rec.Status == StatusErased:
+			found = false
+		default:
+			ev.Category = rec.Category
+		}
+	}
+	if found {
+		d, err := Decide(kv, patient, ctx.Signer, ev.Category, m.Purpose, false, ctx.Time)
+		if err != nil {
+			return nil, err
+		}
+		if d.Allowed {
+			until := ctx.Time.Add(AccessTTL)
+			if d.Until.Before(until) {
+				until = d.Until
+			}
+			ev.Outcome, ev.Basis, ev.Grant, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Emergency, &until
+		}
+	}
+	id, err := putAccess(kv, &ev)
+	if err != nil {
+		return nil, err
+	}
+	return []contracts.Event{contracts.NewEvent("records.access", "patient", string(m.Patient), "requester", string(ctx.Signer),
+		"id", itoa(id), "outcome", ev.Outcome)}, nil
+}
+
+func putAccess(kv state.KV, ev *AccessEvent) (uint64, error) {
+	id, err := contracts.NextSeq(kv, seqAccess)
+	if err != nil {
+		return 0, err
+	}
+	ev.ID = id
+	return id, contracts.PutJSON(kv, accessKey(ev.Patient, id), ev)
+}
+
+func txHash(ctx contracts.Context) string { return strings.ToUpper(hex.EncodeToString(ctx.TxHash[:])) }
+
+func erase(kv state.KV, ctx contracts.Context, m *Erase) ([]contracts.Event, error) {
+	patient, err := consent.ActingFor(kv, ctx, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	switch {
+	case m.All && m.ID == "":
+		recs, err := List(kv, patient)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if r.Status != StatusErased {
+				ids = append(ids, r.ID)
+			}
+		}
+	case !m.All && m.ID != "":
+		rec, err := Get(kv, m.ID)
+		if err != nil || rec.Patient != patient {
+			return nil, codes.Errorf(codes.NotFound, "record %s not found", m.ID)
+		}
+		if rec.Status == StatusErased {
+			return nil, codes.Errorf(codes.Invalid, "record %s is already erased", m.ID)
+		}
+		ids = []string{m.ID}
+	default:
+		return nil, codes.Errorf(codes.Invalid, "name one record id, or all")
+	}
+	receipt := Receipt{Height: ctx.Height, TxHash: txHash(ctx), Time: ctx.Time}
+	var events []contracts.Event
+	for _, id := range ids {
+		versions, err := History(kv, id)
+		if err != nil {
+			return nil, err
+		}
+		for i := range versions {
+			v := &versions[i]
+			v.Keys, v.Commitment, v.Status, v.Erased = nil, nil, StatusErased, &receipt
+			if err := contracts.PutJSON(kv, versionKey(id, v.Version), v); err != nil {
+				return nil, err
+			}
+			events = append(events, contracts.NewEvent("records.erased", "patient", string(patient), "id", id,
+				"version", itoa(uint64(v.Version)), "blob", hex.EncodeToString(v.CiphertextHash)))
+		}
+	}
+	return events, nil
+}
+
+func settings(kv state.KV, ctx contracts.Context, m *SettingsMsg) ([]contracts.Event, error) {
+	patient, err := consent.ActingFor(kv, ctx, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.EmergencyOrgs) > MaxEmergencyOrgs {
+		return nil, codes.Errorf(codes.Invalid, "at most %d emergency organizations", MaxEmergencyOrgs)
+	}
+	orgs := slices.Clone(m.EmergencyOrgs)
+	slices.Sort(orgs)
+	if len(slices.Compact(orgs)) != len(m.EmergencyOrgs) {
+		return nil, codes.Errorf(codes.Invalid, "an emergency organization is named twice")
+	}
+	for _, o := range orgs {
+		if _, err := identity.RequireOrg(kv, o, ctx.Time, identity.OrgKinds...); err != nil {
+			return nil, err
+		}
+	}
+	s := Settings{EmergencyOptOut: m.EmergencyOptOut, EmergencyOrgs: orgs}
+	return []contracts.Event{contracts.NewEvent("records.settings", "patient", string(patient))},
+		contracts.PutJSON(kv, settingsKey(patient), &s)
+}
+
+func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]contracts.Event, error) {
+	if err := validReason(m.Reason); err != nil {
+		return nil, err
+	}
+	if m.Hours < 0 || time.Duration(m.Hours)*time.Hour > MaxEmergencyTime {
+		return nil, codes.Errorf(codes.Invalid, "hours must be 1..%d", int(MaxEmergencyTime.Hours()))
+	}
+	if _, err := patientAccount(kv, m.Patient); err != nil {
+		return nil, err
+	}
+	signer, err := identity.GetAccount(kv, ctx.Signer)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := identity.HasScope(kv, ctx.Signer, ctx.Time, "emergency")
+	if err != nil {
+		return nil, err
+	}
+	if signer.Role != identity.RolePractitioner || !ok {
+		return nil, codes.Errorf(codes.Unauthorized, "only a practitioner attested for emergency care may break the glass")
+	}
+	s, err := GetSettings(kv, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	if s.EmergencyOptOut {
+		return nil, codes.Errorf(codes.Unauthorized, "the patient has opted out of emergency access")
+	}
+	d := DefaultEmergencyTime
+	if m.Hours > 0 {
+		d = time.Duration(m.Hours) * time.Hour
+	}
+	id, err := contracts.NextSeq(kv, seqEmergency)
+	if err != nil {
+		return nil, err
+	}
+	sess := EmergencySession{ID: id, Patient: m.Patient, Practitioner: ctx.Signer, Reason: m.Reason,
+		OpenedAt: ctx.Time, Expires: ctx.Time.Add(d), Height: ctx.Height}
+	if err := contracts.PutJSON(kv, emergencyKey(m.Patient, id), &sess); err != nil {
+		return nil, err
+	}
+	ev := AccessEvent{Patient: m.Patient, Requester: ctx.Signer, Category: strings.Join(consent.EmergencyCategories, ","),
+		Purpose: "ETREAT", Outcome: Granted, Basis: "emergency", Emergency: id, Height: ctx.Height, Time: ctx.Time, TxHash: txHash(ctx)}
+	if _, err := putAccess(kv, &ev); err != nil {
+		return nil, err
+	}
+	nid, err := contracts.NextSeq(kv, seqNotice)
+	if err != nil {
+		return nil, err
+	}
+	n := Notification{ID: nid, Kind: "emergency_access", Ref: id, Actor: ctx.Signer, Time: ctx.Time, Height: ctx.Height,
+		Text: signer.Name + " opened emergency access to your " + strings.Join(consent.EmergencyCategories, ", ") +
+			" until " + sess.Expires.Format(time.RFC3339) + ": " + m.Reason}
+	if err := contracts.PutJSON(kv, seqKey(noticePrefix(m.Patient), nid), &n); err != nil {
+		return nil, err
+	}
+	return []contracts.Event{contracts.NewEvent("records.emergency_opened", "patient", string(m.Patient),
+		"practitioner", string(ctx.Signer), "id", itoa(id))}, nil
+}
+
+func emergencyReview(kv state.KV, ctx contracts.Context, m *EmergencyReview) ([]contracts.Event, error) {
+	if err := contracts.Text("note", m.Note, 0, MaxReasonBytes); err != nil {
+		return nil, err
+	}
+	patient, err := patientAccount(kv, m.Patient)
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Signer != patient.Address && !patient.HasGuardian(ctx.Signer) {
+		ok, err := identity.HasScope(kv, ctx.Signer, ctx.Time, "compliance")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, codes.Errorf(codes.Unauthorized, "only the patient, a guardian or a compliance officer reviews emergency access")
+		}
+	}
+	s, err := contracts.Load[EmergencySession](kv, emergencyKey(m.Patient, m.ID), "emergency session %d not found", m.ID)
+	if err != nil {
+		return nil, err
+	}
+	if s.Reviewed != nil {
+		return nil, codes.Errorf(codes.Invalid, "emergency session %d is already reviewed", m.ID)
+	}
+	s.Reviewed = &Review{By: ctx.Signer, Note: m.Note, At: ctx.Time}
+	return []contracts.Event{contracts.NewEvent("records.emergency_reviewed", "patient", string(m.Patient), "id", itoa(m.ID))},
+		contracts.PutJSON(kv, emergencyKey(m.Patient, m.ID), s)
+}
+
+// Fetchable reports whether the access event (patient, accessID) lets requester fetch the
+// ciphertext hash at t: the event is the requester's, granted, unexpired, covers the record
+// holding that ciphertext, and the grant it used is still in force. Nodes call it before
+// serving a blob; any "no" must be answered exactly like an absent blob.
+func Fetchable(r state.Reader, requester, patient tx.Address, accessID uint64, hash []byte, t time.Time) (bool, error) {
+	ev, err := GetAccess(r, patient, accessID)
+	if codes.Of(err) == codes.NotFound {
+		return false, nil
+	}
+	if err != nil || ev.Requester != requester {
+		return false, err
+	}
+	rec, err := ByBlob(r, hash)
+	if codes.Of(err) == codes.NotFound {
+		return false, nil
+	}
+	if err != nil || !ev.Covers(rec, t) || !bytes.Equal(rec.CiphertextHash, hash) {
+		return false, err
+	}
+	if ev.Grant != 0 {
+		g, err := contracts.Load[consent.Grant](r, consent.GrantKey(patient, ev.Grant), "grant not found")
+		if err != nil || !g.ActiveAt(t) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
