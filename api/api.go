@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/codes"
 )
 
@@ -29,6 +30,7 @@ type Config struct {
 	ChainID     string
 	Broadcaster rpcclient.Client // CometBFT's client: broadcast, tx lookup, status
 	Querier     Querier
+	Blobs       blob.Store // ciphertexts, served only against granted access events
 	Metrics     *prometheus.Registry
 	Log         *slog.Logger
 }
@@ -60,6 +62,9 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/supply/epcis", s.supplyEPCIS)
 	s.route(mux, "GET /v1/supply/shipments/{id}", s.supplyShipment)
 	s.route(mux, "GET /v1/supply/products/{gtin}", s.supplyProduct)
+	s.routeRecords(mux)
+	s.route(mux, "PUT /v1/blobs/{hash}", s.putBlob)
+	s.route(mux, "GET /v1/blobs/{hash}", s.getBlob)
 	s.route(mux, "GET /v1/status", s.status)
 	s.route(mux, "GET /v1/health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics, promhttp.HandlerOpts{}))

@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -49,7 +50,14 @@ type App struct {
 
 	txMu    sync.Mutex
 	txCache map[[32]byte]*tx.Tx // decoded txs whose signature verified, by SHA-256 of their bytes
+
+	onErase func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
+	erased  [][32]byte              // ciphertexts erased by the block being finalized
 }
+
+// OnErase registers fn to run after each commit that erased records, with the SHA-256 names of
+// their ciphertexts, so that the node deletes them from its blob store. Set it before starting.
+func (a *App) OnErase(fn func(hashes [][32]byte)) { a.onErase = fn }
 
 var _ abci.Application = (*App)(nil)
 
@@ -178,8 +186,10 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	working := a.store.Working()
 	results := make([]*abci.ExecTxResult, len(req.Txs))
+	a.erased = a.erased[:0]
 	for i, raw := range req.Txs {
 		results[i] = a.deliver(working, req, raw)
+		a.erased = appendErased(a.erased, results[i])
 	}
 	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.store.WorkingHash()}, nil
 }
@@ -253,6 +263,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if v, err := a.store.At(height); err == nil {
 		a.latest.Store(v)
 	}
+	if a.onErase != nil && len(a.erased) > 0 {
+		a.onErase(a.erased)
+	}
 	a.metrics.height.Set(float64(height))
 	a.log.Debug("committed", "height", height, "app_hash", fmt.Sprintf("%X", hash))
 	return &abci.ResponseCommit{}, nil
@@ -266,6 +279,25 @@ func abciEvents(events []contracts.Event) []abci.Event {
 			// Not indexed by CometBFT's tx indexer: state queries serve lookups; tx.hash and
 			// tx.height stay indexed.
 			out[i].Attributes = append(out[i].Attributes, abci.EventAttribute{Key: kv[0], Value: kv[1]})
+		}
+	}
+	return out
+}
+
+// appendErased collects the ciphertext names of a successful erase's "records.erased" events.
+func appendErased(out [][32]byte, res *abci.ExecTxResult) [][32]byte {
+	for _, e := range res.Events {
+		if e.Type != "records.erased" {
+			continue
+		}
+		for _, at := range e.Attributes {
+			var h [32]byte
+			if at.Key != "blob" || len(at.Value) != 2*len(h) {
+				continue
+			}
+			if _, err := hex.Decode(h[:], []byte(at.Value)); err == nil {
+				out = append(out, h)
+			}
 		}
 	}
 	return out

@@ -52,6 +52,8 @@ type Store interface {
 	Has(ctx context.Context, h Hash) (bool, error)
 	// Delete removes the blob (erasure); deleting an absent blob is not an error.
 	Delete(ctx context.Context, h Hash) error
+	// List calls fn with the hash of every stored blob, in no particular order.
+	List(ctx context.Context, fn func(Hash) error) error
 }
 
 // check validates a blob against its expected hash and the size limit.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -81,4 +82,21 @@ func (f *FS) Delete(_ context.Context, h Hash) error {
 		return fmt.Errorf("delete blob: %w", err)
 	}
 	return nil
+}
+
+// List implements Store. Temporary files of interrupted writes are skipped.
+func (f *FS) List(ctx context.Context, fn func(Hash) error) error {
+	return filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, perr := ParseHash(d.Name())
+		if perr != nil {
+			return nil
+		}
+		return fn(h)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,15 +58,11 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e api.Error
-		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
-		}
 		// A rejected tx answers with a TxResult and a 4xx status.
 		if r, ok := out.(*api.TxResult); ok && json.Unmarshal(raw, r) == nil && r.Hash != "" {
 			return nil
 		}
-		return &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(raw))}
+		return errorOf(resp.StatusCode, raw)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -73,6 +70,21 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		}
 	}
 	return nil
+}
+
+// errorOf turns a non-2xx answer into an *Error.
+func errorOf(status int, body []byte) *Error {
+	var e api.Error
+	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		return &Error{Status: status, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	return &Error{Status: status, Code: "http_error", Message: strings.TrimSpace(string(body))}
+}
+
+// IsNotFound reports whether err is the API's 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
 // Submit sends a signed tx; wait is "check" or "commit". A tx the chain rejected is returned as

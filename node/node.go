@@ -26,6 +26,7 @@ import (
 
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/state"
 )
 
@@ -76,6 +77,13 @@ func Start(home string, opt Options) (*Node, error) {
 		return nil, err
 	}
 	application := app.New(genDoc.ChainID, store, log.With("module", "app"))
+	blobs, err := blob.OpenFS(BlobDir(home))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	application.OnErase(func(hashes [][32]byte) { deleteBlobs(blobs, hashes, log) })
+	sweepErased(store, blobs, log)
 	// One mutex per ABCI connection: mempool checks run beside block execution (see app.App).
 	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application))
 	if err != nil {
@@ -88,7 +96,7 @@ func Start(home string, opt Options) (*Node, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
-	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Metrics: reg, Log: log.With("module", "api")})
+	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()

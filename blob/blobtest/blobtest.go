@@ -45,6 +45,22 @@ func Run(t *testing.T, open func(t *testing.T) blob.Store) {
 			t.Fatalf("get after delete: %v", err)
 		}
 	})
+	t.Run("list", func(t *testing.T) {
+		s := open(t)
+		other := []byte("another ciphertext")
+		for _, d := range [][]byte{data, other} {
+			if err := s.Put(ctx, blob.Of(d), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := map[blob.Hash]bool{}
+		if err := s.List(ctx, func(h blob.Hash) error { seen[h] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != 2 || !seen[h] || !seen[blob.Of(other)] {
+			t.Fatalf("listed %v", seen)
+		}
+	})
 	t.Run("refuses a false name", func(t *testing.T) {
 		s := open(t)
 		if err := s.Put(ctx, blob.Of([]byte("other")), data); !errors.Is(err, blob.ErrMismatch) {

@@ -1,0 +1,255 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/tx"
+)
+
+// world is a real in-process dev node with signers for its demo accounts and extra ones.
+type world struct {
+	t    *testing.T
+	ctx  context.Context
+	node *node.Node
+	c    *client.Client
+	home string
+	keys map[string]*client.Signer
+}
+
+func startWorld(t *testing.T) *world {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real node")
+	}
+	home := t.TempDir()
+	ports, err := node.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.EnsureDev(home, ports); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(home, node.Options{Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	w := &world{t: t, ctx: ctx, node: n, c: client.New(n.APIAddr), home: home, keys: map[string]*client.Signer{}}
+	if err := w.c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.OpenFile(node.KeyringDir(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"registrar", "hospital", "doctor", "patient"} {
+		k, err := kr.Get(name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.signer(name, k)
+	}
+	return w
+}
+
+func (w *world) signer(name string, k *keyring.Key) *client.Signer {
+	w.t.Helper()
+	s, err := client.NewSigner(w.ctx, w.c, k)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.keys[name] = s
+	return s
+}
+
+func (w *world) send(name, typ string, msg any) {
+	w.t.Helper()
+	if _, err := w.keys[name].Send(w.ctx, typ, msg); err != nil {
+		w.t.Fatalf("%s %s: %v", name, typ, err)
+	}
+}
+
+// account registers a new attested account.
+func (w *world) account(name string, role identity.Role, kind string, scopes ...string) *client.Signer {
+	w.t.Helper()
+	k, err := keyring.Generate(name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s := w.signer(name, k)
+	w.send(name, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind, Name: name, EncryptionKey: k.Encryption.PublicKey().Bytes()})
+	w.send("registrar", identity.TypeAttest, identity.Attest{Subject: k.Address, Licence: "L-" + name, Jurisdiction: "NL", Scopes: scopes, ExpiresAt: time.Now().AddDate(1, 0, 0)})
+	return s
+}
+
+func (w *world) agent(name string, purpose string) *agent.Agent {
+	patient := w.keys["patient"].Address()
+	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, DefaultPatient: "example", Purpose: purpose})
+}
+
+func example(t *testing.T, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fhir-examples", name))
+	if err != nil {
+		t.Skip("shared FHIR examples not present: ", err)
+	}
+	return raw
+}
+
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return bytes.Equal(xa, ya)
+}
+
+// TestRecordsEndToEnd walks the scenario on a real node: a lab writes a result, a
+// granted practitioner reads it, another is denied and audited, revocation, expiry and a wrong
+// purpose fail, break-glass works through the emergency organization's agent and is reviewed,
+// and erasure makes the record unreadable and removes its ciphertext from disk.
+func TestRecordsEndToEnd(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	lab := w.account("lab", identity.RoleOrganization, "lab")
+	docA := w.account("docA", identity.RolePractitioner, "")
+	docB := w.account("docB", identity.RolePractitioner, "")
+	patient := w.keys["patient"].Address()
+	pat := w.agent("patient", "TREAT")
+	year := time.Now().AddDate(1, 0, 0)
+
+	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: lab.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: year, Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	gA, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: year})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The lab writes a result.
+	result := example(t, "Observation-bloodgroup.json")
+	stored, err := w.agent("lab", "TREAT").Add(ctx, result)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Anchor.Category != "laboratory" || stored.Anchor.Patient != patient {
+		t.Fatalf("anchor = %+v", stored.Anchor)
+	}
+	id := stored.Anchor.ID
+
+	// A reads and decrypts it.
+	got, err := w.agent("docA", "TREAT").Read(ctx, id)
+	if err != nil {
+		t.Fatalf("A cannot read: %v", err)
+	}
+	if !bytes.Equal(got.JSON, result) {
+		t.Fatal("A read different bytes than the lab wrote")
+	}
+
+	// B gets not-found, exactly as for a record that does not exist, and a denied audit event.
+	if _, err := w.agent("docB", "TREAT").Read(ctx, id); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("B: err = %v", err)
+	}
+	if _, err := w.agent("docB", "TREAT").Read(ctx, "no-such-record"); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("B on an absent record: err = %v", err)
+	}
+	trail, err := w.c.Audit(ctx, patient, client.AuditFilter{Requester: docB.Address()})
+	if err != nil || len(trail) == 0 || trail[0].Outcome != records.Denied {
+		t.Fatalf("B's audit events = %+v, %v", trail, err)
+	}
+	// The node answers B's fetch with A's event exactly like a missing blob.
+	evA, err := w.c.Audit(ctx, patient, client.AuditFilter{Requester: docA.Address()})
+	if err != nil || len(evA) != 1 {
+		t.Fatalf("A's events: %v %v", evA, err)
+	}
+	_, errStolen := w.c.GetBlob(ctx, docB, stored.Anchor.CiphertextHash, patient, evA[0].ID)
+	_, errAbsent := w.c.GetBlob(ctx, docB, make([]byte, 32), patient, evA[0].ID)
+	if !client.IsNotFound(errStolen) || fmt.Sprint(errStolen) != fmt.Sprint(errAbsent) {
+		t.Fatalf("stolen event: %v; absent blob: %v", errStolen, errAbsent)
+	}
+	resp, err := http.Get("http://" + w.node.APIAddr + "/v1/blobs/" + fmt.Sprintf("%x", stored.Anchor.CiphertextHash))
+	if err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unsigned fetch: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+
+	// A wrong purpose fails; revocation takes effect at the next block.
+	if _, err := w.agent("docA", "HRESCH").Read(ctx, id); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("wrong purpose: %v", err)
+	}
+	if err := pat.Revoke(ctx, patient, gA.Grant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.agent("docA", "TREAT").Read(ctx, id); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("after revoke: %v", err)
+	}
+
+	// A grant to B that expires: it works, then stops with block time. The grant re-wraps the
+	// existing record's key for B.
+	gB, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docB.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: time.Now().Add(4 * time.Second)})
+	if err != nil || gB.Rewrapped != 1 {
+		t.Fatalf("grant to B: %+v %v", gB, err)
+	}
+	if got, err := w.agent("docB", "TREAT").Read(ctx, id); err != nil || !bytes.Equal(got.JSON, result) {
+		t.Fatalf("B within its grant: %v", err)
+	}
+	time.Sleep(5 * time.Second)
+	if _, err := w.agent("docB", "TREAT").Read(ctx, id); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("B after expiry: %v", err)
+	}
+
+	// Erasure: nobody reads it again and the ciphertext leaves the node's disk.
+	blobPath := filepath.Join(node.BlobDir(w.home), fmt.Sprintf("%x", stored.Anchor.CiphertextHash[:1]), fmt.Sprintf("%x", stored.Anchor.CiphertextHash))
+	if _, err := os.Stat(blobPath); err != nil {
+		t.Fatalf("ciphertext not on disk before erasure: %v", err)
+	}
+	receipt, err := pat.Erase(ctx, patient, id)
+	if err != nil || receipt.Height == 0 || receipt.TxHash == "" {
+		t.Fatalf("erase: %+v %v", receipt, err)
+	}
+	if _, err := os.Stat(blobPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ciphertext still on disk after erasure: %v", err)
+	}
+	for _, who := range []string{"patient", "lab"} {
+		if _, err := w.agent(who, "TREAT").Read(ctx, id); !errors.Is(err, agent.ErrNotFound) {
+			t.Fatalf("%s reads an erased record: %v", who, err)
+		}
+	}
+	rec, err := w.c.Record(ctx, id)
+	if err != nil || rec.Status != records.StatusErased || len(rec.Keys) != 0 || rec.Erased.TxHash != receipt.TxHash {
+		t.Fatalf("erased anchor = %+v %v", rec, err)
+	}
+}
+
+// readAll returns a response body.
+func readAll(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
