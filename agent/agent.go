@@ -40,6 +40,9 @@ type Config struct {
 	DefaultPatient string
 	// Purpose is the purpose of use of this agent's reads and writes (default TREAT).
 	Purpose string
+	// OrgAgents are the agent URLs of organizations this account is affiliated with, asked
+	// for a record key wrapped to the organization rather than to this account.
+	OrgAgents map[tx.Address]string
 }
 
 // Agent acts for one account.
@@ -209,13 +212,15 @@ func (a *Agent) Access(ctx context.Context, m records.Access) (*records.AccessEv
 
 // open fetches a record's ciphertext with access event accessID and decrypts it.
 func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) (*Plain, error) {
-	wrapped := rec.KeyFor(a.Address())
-	if wrapped == nil {
-		return nil, ErrNotFound
-	}
 	ct, err := a.node.GetBlob(ctx, a.signer, rec.CiphertextHash, rec.Patient, accessID)
 	if err != nil {
 		return nil, notFound(err)
+	}
+	wrapped := rec.KeyFor(a.Address())
+	if wrapped == nil {
+		if wrapped, err = a.keyViaOrg(ctx, rec, accessID); err != nil {
+			return nil, err
+		}
 	}
 	sealCtx := records.SealContext(a.signer.ChainID, rec.ID, rec.Version)
 	key, err := seal.Unwrap(wrapped, sealCtx, a.signer.Key.Encryption)

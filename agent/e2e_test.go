@@ -107,6 +107,10 @@ func (w *world) agent(name string, purpose string) *agent.Agent {
 	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, DefaultPatient: "example", Purpose: purpose})
 }
 
+func (w *world) later(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }
+
+func clientFilter(requester tx.Address) client.AuditFilter { return client.AuditFilter{Requester: requester} }
+
 func example(t *testing.T, name string) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fhir-examples", name))

@@ -22,6 +22,7 @@ const (
 	PathAttestations = "/identity/attestations"
 	PathRegistrars   = "/identity/registrars"
 	PathProposal     = "/identity/proposal"
+	PathAffiliations = "/identity/affiliations"
 )
 
 // ProofOpType names the proof format in ResponseQuery.ProofOps.
@@ -82,6 +83,12 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		}
 		list, err := identity.Attestations(view, subject)
 		return jsonResp(list, err)
+	case PathAffiliations:
+		subject := tx.Address(req.Data)
+		if err := subject.Validate(); err != nil {
+			return nil, err
+		}
+		return jsonResp(identity.Affiliations(view, subject))
 	case PathRegistrars:
 		list, err := identity.Registrars(view)
 		return jsonResp(list, err)

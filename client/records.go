@@ -13,6 +13,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/tx"
@@ -132,6 +133,12 @@ func (c *Client) Feed(ctx context.Context, patient tx.Address) ([]records.Notifi
 func (c *Client) Grants(ctx context.Context, patient tx.Address) ([]consent.Grant, error) {
 	var g []consent.Grant
 	return g, c.do(ctx, http.MethodGet, patientPath(patient, "grants"), nil, &g)
+}
+
+// Affiliations returns a practitioner's organization affiliations.
+func (c *Client) Affiliations(ctx context.Context, practitioner tx.Address) ([]identity.Affiliation, error) {
+	var a []identity.Affiliation
+	return a, c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(string(practitioner))+"/affiliations", nil, &a)
 }
 
 func patientPath(p tx.Address, rest string) string {

@@ -67,9 +67,33 @@ func (e *TxError) Error() string {
 func (e *TxError) Code() codes.Code { return codes.Code(e.Result.Code) }
 
 // Send signs msg as a typ transaction, submits it and waits for its commit. A rejected
-// transaction is a *TxError. A stale nonce (another client used the account) is re-read and the
-// transaction re-sent once.
+// transaction is a *TxError. Transactions of one signer enter the mempool one at a time, in
+// nonce order, but their commits are awaited concurrently, so parallel callers share blocks.
+// A stale nonce (another client used the account) is re-read and the transaction re-sent once.
 func (s *Signer) Send(ctx context.Context, typ string, msg any) (*api.TxResult, error) {
+	res, err := s.admit(ctx, typ, msg)
+	if err != nil || res.Code != 0 {
+		if err == nil {
+			err = &TxError{Type: typ, Result: res}
+		}
+		return res, err
+	}
+	res, err = s.C.WaitTx(ctx, res.Hash)
+	if err != nil {
+		s.mu.Lock()
+		s.known = false // the tx may have been dropped; re-read the nonce next time
+		s.mu.Unlock()
+		return nil, err
+	}
+	if res.Code != 0 {
+		return res, &TxError{Type: typ, Result: res}
+	}
+	return res, nil
+}
+
+// admit signs and submits a tx until it passes CheckTx (or fails for another reason than a stale
+// nonce), advancing the nonce on admission.
+func (s *Signer) admit(ctx context.Context, typ string, msg any) (*api.TxResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -89,22 +113,39 @@ func (s *Signer) Send(ctx context.Context, typ string, msg any) (*api.TxResult, 
 		if err != nil {
 			return nil, err
 		}
-		res, err := s.C.Submit(ctx, raw, "commit")
+		res, err := s.C.Submit(ctx, raw, "check")
 		if err != nil {
-			s.known = false // the tx may or may not have landed
+			s.known = false
 			return nil, err
 		}
 		if codes.Code(res.Code) == codes.BadNonce && attempt == 0 {
 			s.known = false
 			continue
 		}
-		if res.Stage == "commit" {
-			s.nonce++ // a committed tx consumes its nonce even when its message failed
-		}
-		if res.Code != 0 {
-			return res, &TxError{Type: typ, Result: res}
+		if res.Code == 0 {
+			s.nonce++
 		}
 		return res, nil
+	}
+}
+
+// WaitTx polls for a submitted tx's commit (the node indexes txs just after committing them).
+func (c *Client) WaitTx(ctx context.Context, hash string) (*api.TxResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
+		res, err := c.Tx(ctx, hash)
+		if err == nil {
+			return res, nil
+		}
+		if !IsNotFound(err) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("tx %s not committed: %w", hash, ctx.Err())
+		case <-time.After(delay):
+		}
 	}
 }
 
