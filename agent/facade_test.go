@@ -1,0 +1,240 @@
+package agent_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/fhir"
+	"github.com/medchain/medchain/tx"
+)
+
+const token = "test-token-0123456789abcdef0123456789abcdef"
+
+type facadeClient struct {
+	t    *testing.T
+	base string
+}
+
+func (f *facadeClient) do(method, path string, body []byte, auth bool) (int, http.Header, []byte) {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.base+path, bytes.NewReader(body))
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, resp.Header, readAll(f.t, resp.Body)
+}
+
+// withoutServerFields drops id and meta, which the server assigns, for comparison.
+func withoutServerFields(t *testing.T, raw []byte) []byte {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc, "id")
+	delete(doc, "meta")
+	out, _ := json.Marshal(doc)
+	return out
+}
+
+// TestFacadeServesEveryClinicalExample posts every clinical HL7 example through the FHIR facade
+// of the dev practitioner's agent (holding the patient's TREAT grant), reads each back and
+// checks it is unchanged and categorized, and that no plaintext reached the node's data dir.
+func TestFacadeServesEveryClinicalExample(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	patient := w.keys["patient"].Address()
+	pat := w.agent("patient", "TREAT")
+	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": patient}})
+	srv := httptest.NewServer(agent.NewFacade(doc, token, nil))
+	defer srv.Close()
+	fc := &facadeClient{t: t, base: srv.URL}
+
+	files, _ := filepath.Glob("../../shared/fhir-examples/*.json")
+	type posted struct {
+		name, location, category string
+		raw                      []byte
+	}
+	var (
+		mu   sync.Mutex
+		done []posted
+		jobs = make(chan string)
+		wg   sync.WaitGroup
+	)
+	for range 6 { // concurrent EHR clients
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range jobs {
+				raw, _ := os.ReadFile(f)
+				res, err := fhir.Parse(raw)
+				if err != nil || !slices.Contains(fhir.ClinicalTypes(), res.Type) {
+					continue
+				}
+				// Every example's patient is the demo patient here.
+				if res.Patient != "" {
+					doc.SetPatient(res.Patient, patient)
+				}
+				status, hdr, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
+				if status != http.StatusCreated {
+					t.Errorf("%s: POST = %d %s", filepath.Base(f), status, body)
+					continue
+				}
+				mu.Lock()
+				done = append(done, posted{filepath.Base(f), hdr.Get("Location"), res.Category, raw})
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, f := range files {
+		jobs <- f
+	}
+	close(jobs)
+	wg.Wait()
+	if len(done) < 60 {
+		t.Fatalf("only %d clinical examples posted", len(done))
+	}
+	for _, p := range done[:8] { // individual reads, one access request each
+		path := p.location[:strings.Index(p.location, "/_history")]
+		status, _, body := fc.do("GET", path, nil, true)
+		if status != http.StatusOK || !bytes.Equal(withoutServerFields(t, body), withoutServerFields(t, p.raw)) {
+			t.Errorf("%s: GET %s = %d, changed", p.name, path, status)
+		}
+	}
+	// $everything asks access once per category and returns every record.
+	status, _, body := fc.do("GET", "/fhir/Patient/example/$everything", nil, true)
+	if status != http.StatusOK {
+		t.Fatalf("$everything = %d %s", status, body)
+	}
+	var bundle struct {
+		Total int `json:"total"`
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	json.Unmarshal(body, &bundle)
+	got := map[string]bool{}
+	for _, e := range bundle.Entry {
+		got[string(withoutServerFields(t, e.Resource))] = true
+	}
+	for _, p := range done {
+		if !got[string(withoutServerFields(t, p.raw))] {
+			t.Errorf("%s missing from $everything or changed", p.name)
+		}
+		id := p.location[strings.LastIndex(p.location[:strings.Index(p.location, "/_history")], "/")+1 : strings.Index(p.location, "/_history")]
+		if rec, err := w.c.Record(ctx, id); err != nil || rec.Category != p.category {
+			t.Errorf("%s: anchored category %v, want %s (%v)", p.name, rec, p.category, err)
+		}
+	}
+
+	// No plaintext in the node's data directory: distinctive strings of each example never
+	// appear in any file the node wrote.
+	var needles [][]byte
+	for _, p := range done {
+		for _, s := range distinctiveStrings(p.raw) {
+			needles = append(needles, []byte(s))
+		}
+	}
+	filepath.WalkDir(filepath.Join(w.home, "data"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := os.ReadFile(path)
+		for _, n := range needles {
+			if bytes.Contains(data, n) {
+				t.Errorf("plaintext %q found in %s", n, path)
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
+// distinctiveStrings returns long string values of a resource (narratives, names, notes).
+func distinctiveStrings(raw []byte) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for _, y := range x {
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		case string:
+			if len(x) >= 24 && !strings.HasPrefix(x, "http") && !strings.HasPrefix(x, "urn:") && !strings.Contains(x, "<div") {
+				out = append(out, x)
+			}
+		}
+	}
+	var doc any
+	json.Unmarshal(raw, &doc)
+	walk(doc)
+	return out
+}
+
+// TestFacadeErrors: authentication, malformed and oversize input, wrong type, unknown records.
+func TestFacadeErrors(t *testing.T) {
+	w := startWorld(t)
+	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": w.keys["patient"].Address()}})
+	srv := httptest.NewServer(agent.NewFacade(doc, token, nil))
+	defer srv.Close()
+	fc := &facadeClient{t: t, base: srv.URL}
+	obs := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/example"}}`
+	for name, c := range map[string]struct {
+		method, path, body string
+		auth               bool
+		status             int
+		code               string
+	}{
+		"no token":       {"GET", "/fhir/Observation/abc", "", false, 401, "login"},
+		"bad json":       {"POST", "/fhir/Observation", `{"resourceType":`, true, 400, "invalid"},
+		"unknown field":  {"POST", "/fhir/Observation", strings.Replace(obs, `"status"`, `"colour":"red","status"`, 1), true, 400, "invalid"},
+		"wrong type":     {"POST", "/fhir/Observation", strings.Replace(obs, `"text":"x"`, `"text":7`, 1), true, 400, "invalid"},
+		"type mismatch":  {"POST", "/fhir/Condition", obs, true, 400, "invalid"},
+		"too large":      {"POST", "/fhir/Observation", strings.Repeat(" ", fhir.MaxResourceBytes+1), true, 413, "too-costly"},
+		"unknown record": {"GET", "/fhir/Observation/does-not-exist", "", true, 404, "not-found"},
+		"no grant":       {"POST", "/fhir/Observation", obs, true, 403, "forbidden"},
+		"no patient":     {"GET", "/fhir/Observation", "", true, 400, "required"},
+	} {
+		status, hdr, body := fc.do(c.method, c.path, []byte(c.body), c.auth)
+		var oo struct {
+			ResourceType string `json:"resourceType"`
+			Issue        []struct {
+				Code        string `json:"code"`
+				Diagnostics string `json:"diagnostics"`
+			} `json:"issue"`
+		}
+		json.Unmarshal(body, &oo)
+		if status != c.status || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 || oo.Issue[0].Code != c.code ||
+			oo.Issue[0].Diagnostics == "" || !strings.HasPrefix(hdr.Get("Content-Type"), "application/fhir+json") {
+			t.Errorf("%s: %d %s", name, status, body)
+		}
+	}
+	if status, _, body := fc.do("GET", "/fhir/metadata", nil, false); status != 200 || !bytes.Contains(body, []byte(`"CapabilityStatement"`)) {
+		t.Errorf("metadata: %d %s", status, body)
+	}
+}
