@@ -109,7 +109,9 @@ func (w *world) agent(name string, purpose string) *agent.Agent {
 
 func (w *world) later(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }
 
-func clientFilter(requester tx.Address) client.AuditFilter { return client.AuditFilter{Requester: requester} }
+func clientFilter(requester tx.Address) client.AuditFilter {
+	return client.AuditFilter{Requester: requester}
+}
 
 func example(t *testing.T, name string) []byte {
 	t.Helper()
@@ -256,4 +258,21 @@ func readAll(t *testing.T, r io.Reader) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestSeedDemo(t *testing.T) {
+	w := startWorld(t)
+	patient := w.keys["patient"].Address()
+	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": patient}})
+	s := agent.DemoSigners{Patient: w.keys["patient"], Doctor: w.keys["doctor"], Hospital: w.keys["hospital"]}
+	if seeded, err := agent.SeedDemo(w.ctx, s, doc); err != nil || !seeded {
+		t.Fatalf("seed: %v %v", seeded, err)
+	}
+	if seeded, err := agent.SeedDemo(w.ctx, s, doc); err != nil || seeded {
+		t.Fatalf("second seed: %v %v", seeded, err)
+	}
+	all, err := doc.Search(w.ctx, patient, "")
+	if err != nil || len(all) != 4 {
+		t.Fatalf("demo records = %d, %v", len(all), err)
+	}
 }

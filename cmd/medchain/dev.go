@@ -1,19 +1,24 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/tx"
 )
 
 func devCmd() *cobra.Command {
-	var home, apiAddr string
+	var home, apiAddr, agentAddr string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the embedded single-node dev network with demo accounts",
@@ -29,12 +34,22 @@ resuming the same chain afterwards. Keys of the demo accounts are UNENCRYPTED de
 				return err
 			}
 			printDev(cmd.OutOrStdout(), n, created)
+			if agentAddr != "" {
+				stopAgent, err := startDevAgent(cmd.Context(), cmd.OutOrStdout(), n, agentAddr)
+				if err != nil {
+					n.Stop()
+					return err
+				}
+				defer stopAgent()
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "Press Ctrl-C to stop.")
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "stopping...")
 			return n.Stop()
 		},
 	}
 	cmd.Flags().StringVar(&home, "home", ".medchain", "directory of the dev node")
+	cmd.Flags().StringVar(&agentAddr, "agent", "127.0.0.1:8081", "FHIR facade of the in-process agent (the demo doctor); empty disables it")
 	cmd.Flags().StringVar(&apiAddr, "api", "", "node API listen address (default from config/medchain.toml: 127.0.0.1:8080)")
 	return cmd
 }
@@ -57,8 +72,49 @@ func printDev(w io.Writer, n *node.Node, created bool) {
 		}
 	}
 	fmt.Fprintf(w, "Try: %s query attestations doctor --home %s --prove\n", os.Args[0], n.Home)
-	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 	if f, ok := w.(*os.File); ok {
 		f.Sync()
 	}
+}
+
+// startDevAgent runs the demo doctor's agent in-process: the demo patient's FHIR id is
+// "example", and on a fresh network it seeds the demo consent and records.
+func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	kr, err := keyring.OpenFile(node.KeyringDir(n.Home))
+	if err != nil {
+		return nil, err
+	}
+	c := client.New(n.APIAddr)
+	if err := c.WaitReady(ctx); err != nil {
+		return nil, err
+	}
+	signers := map[string]*client.Signer{}
+	for _, name := range []string{"patient", "doctor", "hospital"} {
+		k, err := kr.Get(name, "")
+		if err != nil {
+			return nil, fmt.Errorf("demo key %s: %w", name, err)
+		}
+		if signers[name], err = client.NewSigner(ctx, c, k); err != nil {
+			return nil, err
+		}
+	}
+	doctor := agent.New(signers["doctor"], agent.Config{DefaultPatient: "example",
+		Patients: map[string]tx.Address{"example": signers["patient"].Address()}})
+	fmt.Fprintln(w, "  seeding demo consent and records (first run only)...")
+	seeded, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor)
+	if err != nil {
+		return nil, fmt.Errorf("seed demo data: %w", err)
+	}
+	if seeded {
+		fmt.Fprintln(w, "  demo data: the patient granted the doctor TREAT access; 4 demo records added")
+	}
+	addr, stop, err := startAgent(doctor, n.Home, listen, node.NewLogger("info").With("module", "agent"))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "  FHIR agent    http://%s/fhir  (the demo doctor; token: %s)\n", addr, agent.TokenFile(n.Home))
+	fmt.Fprintf(w, "Try: curl -H \"Authorization: Bearer $(cat %s)\" http://%s/fhir/Patient/example/\\$everything\n", agent.TokenFile(n.Home), addr)
+	return stop, nil
 }

@@ -34,6 +34,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), benchCmd(), supplyCmd())
+	root.AddCommand(devCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), benchCmd(), supplyCmd(),
+		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd())
 	return root
 }

@@ -141,7 +141,14 @@ func devHome(t *testing.T) (string, node.Ports) {
 func startDev(t *testing.T) (*proc, string, node.Ports) {
 	t.Helper()
 	home, ports := devHome(t)
-	p := start(t, "dev", "--home", home)
+	p := start(t, "dev", "--home", home, "--agent", "127.0.0.1:0")
 	waitHealthy(t, p, client.New(fmt.Sprintf("127.0.0.1:%d", ports.API)), 0)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.output(), "FHIR agent") { // demo data seeded, demo accounts idle
+		if time.Now().After(deadline) {
+			t.Fatalf("dev agent did not start:\n%s", p.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	return p, home, ports
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/tx"
+)
+
+// agentFlags configure an agent, for the long-running server and for one-shot CLI commands.
+type agentFlags struct {
+	txFlags
+	patients  []string // fhirID=account
+	defPat    string
+	purpose   string
+	orgAgents []string // account=url
+}
+
+func (f *agentFlags) register(cmd *cobra.Command) {
+	f.txFlags.register(cmd)
+	cmd.PersistentFlags().StringArrayVar(&f.patients, "patient", nil, "map a FHIR Patient id to an account: ID=ADDRESS|KEYNAME (repeatable)")
+	cmd.PersistentFlags().StringVar(&f.defPat, "default-patient", "", "FHIR Patient id for resources that name none")
+	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
+	cmd.PersistentFlags().StringArrayVar(&f.orgAgents, "org-agent", nil, "agent URL of an organization you act for: ADDRESS|KEYNAME=URL (repeatable)")
+}
+
+// open builds the agent for --from against --node.
+func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, error) {
+	if f.from == "" {
+		return nil, nil, fmt.Errorf("--from is required: %w", errUsage)
+	}
+	k, err := loadKey(f.home, f.from)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := client.NewSigner(ctx, client.New(f.nodeURL), k)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
+	}
+	cfg := agent.Config{DefaultPatient: f.defPat, Purpose: f.purpose, Patients: map[string]tx.Address{}, OrgAgents: map[tx.Address]string{}}
+	for _, kv := range f.patients {
+		id, acct, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("--patient %q: want ID=ADDRESS: %w", kv, errUsage)
+		}
+		if cfg.Patients[id], err = resolveAddr(f.home, acct); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, kv := range f.orgAgents {
+		acct, url, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("--org-agent %q: want ADDRESS=URL: %w", kv, errUsage)
+		}
+		addr, err := resolveAddr(f.home, acct)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.OrgAgents[addr] = url
+	}
+	return agent.New(s, cfg), s, nil
+}
+
+func agentCmd() *cobra.Command {
+	f := &agentFlags{}
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run an agent: one account's keys, record crypto and the FHIR R4 REST facade",
+		Long: `Runs the agent for the --from account: it validates FHIR resources, encrypts them for the
+recipients the patient's consent requires, stores ciphertext on the node and anchors it, and
+decrypts what the account may read. EHRs use its FHIR API at http://LISTEN/fhir with the bearer
+token in <home>/agent.token (generated at first start).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, _, err := f.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return serveAgent(cmd.Context(), a, f.home, listen, slog.Default())
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address of the FHIR facade")
+	return cmd
+}
+
+// startAgent serves a's FHIR facade on listen in the background and returns its address and
+// a stop function.
+func startAgent(a *agent.Agent, home, listen string, log *slog.Logger) (string, func(), error) {
+	token, err := agent.LoadOrCreateToken(home)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for the agent on %s: %w (is another agent running? use --listen)", listen, err)
+	}
+	srv := &http.Server{Handler: agent.NewFacade(a, token, log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 5 * time.Minute, MaxHeaderBytes: 16 << 10}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("agent server stopped", "err", err)
+		}
+	}()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	return ln.Addr().String(), stop, nil
+}
+
+func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, log *slog.Logger) error {
+	addr, stop, err := startAgent(a, home, listen, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Printf("medchain agent for %s\n  FHIR API  http://%s/fhir  (Authorization: Bearer $(cat %s))\n", a.Address(), addr, agent.TokenFile(home))
+	<-ctx.Done()
+	return nil
+}
