@@ -60,7 +60,7 @@ same tx size) as the consensus engine's ceiling on this machine, and prints both
 			return nil
 		},
 	}
-	cmd.AddCommand(benchSupplyCmd())
+	cmd.AddCommand(benchSupplyCmd(), benchRecordsCmd())
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	cmd.Flags().IntVar(&o.Txs, "txs", 100000, "transactions per run")
 	cmd.Flags().IntVar(&rounds, "rounds", 1, "alternate medchain and kvstore runs this many times; report medians")
@@ -133,4 +133,36 @@ func startProfile(path string) (func(), error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func benchRecordsCmd() *cobra.Command {
+	o := bench.RecordsOptions{}
+	cmd := &cobra.Command{
+		Use:   "records",
+		Short: "Measure authorized reads end to end (p50/p99) and sustained access requests per second",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := os.MkdirTemp("", "medchain-bench-records-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			o.Dir = dir
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+			defer cancel()
+			fmt.Fprintf(cmd.OutOrStdout(), "records benchmark on a dev node: %d reads, then %d accounts x %d in flight for %s; %d CPUs\n",
+				o.Reads, o.Requesters, o.PerRequester, o.AccessDuration, runtime.NumCPU())
+			r, err := bench.Records(ctx, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&o.Reads, "reads", 100, "sequential authorized reads")
+	cmd.Flags().IntVar(&o.Requesters, "accounts", 8, "accounts sending access requests (demo accounts, at most 8)")
+	cmd.Flags().IntVar(&o.PerRequester, "inflight", 128, "access requests in flight per account")
+	cmd.Flags().DurationVar(&o.AccessDuration, "duration", 15*time.Second, "access request load duration")
+	return cmd
 }
