@@ -3,7 +3,6 @@ package agent_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -122,16 +121,6 @@ func example(t *testing.T, name string) []byte {
 	return raw
 }
 
-func sameJSON(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return bytes.Equal(xa, ya)
-}
 
 // TestRecordsEndToEnd walks the scenario on a real node: a lab writes a result, a
 // granted practitioner reads it, another is denied and audited, revocation, expiry and a wrong

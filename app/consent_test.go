@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,43 @@ func TestGuardianManagesConsent(t *testing.T) {
 	var grants []consent.Grant
 	if err := json.Unmarshal(query(t, c, app.PathConsentGrants, []byte(child.addr)), &grants); err != nil || len(grants) != 1 || grants[0].Patient != child.addr {
 		t.Fatalf("grants = %+v %v", grants, err)
+	}
+}
+
+func TestConsentConditions(t *testing.T) {
+	reg, pat, doc := newKey("registrar"), newKey("patient"), newKey("doctor")
+	c := newChain(t, reg)
+	c.must(register(pat, identity.RolePatient, "")(t))
+	c.must(register(doc, identity.RolePractitioner, "")(t))
+	exp := genesisTime.AddDate(1, 0, 0)
+	grant := func(cond string) []byte {
+		return pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{consent.AllCategories},
+			Purposes: []string{"TREAT", "HRESCH"}, Expiry: exp, Condition: cond})
+	}
+	c.expect(grant(`purpose ==`), codes.Invalid)                           // does not parse
+	c.expect(grant(`purpose`), codes.Invalid)                              // not boolean
+	c.expect(grant(`unknown_var == "x"`), codes.Invalid)                   // undeclared
+	c.expect(grant(strings.Repeat(`true && `, 200)+`true`), codes.Invalid) // over the size limit
+	// Office hours on weekdays, and never for laboratory data.
+	c.must(grant(`time.getHours() >= 8 && time.getHours() < 18 && time.getDayOfWeek() != 0 && category != "laboratory"`))
+	monday9 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	for at, want := range map[time.Time]bool{monday9: true, monday9.Add(10 * time.Hour): false, monday9.AddDate(0, 0, 6): false} {
+		if d := check(t, c, pat.addr, doc.addr, "immunizations", "TREAT", at); d.Allowed != want {
+			t.Errorf("at %v: allowed = %v, want %v", at, d.Allowed, want)
+		}
+	}
+	if d := check(t, c, pat.addr, doc.addr, "laboratory", "TREAT", monday9); d.Allowed {
+		t.Error("condition excluding laboratory ignored")
+	}
+	// A condition that exceeds the runtime cost limit denies instead of running away.
+	c.must(pat.sign(t, consent.TypeRevoke, consent.RevokeMsg{ID: 1}))
+	c.must(grant(`[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, [1,2,3,4,5,6,7,8,9,10].all(c, [1,2,3,4,5,6,7,8,9,10].all(d, a+b+c+d > 0))))`))
+	if d := check(t, c, pat.addr, doc.addr, "immunizations", "TREAT", monday9); d.Allowed {
+		t.Error("a condition over the cost limit allowed access")
+	}
+	c.must(pat.sign(t, consent.TypeRevoke, consent.RevokeMsg{ID: 2}))
+	c.must(grant(`[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, a+b > 0))`)) // the same shape, within the limit
+	if d := check(t, c, pat.addr, doc.addr, "immunizations", "TREAT", monday9); !d.Allowed {
+		t.Error("a cheap comprehension was denied")
 	}
 }

@@ -34,6 +34,7 @@ type GrantMsg struct {
 	NotBefore  *time.Time `json:"not_before,omitempty"`
 	Expiry     time.Time  `json:"expiry"`
 	Write      bool       `json:"write,omitempty"`
+	Condition  string     `json:"condition,omitempty"` // optional CEL expression over the request
 }
 
 // RevokeMsg revokes a grant; it takes effect for every later transaction.
@@ -119,6 +120,11 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 	if !m.Expiry.After(nb) || !m.Expiry.After(ctx.Time) {
 		return nil, codes.Errorf(codes.Invalid, "expiry must be after not_before and after the block time")
 	}
+	if m.Condition != "" {
+		if _, err := CompileCondition(m.Condition); err != nil {
+			return nil, err
+		}
+	}
 	existing, err := Grants(kv, patient)
 	if err != nil {
 		return nil, err
@@ -131,7 +137,7 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 		return nil, err
 	}
 	g := Grant{ID: id, Patient: patient, Grantee: m.Grantee, Categories: m.Categories, Purposes: m.Purposes,
-		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, CreatedAt: ctx.Time, CatMask: cm, PurMask: pm}
+		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, Condition: m.Condition, CreatedAt: ctx.Time, CatMask: cm, PurMask: pm}
 	return []contracts.Event{contracts.NewEvent("consent.granted", "patient", string(patient), "grant", strconv.FormatUint(id, 10),
 		"grantee", string(m.Grantee))}, contracts.PutJSON(kv, GrantKey(patient, id), &g)
 }

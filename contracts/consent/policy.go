@@ -68,7 +68,8 @@ type Grant struct {
 	Purposes   []string   `json:"purposes"`
 	NotBefore  time.Time  `json:"not_before"`
 	Expiry     time.Time  `json:"expiry"`
-	Write      bool       `json:"write,omitempty"` // may also add records (TREAT grants)
+	Write      bool       `json:"write,omitempty"`     // may also add records (TREAT grants)
+	Condition  string     `json:"condition,omitempty"` // CEL over the request; see condition.go
 	Revoked    bool       `json:"revoked,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
@@ -100,7 +101,7 @@ type Decision struct {
 
 // Evaluate decides req against one patient's grants: allowed by the first grant, in id order,
 // that is active at req.At, names the requester or one of its organizations, covers the
-// category and the purpose, and allows writing if req writes. Unknown categories or purposes
+// category and the purpose, allows writing if req writes, and whose condition (if any) holds. Unknown categories or purposes
 // are denied.
 func Evaluate(grants []Grant, req Request) Decision {
 	ci := slices.Index(Categories, req.Category)
@@ -114,9 +115,13 @@ func Evaluate(grants []Grant, req Request) Decision {
 		if g.CatMask&cbit == 0 || g.PurMask&pbit == 0 || (req.Write && !g.Write) || !g.ActiveAt(req.At) {
 			continue
 		}
-		if g.Grantee == req.Requester || slices.Contains(req.Orgs, g.Grantee) {
-			return Decision{Allowed: true, Grant: g.ID}
+		if g.Grantee != req.Requester && !slices.Contains(req.Orgs, g.Grantee) {
+			continue
 		}
+		if g.Condition != "" && !conditionHolds(g.Condition, &req) {
+			continue
+		}
+		return Decision{Allowed: true, Grant: g.ID}
 	}
 	return Decision{}
 }

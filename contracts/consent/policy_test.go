@@ -148,3 +148,17 @@ func BenchmarkEvaluate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvaluateCondition: a matching grant whose CEL condition must be evaluated.
+func BenchmarkEvaluateCondition(b *testing.B) {
+	g := Grant{ID: 1, Grantee: "doc", Categories: []string{AllCategories}, Purposes: []string{"TREAT"}, NotBefore: t0, Expiry: t0.Add(time.Hour),
+		Condition: `purpose == "TREAT" && time.getHours() < 18 && category != "laboratory"`}
+	g.CatMask, _ = CategoryMask(g.Categories)
+	g.PurMask, _ = PurposeMask(g.Purposes)
+	req := Request{Requester: "doc", Category: "immunizations", Purpose: "TREAT", At: t0.Add(time.Minute)}
+	for b.Loop() {
+		if !Evaluate([]Grant{g}, req).Allowed {
+			b.Fatal("denied")
+		}
+	}
+}
