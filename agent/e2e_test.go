@@ -121,7 +121,6 @@ func example(t *testing.T, name string) []byte {
 	return raw
 }
 
-
 // TestRecordsEndToEnd walks the scenario on a real node: a lab writes a result, a
 // granted practitioner reads it, another is denied and audited, revocation, expiry and a wrong
 // purpose fail, break-glass works through the emergency organization's agent and is reviewed,
