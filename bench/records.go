@@ -11,8 +11,6 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/records"
-	"github.com/medchain/medchain/keyring"
-	"github.com/medchain/medchain/node"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -47,25 +45,13 @@ func (r RecordsResult) String() string {
 // accounts (o.PerRequester in flight each) for o.AccessDuration and reports the sustained rate.
 func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 	var res RecordsResult
-	home := filepath.Join(o.Dir, "records")
-	ports, err := node.FreePorts()
-	if err != nil {
-		return res, err
-	}
-	if _, err := node.EnsureDev(home, ports); err != nil {
-		return res, err
-	}
-	n, err := node.Start(home, node.Options{Log: node.NewLogger("error")})
+	n, kr, err := startDevNode(filepath.Join(o.Dir, "records"))
 	if err != nil {
 		return res, err
 	}
 	defer n.Stop()
 	c := client.New(n.APIAddr)
 	if err := c.WaitReady(ctx); err != nil {
-		return res, err
-	}
-	kr, err := keyring.OpenFile(node.KeyringDir(home))
-	if err != nil {
 		return res, err
 	}
 	names := []string{"doctor", "patient", "hospital", "pharmacy", "insurer", "manufacturer", "distributor", "regulator"}

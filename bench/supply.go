@@ -48,23 +48,11 @@ const benchGTIN = "09506000134352"
 // clients for o.VerifyDuration and reports verifications per second and latency.
 func Supply(ctx context.Context, o SupplyOptions) (SupplyResult, error) {
 	var res SupplyResult
-	home := filepath.Join(o.Dir, "supply")
-	ports, err := node.FreePorts()
-	if err != nil {
-		return res, err
-	}
-	if _, err := node.EnsureDev(home, ports); err != nil {
-		return res, err
-	}
-	n, err := node.Start(home, node.Options{Log: node.NewLogger("error")})
+	n, kr, err := startDevNode(filepath.Join(o.Dir, "supply"))
 	if err != nil {
 		return res, err
 	}
 	defer n.Stop()
-	kr, err := keyring.OpenFile(node.KeyringDir(home))
-	if err != nil {
-		return res, err
-	}
 	mfr, err := kr.Get("manufacturer", "")
 	if err != nil {
 		return res, err
@@ -150,4 +138,22 @@ func Supply(ctx context.Context, o SupplyOptions) (SupplyResult, error) {
 		res.VerifyP50, res.VerifyP99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
 	return res, nil
+}
+
+// startDevNode creates a dev home with the demo accounts in home, starts its node on free
+// loopback ports and opens its keyring.
+func startDevNode(home string) (*node.Node, *keyring.File, error) {
+	ports, err := node.FreePorts()
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := node.EnsureDev(home, ports); err != nil {
+		return nil, nil, err
+	}
+	kr, err := keyring.OpenFile(node.KeyringDir(home))
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := node.Start(home, node.Options{Log: node.NewLogger("error")})
+	return n, kr, err
 }
