@@ -26,11 +26,15 @@ const (
 	PathSettings   = "/records/settings"   // patient
 	PathFetchable  = "/records/fetchable"  // requester, patient, access, hash, at
 	PathRecordBlob = "/records/blob"       // hash: the record version holding a ciphertext
+	// PathAccessActive: requester, patient, access, id [, version], at: whether that access
+	// event still lets its requester read the record (records.AccessActive).
+	PathAccessActive = "/records/access_active"
 )
 
 // RecordsQuery carries the parameters of the records query paths.
 type RecordsQuery struct {
 	ID        string     `json:"id,omitempty"`
+	Version   uint32     `json:"version,omitempty"` // 0 = the latest
 	Patient   tx.Address `json:"patient,omitempty"`
 	Author    tx.Address `json:"author,omitempty"`
 	Requester tx.Address `json:"requester,omitempty"`
@@ -112,6 +116,8 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		return jsonResp(records.GetSettings(view, q.Patient))
 	case PathFetchable:
 		return jsonResp(records.Fetchable(view, q.Requester, q.Patient, q.Access, q.Hash, q.At))
+	case PathAccessActive:
+		return jsonResp(accessActive(view, q))
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown query path %q", path)
 }

@@ -79,19 +79,32 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 	}
 	for i := len(sessions) - 1; i >= 0; i-- {
 		s := &sessions[i]
-		if s.Practitioner == requester && !t.Before(s.OpenedAt) && t.Before(s.Expires) {
+		if s.Practitioner != requester {
+			continue
+		}
+		ok, err := SessionActive(r, s, t)
+		if err != nil {
+			return Decision{}, err
+		}
+		if ok {
 			return Decision{Allowed: true, Basis: "emergency", Emergency: s.ID, Until: s.Expires}, nil
 		}
 	}
 	return Decision{}, nil
 }
 
-// Recipients returns who must hold a record's data key, sorted: the patient, the author, every
+// Recipients returns who must hold a record's data key, sorted: the patient, the author, the
+// patient's guardians (so that a guardian's "granted (guardian)" access can decrypt), every
 // grantee of a grant covering the category that is not revoked or expired at t (future grants
 // included, so their keys are ready when they start), and, for an emergency category, the
 // patient's emergency organizations.
 func Recipients(r state.Reader, patient, author tx.Address, category string, t time.Time) ([]tx.Address, error) {
 	out := []tx.Address{patient, author}
+	acc, err := identity.GetAccount(r, patient)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, acc.Guardians...)
 	grants, err := consent.Grants(r, patient)
 	if err != nil {
 		return nil, err
@@ -177,8 +190,8 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 		if prev.Status == StatusErased {
 			return nil, codes.Errorf(codes.Invalid, "record %s was erased", m.ID)
 		}
-		if m.Version != prev.Version+1 || m.ResourceType != prev.ResourceType {
-			return nil, codes.Errorf(codes.Invalid, "a new version of %s must be %s version %d", m.ID, prev.ResourceType, prev.Version+1)
+		if m.Version != prev.Version+1 || m.ResourceType != prev.ResourceType || m.Category != prev.Category {
+			return nil, codes.Errorf(codes.Invalid, "a new version of %s must be %s version %d in category %s", m.ID, prev.ResourceType, prev.Version+1, prev.Category)
 		}
 	}
 	if raw, err := kv.Get(blobKey(m.CiphertextHash)); err != nil || raw != nil {
@@ -399,123 +412,51 @@ func settings(kv state.KV, ctx contracts.Context, m *SettingsMsg) ([]contracts.E
 		}
 	}
 	s := Settings{EmergencyOptOut: m.EmergencyOptOut, EmergencyOrgs: orgs}
-	return []contracts.Event{contracts.NewEvent("records.settings", "patient", string(patient))},
-		contracts.PutJSON(kv, settingsKey(patient), &s)
-}
-
-func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]contracts.Event, error) {
-	if err := validReason(m.Reason); err != nil {
-		return nil, err
-	}
-	if m.Hours < 0 || time.Duration(m.Hours)*time.Hour > MaxEmergencyTime {
-		return nil, codes.Errorf(codes.Invalid, "hours must be 1..%d", int(MaxEmergencyTime.Hours()))
-	}
-	if _, err := patientAccount(kv, m.Patient); err != nil {
-		return nil, err
-	}
-	signer, err := identity.GetAccount(kv, ctx.Signer)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := identity.HasScope(kv, ctx.Signer, ctx.Time, "emergency")
-	if err != nil {
-		return nil, err
-	}
-	if signer.Role != identity.RolePractitioner || !ok {
-		return nil, codes.Errorf(codes.Unauthorized, "only a practitioner attested for emergency care may break the glass")
-	}
-	s, err := GetSettings(kv, m.Patient)
-	if err != nil {
-		return nil, err
-	}
+	events := []contracts.Event{contracts.NewEvent("records.settings", "patient", string(patient))}
 	if s.EmergencyOptOut {
-		return nil, codes.Errorf(codes.Unauthorized, "the patient has opted out of emergency access")
-	}
-	d := DefaultEmergencyTime
-	if m.Hours > 0 {
-		d = time.Duration(m.Hours) * time.Hour
-	}
-	id, err := contracts.NextSeq(kv, seqEmergency)
-	if err != nil {
-		return nil, err
-	}
-	sess := EmergencySession{ID: id, Patient: m.Patient, Practitioner: ctx.Signer, Reason: m.Reason,
-		OpenedAt: ctx.Time, Expires: ctx.Time.Add(d), Height: ctx.Height}
-	if err := contracts.PutJSON(kv, emergencyKey(m.Patient, id), &sess); err != nil {
-		return nil, err
-	}
-	ev := AccessEvent{Patient: m.Patient, Requester: ctx.Signer, Category: strings.Join(consent.EmergencyCategories, ","),
-		Purpose: "ETREAT", Outcome: Granted, Basis: "emergency", Emergency: id, Height: ctx.Height, Time: ctx.Time, TxHash: txHash(ctx)}
-	if _, err := putAccess(kv, &ev); err != nil {
-		return nil, err
-	}
-	nid, err := contracts.NextSeq(kv, seqNotice)
-	if err != nil {
-		return nil, err
-	}
-	n := Notification{ID: nid, Kind: "emergency_access", Ref: id, Actor: ctx.Signer, Time: ctx.Time, Height: ctx.Height,
-		Text: signer.Name + " opened emergency access to your " + strings.Join(consent.EmergencyCategories, ", ") +
-			" until " + sess.Expires.Format(time.RFC3339) + ": " + m.Reason}
-	if err := contracts.PutJSON(kv, seqKey(noticePrefix(m.Patient), nid), &n); err != nil {
-		return nil, err
-	}
-	return []contracts.Event{contracts.NewEvent("records.emergency_opened", "patient", string(m.Patient),
-		"practitioner", string(ctx.Signer), "id", itoa(id))}, nil
-}
-
-func emergencyReview(kv state.KV, ctx contracts.Context, m *EmergencyReview) ([]contracts.Event, error) {
-	if err := contracts.Text("note", m.Note, 0, MaxReasonBytes); err != nil {
-		return nil, err
-	}
-	patient, err := patientAccount(kv, m.Patient)
-	if err != nil {
-		return nil, err
-	}
-	if ctx.Signer != patient.Address && !patient.HasGuardian(ctx.Signer) {
-		ok, err := identity.HasScope(kv, ctx.Signer, ctx.Time, "compliance")
+		ended, err := endSessions(kv, ctx, patient, "the patient opted out of emergency access")
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			return nil, codes.Errorf(codes.Unauthorized, "only the patient, a guardian or a compliance officer reviews emergency access")
-		}
+		events = append(events, ended...)
 	}
-	s, err := contracts.Load[EmergencySession](kv, emergencyKey(m.Patient, m.ID), "emergency session %d not found", m.ID)
-	if err != nil {
-		return nil, err
-	}
-	if s.Reviewed != nil {
-		return nil, codes.Errorf(codes.Invalid, "emergency session %d is already reviewed", m.ID)
-	}
-	s.Reviewed = &Review{By: ctx.Signer, Note: m.Note, At: ctx.Time}
-	return []contracts.Event{contracts.NewEvent("records.emergency_reviewed", "patient", string(m.Patient), "id", itoa(m.ID))},
-		contracts.PutJSON(kv, emergencyKey(m.Patient, m.ID), s)
+	return events, contracts.PutJSON(kv, settingsKey(patient), &s)
 }
 
 // Fetchable reports whether the access event (patient, accessID) lets requester fetch the
-// ciphertext hash at t: the event is the requester's, granted, unexpired, covers the record
-// holding that ciphertext, and the grant it used is still in force. Nodes call it before
-// serving a blob; any "no" must be answered exactly like an absent blob.
+// ciphertext hash at t. Nodes call it before serving a blob; any "no" must be answered exactly
+// like an absent blob. See AccessActive.
 func Fetchable(r state.Reader, requester, patient tx.Address, accessID uint64, hash []byte, t time.Time) (bool, error) {
-	ev, err := GetAccess(r, patient, accessID)
-	if codes.Of(err) == codes.NotFound {
-		return false, nil
-	}
-	if err != nil || ev.Requester != requester {
-		return false, err
-	}
 	rec, err := ByBlob(r, hash)
 	if codes.Of(err) == codes.NotFound {
 		return false, nil
 	}
-	if err != nil || !ev.Covers(rec, t) || !bytes.Equal(rec.CiphertextHash, hash) {
+	if err != nil || !bytes.Equal(rec.CiphertextHash, hash) {
 		return false, err
 	}
-	if ev.Grant != 0 {
-		g, err := contracts.Load[consent.Grant](r, consent.GrantKey(patient, ev.Grant), "grant not found")
-		if err != nil || !g.ActiveAt(t) {
-			return false, nil
-		}
+	return AccessActive(r, requester, patient, accessID, rec, t)
+}
+
+// AccessActive reports whether the access event (patient, accessID) still lets requester read
+// rec at t: the event is the requester's, granted, unexpired and covers rec, and the access is
+// decided again against state at t, so that whatever it rested on (a grant, a guardianship, a
+// break-glass session and the attestation and affiliation behind it) is still in force. Blob
+// serving and the organization re-wrap service both ask this at serving time.
+func AccessActive(r state.Reader, requester, patient tx.Address, accessID uint64, rec *Record, t time.Time) (bool, error) {
+	ev, err := GetAccess(r, patient, accessID)
+	if codes.Of(err) == codes.NotFound {
+		return false, nil
 	}
-	return true, nil
+	if err != nil || ev.Requester != requester || !ev.Covers(rec, t) {
+		return false, err
+	}
+	acc, err := patientAccount(r, patient)
+	if err != nil {
+		return false, nil
+	}
+	d, err := Decide(r, acc, requester, rec.Category, ev.Purpose, false, t)
+	if err != nil {
+		return false, err
+	}
+	return d.Allowed, nil
 }

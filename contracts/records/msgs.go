@@ -162,6 +162,8 @@ type EmergencyReview struct {
 	Patient tx.Address `json:"patient"`
 	ID      uint64     `json:"id"`
 	Note    string     `json:"note,omitempty"`
+	// Justified is the finding; omitted means justified. Not justified ends the session.
+	Justified *bool `json:"justified,omitempty"`
 }
 
 // ValidID checks a record id: 1..64 characters of FHIR's id alphabet [A-Za-z0-9-.].

@@ -113,7 +113,17 @@ type EmergencySession struct {
 	OpenedAt     time.Time  `json:"opened_at"`
 	Expires      time.Time  `json:"expires"`
 	Height       int64      `json:"height"`
-	Reviewed     *Review    `json:"reviewed,omitempty"`
+	// Orgs are the patient's emergency organizations the practitioner acted for when opening
+	// the session; leaving all of them ends it.
+	Orgs     []tx.Address `json:"orgs,omitempty"`
+	Reviewed *Review      `json:"reviewed,omitempty"`
+	Ended    *Ending      `json:"ended,omitempty"` // set when the session was ended before its expiry
+}
+
+// Ending says why and when a break-glass session was ended early.
+type Ending struct {
+	Reason string `json:"reason"`
+	Receipt
 }
 
 // Review is the patient's or a compliance officer's sign-off of an emergency session.
@@ -121,6 +131,8 @@ type Review struct {
 	By   tx.Address `json:"by"`
 	Note string     `json:"note,omitempty"`
 	At   time.Time  `json:"at"`
+	// Justified is the reviewer's finding; a session found not justified ends at once.
+	Justified bool `json:"justified"`
 }
 
 // Settings are a patient's record preferences.
