@@ -20,6 +20,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
+	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/seal"
 	"github.com/medchain/medchain/tx"
 )
@@ -51,6 +52,9 @@ type Agent struct {
 	node   *client.Client
 	cfg    Config
 	mu     sync.RWMutex // guards cfg.Patients
+
+	unwrapOnce sync.Once
+	unwrapReqs *reqsig.Verifier // signed unwrap requests seen (single use)
 }
 
 // New returns an agent that signs with signer's key against its node.

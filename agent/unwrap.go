@@ -37,8 +37,10 @@ type UnwrapResponse struct {
 
 // unwrapFor is the organization side. A record key wrapped to the organization (its grant, or
 // the patient's emergency designation) is re-wrapped to a practitioner only when the signed
-// request comes from a practitioner affiliated with this organization now, citing its own
-// granted, unexpired access event that covers the record. Every refusal is the same 404.
+// (fresh, single-use) request comes from a practitioner affiliated with this organization now,
+// citing its own granted, unexpired access event that covers the record and whose basis (the
+// grant or break-glass session) the node finds still in force. Every refusal is the same 404.
+// This service is a stop-gap: validator key release (issue 15) replaces it.
 func (a *Agent) unwrapFor(w http.ResponseWriter, r *http.Request) {
 	deny := func() { writeOutcome(w, http.StatusNotFound, "not-found", "resource not found") }
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<10))
@@ -47,7 +49,8 @@ func (a *Agent) unwrapFor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, now := r.Context(), time.Now()
-	requester, err := reqsig.Verify(r, a.signer.ChainID, body, now, a.signingKey(ctx))
+	a.unwrapOnce.Do(func() { a.unwrapReqs = reqsig.NewVerifier(a.signer.ChainID) })
+	requester, err := a.unwrapReqs.Verify(r, body, now, a.signingKey(ctx))
 	if err != nil {
 		deny()
 		return
@@ -90,6 +93,10 @@ func (a *Agent) rewrapFor(ctx context.Context, requester tx.Address, req *Unwrap
 	rec := &hist[req.Version-1]
 	if !ev.Covers(rec, now) {
 		return nil, errors.New("access event does not cover the record")
+	}
+	// The grant, session or affiliation behind the event must still be in force now.
+	if ok, err := a.node.AccessActive(ctx, req.Patient, req.Access, requester, rec.ID, rec.Version); err != nil || !ok {
+		return nil, errors.New("access no longer active")
 	}
 	own := rec.KeyFor(a.Address())
 	if own == nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -19,6 +20,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/reqsig"
 )
 
 // Querier answers ABCI queries; *app.App is one.
@@ -31,15 +33,19 @@ type Config struct {
 	ChainID     string
 	Broadcaster rpcclient.Client // CometBFT's client: broadcast, tx lookup, status
 	Querier     Querier
-	Blobs       blob.Store // ciphertexts, served only against granted access events
+	Blobs       blob.Store   // ciphertexts, served only against granted access events
+	Audit       FetchAuditor // logs every ciphertext request before it is answered; nil serves none
+	Uploads     UploadGate   // quotas and collection of unanchored uploads; nil admits all
 	Metrics     *prometheus.Registry
 	Log         *slog.Logger
 }
 
 type server struct {
 	Config
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	verifierOnce sync.Once
+	verifier     *reqsig.Verifier
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
 }
 
 // New returns the API handler.

@@ -16,12 +16,27 @@ import (
 	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/tx"
 )
 
+// FetchAuditor durably logs a ciphertext request before the API answers it; the node ships the
+// log to the ledger. An error means the request is refused (fail closed).
+type FetchAuditor interface {
+	Log(records.FetchEntry) error
+}
+
+// UploadGate admits uploads of ciphertext no anchor names yet against quotas, and collects
+// what no anchor claims in time.
+type UploadGate interface {
+	Admit(uploader tx.Address, h blob.Hash, size int64) error
+	Release(h blob.Hash) // the upload was not stored
+}
+
 // putBlob stores an uploaded ciphertext under its SHA-256. The upload must be signed by a
-// registered account; the bytes must match the name and fit blob.MaxBytes.
+// registered account, match its name, fit blob.MaxBytes and the uploader's quota of
+// ciphertext that waits for an anchor.
 func (s *server) putBlob(w http.ResponseWriter, r *http.Request) {
 	h, err := blob.ParseHash(r.PathValue("hash"))
 	if err != nil {
@@ -37,14 +52,27 @@ func (s *server) putBlob(w http.ResponseWriter, r *http.Request) {
 		writeCodeErr(w, codes.TooLarge, blob.ErrTooLarge.Error())
 		return
 	}
-	if _, err := reqsig.Verify(r, s.ChainID, data, time.Now(), s.signingKey(r.Context())); err != nil {
+	uploader, err := s.signedRequests().Verify(r, data, time.Now(), s.signingKey(r.Context()))
+	if err != nil {
 		writeCodeErr(w, codes.Unauthorized, err.Error())
 		return
 	}
+	if blob.Of(data) != h {
+		writeCodeErr(w, codes.Invalid, blob.ErrMismatch.Error())
+		return
+	}
+	if s.Uploads != nil {
+		if err := s.Uploads.Admit(uploader, h, int64(len(data))); err != nil {
+			w.Header().Set("Retry-After", "60")
+			writeErr(w, http.StatusTooManyRequests, codes.Unauthorized.String(), err.Error())
+			return
+		}
+	}
 	switch err := s.Blobs.Put(r.Context(), h, data); {
-	case errors.Is(err, blob.ErrMismatch):
-		writeCodeErr(w, codes.Invalid, err.Error())
 	case err != nil:
+		if s.Uploads != nil {
+			s.Uploads.Release(h)
+		}
 		s.Log.Error("store blob", "err", err)
 		writeCodeErr(w, codes.Internal, "cannot store the blob")
 	default:
@@ -55,9 +83,11 @@ func (s *server) putBlob(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// getBlob serves a ciphertext only to a signed request of an account holding a committed,
-// granted, unexpired access event that covers the record with this ciphertext
-// (?patient=ADDR&access=ID). Every refusal, whatever its reason, is the same 404 as for a blob
+// getBlob serves a ciphertext only to a signed, fresh, single-use request of an account
+// holding a committed, granted, unexpired access event that covers the record with this
+// ciphertext (?patient=ADDR&access=ID) and whose basis is still in force. Every request for a
+// known record, served or refused, is logged durably before the answer; if it cannot be, the
+// ciphertext is not served. Every refusal, whatever its reason, is the same 404 as for a blob
 // that does not exist.
 func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 	h, err := blob.ParseHash(r.PathValue("hash"))
@@ -65,28 +95,42 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 		blobNotFound(w)
 		return
 	}
-	now := time.Now()
-	requester, err := reqsig.Verify(r, s.ChainID, nil, now, s.signingKey(r.Context()))
+	ctx, now := r.Context(), time.Now()
+	requester, err := s.signedRequests().Verify(r, nil, now, s.signingKey(ctx))
 	if err != nil {
 		blobNotFound(w)
 		return
 	}
-	access, err := strconv.ParseUint(r.URL.Query().Get("access"), 10, 64)
+	access, _ := strconv.ParseUint(r.URL.Query().Get("access"), 10, 64)
+	rec, err := s.recordOf(ctx, h)
 	if err != nil {
-		blobNotFound(w)
+		blobNotFound(w) // no record to attribute the request to: nothing to audit
 		return
 	}
+	entry := records.FetchEntry{Requester: requester, Patient: rec.Patient, Record: rec.ID, Version: rec.Version,
+		Access: access, Outcome: records.Denied, Time: now.UTC()}
 	q, _ := json.Marshal(app.RecordsQuery{Requester: requester, Patient: tx.Address(r.URL.Query().Get("patient")), Access: access, Hash: h[:], At: now})
-	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathFetchable, Data: q})
-	if err != nil || resp.Code != 0 || string(resp.Value) != "true" {
+	resp, err := s.Querier.Query(ctx, &abci.RequestQuery{Path: app.PathFetchable, Data: q})
+	var data []byte
+	if err == nil && resp.Code == 0 && string(resp.Value) == "true" {
+		entry.Outcome = records.Granted
+		if data, err = s.Blobs.Get(ctx, h); err != nil {
+			if !errors.Is(err, blob.ErrNotFound) {
+				s.Log.Error("read blob", "err", err)
+			}
+			entry.Outcome, data = records.Unavailable, nil
+		}
+	}
+	if s.Audit == nil {
 		blobNotFound(w)
 		return
 	}
-	data, err := s.Blobs.Get(r.Context(), h)
-	if err != nil {
-		if !errors.Is(err, blob.ErrNotFound) {
-			s.Log.Error("read blob", "err", err)
-		}
+	if err := s.Audit.Log(entry); err != nil {
+		s.Log.Error("fetch log refused an entry; not serving", "err", err)
+		blobNotFound(w)
+		return
+	}
+	if data == nil {
 		blobNotFound(w)
 		return
 	}
@@ -95,7 +139,27 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+// recordOf returns the record version whose ciphertext is h.
+func (s *server) recordOf(ctx context.Context, h blob.Hash) (*records.Record, error) {
+	q, _ := json.Marshal(app.RecordsQuery{Hash: h[:]})
+	resp, err := s.Querier.Query(ctx, &abci.RequestQuery{Path: app.PathRecordBlob, Data: q})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Code != 0 {
+		return nil, codes.Errorf(codes.Code(resp.Code), "%s", resp.Log)
+	}
+	var rec records.Record
+	return &rec, json.Unmarshal(resp.Value, &rec)
+}
+
 func blobNotFound(w http.ResponseWriter) { writeCodeErr(w, codes.NotFound, "not found") }
+
+// signedRequests is the server's verifier of signed requests (it remembers their nonces).
+func (s *server) signedRequests() *reqsig.Verifier {
+	s.verifierOnce.Do(func() { s.verifier = reqsig.NewVerifier(s.ChainID) })
+	return s.verifier
+}
 
 // signingKey looks accounts' signing keys up in the latest committed state.
 func (s *server) signingKey(ctx context.Context) reqsig.KeyLookup {

@@ -27,6 +27,15 @@ func (s *server) recordsQuery(path string) http.HandlerFunc {
 				*dst = t
 			}
 		}
+		if q.ID == "" {
+			q.ID = r.URL.Query().Get("record")
+		}
+		if v := r.URL.Query().Get("version"); v != "" {
+			if err := json.Unmarshal([]byte(v), &q.Version); err != nil {
+				writeCodeErr(w, codes.Invalid, "version must be a number")
+				return
+			}
+		}
 		if v := r.PathValue("access"); v != "" {
 			if err := json.Unmarshal([]byte(v), &q.Access); err != nil {
 				writeCodeErr(w, codes.Invalid, "access event id must be a number")
@@ -45,10 +54,13 @@ func (s *server) routeRecords(mux *http.ServeMux) {
 		"GET /v1/patients/{addr}/records":         app.PathRecordList,
 		"GET /v1/patients/{addr}/recipients":      app.PathRecipients,
 		"GET /v1/patients/{addr}/access/{access}": app.PathAccess,
-		"GET /v1/patients/{addr}/audit":           app.PathAudit,
-		"GET /v1/patients/{addr}/emergency":       app.PathEmergency,
-		"GET /v1/patients/{addr}/feed":            app.PathFeed,
-		"GET /v1/patients/{addr}/settings":        app.PathSettings,
+		// ?requester=&record=&version=: whether that access still lets its requester read
+		"GET /v1/patients/{addr}/access/{access}/active": app.PathAccessActive,
+		"GET /v1/patients/{addr}/fetches":                app.PathFetches,
+		"GET /v1/patients/{addr}/audit":                  app.PathAudit,
+		"GET /v1/patients/{addr}/emergency":              app.PathEmergency,
+		"GET /v1/patients/{addr}/feed":                   app.PathFeed,
+		"GET /v1/patients/{addr}/settings":               app.PathSettings,
 	} {
 		s.route(mux, pattern, s.recordsQuery(path))
 	}

@@ -102,6 +102,9 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	if err := identity.InitGenesis(a.store.Working(), &g.Identity); err != nil {
 		return nil, fmt.Errorf("init identity genesis: %w", err)
 	}
+	if err := initNodeAccounts(a.store.Working(), req.Validators, req.InitialHeight); err != nil {
+		return nil, fmt.Errorf("init node accounts: %w", err)
+	}
 	return &abci.ResponseInitChain{AppHash: a.store.WorkingHash()}, nil
 }
 

@@ -29,6 +29,7 @@ const (
 	// PathAccessActive: requester, patient, access, id [, version], at: whether that access
 	// event still lets its requester read the record (records.AccessActive).
 	PathAccessActive = "/records/access_active"
+	PathFetches      = "/records/fetches" // patient: committed fetch log entries (who got ciphertext)
 )
 
 // RecordsQuery carries the parameters of the records query paths.
@@ -118,6 +119,8 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		return jsonResp(records.Fetchable(view, q.Requester, q.Patient, q.Access, q.Hash, q.At))
 	case PathAccessActive:
 		return jsonResp(accessActive(view, q))
+	case PathFetches:
+		return jsonResp(records.FetchEvents(view, q.Patient))
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown query path %q", path)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -27,6 +28,7 @@ import (
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/blob"
+	"github.com/medchain/medchain/fetchlog"
 	"github.com/medchain/medchain/state"
 )
 
@@ -47,8 +49,15 @@ type Node struct {
 	RPCAddr string // CometBFT RPC listen address
 
 	store *state.Store
+	blobs blob.Store
 	http  *http.Server
 	log   *slog.Logger
+
+	fetchLog *fetchlog.Log
+	audit    *fetchAudit
+	uploads  *orphans
+	stopBG   context.CancelFunc // stops the fetch log shipper and the orphan collector
+	bg       sync.WaitGroup
 }
 
 // Start starts the node in home. Stop it with Stop.
@@ -91,12 +100,17 @@ func Start(home string, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
-		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log}
+		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs}
 
+	if err := n.startBackground(conf); err != nil {
+		n.stopComet()
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
-	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs, Metrics: reg, Log: log.With("module", "api")})
+	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
+		Audit: n.audit, Uploads: n.uploads, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()
@@ -159,8 +173,17 @@ func (n *Node) Stop() error {
 	return errors.Join(err, n.stopComet())
 }
 
+// FetchLog is the node's durable log of ciphertext requests (tests close it to check that the
+// node then refuses to serve).
+func (n *Node) FetchLog() *fetchlog.Log { return n.fetchLog }
+
 func (n *Node) stopComet() error {
 	var err error
+	if n.stopBG != nil {
+		n.stopBG()
+		n.bg.Wait()
+		err = n.fetchLog.Close()
+	}
 	if n.Comet.IsRunning() {
 		err = n.Comet.Stop()
 		n.Comet.Wait()

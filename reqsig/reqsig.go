@@ -1,17 +1,21 @@
 // Package reqsig signs and verifies HTTP requests with an account's Ed25519 key, so that a node
 // or an agent knows which account asks (for ciphertext, or for an organization's unwrap) without
-// sessions or passwords. The signature covers the chain id, method, path and query, a timestamp
-// and the SHA-256 of the body; a request older or newer than MaxSkew is refused.
+// sessions or passwords. The signature covers the chain id, method, host (the server it was
+// meant for), path and query, a timestamp, a single-use nonce and the SHA-256 of the body. A
+// Verifier refuses a request whose timestamp is more than MaxSkew from its clock and any nonce it
+// has already accepted, so a captured request cannot be replayed, to this server or another.
 package reqsig
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/medchain/medchain/tx"
@@ -21,39 +25,79 @@ import (
 const (
 	HeaderSigner    = "X-Medchain-Signer"
 	HeaderTime      = "X-Medchain-Time"
+	HeaderNonce     = "X-Medchain-Nonce"
 	HeaderSignature = "X-Medchain-Signature"
 )
 
-// MaxSkew is how far a request's timestamp may be from the verifier's clock.
-const MaxSkew = 5 * time.Minute
+// MaxSkew is how far a request's timestamp may be from the verifier's clock. A nonce is
+// remembered for 2*MaxSkew, longer than any timestamp it could be accepted with.
+const MaxSkew = 30 * time.Second
 
-// ErrUnsigned is returned for a request with missing, stale or invalid signature headers.
+// MaxRemembered bounds the nonces a Verifier holds. A verifier that is full refuses requests
+// (fails closed) until old nonces age out.
+const MaxRemembered = 1 << 20
+
+const nonceBytes = 16
+
+// ErrUnsigned is returned for a request with missing, stale, replayed or invalid signature
+// headers.
 var ErrUnsigned = errors.New("request is not validly signed")
 
-func message(chainID, method, uri, stamp string, body []byte) []byte {
+func message(chainID, method, host, uri, stamp, nonce string, body []byte) []byte {
 	sum := sha256.Sum256(body)
-	return fmt.Appendf(nil, "medchain-request/v1\n%s\n%s\n%s\n%s\n%s", chainID, method, uri, stamp, hex.EncodeToString(sum[:]))
+	return fmt.Appendf(nil, "medchain-request/v2\n%s\n%s\n%s\n%s\n%s\n%s\n%s",
+		chainID, method, host, uri, stamp, nonce, hex.EncodeToString(sum[:]))
 }
 
-// Sign adds signature headers to req for body, signed by signer's key at now.
+// Sign adds signature headers to req for body, signed by signer's key at now, with a fresh
+// nonce. The request is bound to the host of its URL.
 func Sign(req *http.Request, chainID string, signer tx.Address, key ed25519.PrivateKey, body []byte, now time.Time) {
 	stamp := now.UTC().Format(time.RFC3339)
-	sig := ed25519.Sign(key, message(chainID, req.Method, req.URL.RequestURI(), stamp, body))
+	var n [nonceBytes]byte
+	rand.Read(n[:])
+	nonce := hex.EncodeToString(n[:])
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	sig := ed25519.Sign(key, message(chainID, req.Method, host, req.URL.RequestURI(), stamp, nonce, body))
 	req.Header.Set(HeaderSigner, string(signer))
 	req.Header.Set(HeaderTime, stamp)
+	req.Header.Set(HeaderNonce, nonce)
 	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(sig))
 }
 
 // KeyLookup returns an account's current signing key.
 type KeyLookup func(tx.Address) (ed25519.PublicKey, error)
 
-// Verify checks req's signature over body at now and returns the signer. Every failure is
-// ErrUnsigned (wrapped with the reason), so callers can answer all of them alike.
-func Verify(req *http.Request, chainID string, body []byte, now time.Time, lookup KeyLookup) (tx.Address, error) {
+// Verifier checks signed requests for one server and remembers the nonces it accepted.
+type Verifier struct {
+	chainID string
+
+	mu    sync.Mutex
+	seen  map[string]struct{}
+	order []seenNonce // in acceptance order, for expiry
+}
+
+type seenNonce struct {
+	key     string
+	expires time.Time
+}
+
+// NewVerifier returns a Verifier of requests for chainID.
+func NewVerifier(chainID string) *Verifier {
+	return &Verifier{chainID: chainID, seen: map[string]struct{}{}}
+}
+
+// Verify checks req's signature over body at now and returns the signer. The request must be
+// meant for the host it arrived at, carry a fresh timestamp and a nonce this Verifier has not
+// accepted before. Every failure is ErrUnsigned (wrapped with the reason), so callers can
+// answer all of them alike.
+func (v *Verifier) Verify(req *http.Request, body []byte, now time.Time, lookup KeyLookup) (tx.Address, error) {
 	signer := tx.Address(req.Header.Get(HeaderSigner))
-	stamp := req.Header.Get(HeaderTime)
+	stamp, nonce := req.Header.Get(HeaderTime), req.Header.Get(HeaderNonce)
 	sig, err := base64.StdEncoding.DecodeString(req.Header.Get(HeaderSignature))
-	if err != nil || len(sig) != ed25519.SignatureSize || signer.Validate() != nil {
+	if err != nil || len(sig) != ed25519.SignatureSize || signer.Validate() != nil || !validNonce(nonce) {
 		return "", fmt.Errorf("%w: missing or malformed headers", ErrUnsigned)
 	}
 	t, err := time.Parse(time.RFC3339, stamp)
@@ -64,8 +108,38 @@ func Verify(req *http.Request, chainID string, body []byte, now time.Time, looku
 	if err != nil {
 		return "", fmt.Errorf("%w: signer unknown", ErrUnsigned)
 	}
-	if !ed25519.Verify(pub, message(chainID, req.Method, req.URL.RequestURI(), stamp, body), sig) {
+	if !ed25519.Verify(pub, message(v.chainID, req.Method, req.Host, req.URL.RequestURI(), stamp, nonce, body), sig) {
 		return "", fmt.Errorf("%w: bad signature", ErrUnsigned)
 	}
+	if err := v.remember(string(signer)+"/"+nonce, now); err != nil {
+		return "", err
+	}
 	return signer, nil
+}
+
+// remember records a nonce as used, refusing one already used.
+func (v *Verifier) remember(key string, now time.Time) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for len(v.order) > 0 && now.After(v.order[0].expires) {
+		delete(v.seen, v.order[0].key)
+		v.order = v.order[1:]
+	}
+	if _, ok := v.seen[key]; ok {
+		return fmt.Errorf("%w: nonce already used", ErrUnsigned)
+	}
+	if len(v.seen) >= MaxRemembered {
+		return fmt.Errorf("%w: too many recent requests", ErrUnsigned)
+	}
+	v.seen[key] = struct{}{}
+	v.order = append(v.order, seenNonce{key: key, expires: now.Add(2 * MaxSkew)})
+	return nil
+}
+
+func validNonce(n string) bool {
+	if len(n) != 2*nonceBytes {
+		return false
+	}
+	_, err := hex.DecodeString(n)
+	return err == nil
 }

@@ -21,6 +21,9 @@ const (
 	RolePractitioner Role = "practitioner"
 	RoleOrganization Role = "organization"
 	RoleRegistrar    Role = "registrar"
+	// RoleNode is a validator node's own account (its consensus key), created from genesis. It
+	// only commits the node's fetch log (records/fetch_log).
+	RoleNode Role = "node"
 )
 
 // OrgKinds lists the kinds of organization, in a stable order.

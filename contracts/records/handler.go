@@ -20,6 +20,7 @@ var handlers = map[string]contracts.Handler{
 	TypeAnchor: contracts.Decode(anchor), TypeAddKeys: contracts.Decode(addKeys), TypeAccess: contracts.Decode(access),
 	TypeErase: contracts.Decode(erase), TypeSettings: contracts.Decode(settings),
 	TypeEmergencyOpen: contracts.Decode(emergencyOpen), TypeEmergencyReview: contracts.Decode(emergencyReview),
+	TypeFetchLog: contracts.Decode(fetchLog),
 }
 
 // Handles reports whether typ is a records transaction.
