@@ -61,7 +61,7 @@ func TestBreakGlassThroughEmergencyOrganization(t *testing.T) {
 	if err != nil || len(trail) < 3 || trail[len(trail)-1].Basis != "emergency" {
 		t.Fatalf("emergency audit = %+v %v", trail, err)
 	}
-	if err := pat.EmergencyReview(ctx, patient, session, "seen, justified"); err != nil {
+	if err := pat.EmergencyReview(ctx, patient, session, "seen, justified", true); err != nil {
 		t.Fatal(err)
 	}
 	sessions, err := w.c.EmergencySessions(ctx, patient)

@@ -115,8 +115,8 @@ func (a *Agent) EmergencyOpen(ctx context.Context, patient tx.Address, reason st
 }
 
 // EmergencyReview marks a session reviewed (patient, guardian or compliance officer).
-func (a *Agent) EmergencyReview(ctx context.Context, patient tx.Address, id uint64, note string) error {
-	_, err := a.signer.Send(ctx, records.TypeEmergencyReview, records.EmergencyReview{Patient: patient, ID: id, Note: note})
+func (a *Agent) EmergencyReview(ctx context.Context, patient tx.Address, id uint64, note string, justified bool) error {
+	_, err := a.signer.Send(ctx, records.TypeEmergencyReview, records.EmergencyReview{Patient: patient, ID: id, Note: note, Justified: &justified})
 	return err
 }
 

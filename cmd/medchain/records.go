@@ -396,6 +396,7 @@ func emergencyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "emergency", Short: "Break-glass access to a patient's emergency categories"}
 	f.register(cmd)
 	var reason, note string
+	var notJustified bool
 	var hours int
 	open := &cobra.Command{
 		Use: "open PATIENT", Short: "Open time-boxed emergency access (practitioners attested for emergency care)", Args: cobra.ExactArgs(1),
@@ -433,14 +434,19 @@ func emergencyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := a.EmergencyReview(cmd.Context(), patient, id, note); err != nil {
+			if err := a.EmergencyReview(cmd.Context(), patient, id, note, !notJustified); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "emergency session %d reviewed\n", id)
+			if notJustified {
+				fmt.Fprintf(cmd.OutOrStdout(), "emergency session %d reviewed as not justified: it is ended\n", id)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "emergency session %d reviewed\n", id)
+			}
 			return nil
 		},
 	}
 	review.Flags().StringVar(&note, "note", "", "review note")
+	review.Flags().BoolVar(&notJustified, "not-justified", false, "the access was not justified: end the session now")
 	list := &cobra.Command{
 		Use: "list [PATIENT]", Short: "List emergency sessions and the patient's notifications", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
