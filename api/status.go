@@ -4,6 +4,11 @@ import (
 	"encoding/hex"
 	"net/http"
 	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/codes"
 )
 
 // Status describes the node.
@@ -12,6 +17,7 @@ type Status struct {
 	NodeID          string    `json:"node_id"`
 	Moniker         string    `json:"moniker"`
 	LatestHeight    int64     `json:"latest_height"`
+	AppHeight       int64     `json:"app_height"` // the height whose state queries read; can trail LatestHeight briefly
 	LatestAppHash   string    `json:"latest_app_hash"`
 	LatestBlockTime time.Time `json:"latest_block_time"`
 	CatchingUp      bool      `json:"catching_up"`
@@ -27,7 +33,18 @@ func (s *server) nodeStatus(r *http.Request) (*Status, error) {
 	return &Status{ChainID: s.ChainID, NodeID: string(st.NodeInfo.DefaultNodeID), Moniker: st.NodeInfo.Moniker,
 		LatestHeight: st.SyncInfo.LatestBlockHeight, LatestAppHash: hex.EncodeToString(st.SyncInfo.LatestAppHash),
 		LatestBlockTime: st.SyncInfo.LatestBlockTime, CatchingUp: st.SyncInfo.CatchingUp,
-		Validator: st.ValidatorInfo.Address.String(), VotingPower: st.ValidatorInfo.VotingPower}, nil
+		Validator: st.ValidatorInfo.Address.String(), VotingPower: st.ValidatorInfo.VotingPower,
+		AppHeight: s.appHeight(r)}, nil
+}
+
+// appHeight is the last height the app committed, so that clients wait for state they can
+// query rather than for a block the app has not applied yet (0 before the first commit).
+func (s *server) appHeight(r *http.Request) int64 {
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathKey, Data: []byte("-")})
+	if err != nil || resp.Code != uint32(codes.NotFound) && resp.Code != 0 {
+		return 0
+	}
+	return resp.Height
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +64,7 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusServiceUnavailable, "unavailable", "consensus not running")
 	case st.CatchingUp:
 		writeErr(w, http.StatusServiceUnavailable, "catching_up", "node is catching up")
-	case st.LatestHeight == 0:
+	case st.LatestHeight == 0 || st.AppHeight == 0:
 		writeErr(w, http.StatusServiceUnavailable, "starting", "no block committed yet")
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "height": st.LatestHeight})

@@ -39,7 +39,7 @@ func NewSigner(ctx context.Context, c *Client, key *keyring.Key) (*Signer, error
 func (c *Client) WaitReady(ctx context.Context) error {
 	for {
 		st, err := c.Status(ctx)
-		if err == nil && st.LatestHeight > 0 {
+		if err == nil && st.LatestHeight > 0 && st.AppHeight > 0 {
 			return nil
 		}
 		select {
