@@ -107,3 +107,30 @@ func count(fs []records.FetchEvent, who tx.Address, outcome string) int {
 	}
 	return n
 }
+
+// Finding 3 end to end: a guardian named after the patient's records exist can read them
+// (SetGuardians shares their keys), and a removed guardian cannot, even with its old access.
+func TestAttackGuardianReadsEndToEnd(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	guardian := w.account("guardian", identity.RolePractitioner, "")
+	pat := w.agent("patient", "TREAT")
+	stored, err := pat.Add(ctx, []byte(labResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pat.SetGuardians(ctx, []tx.Address{guardian.Address()}); err != nil || n != 1 {
+		t.Fatalf("set guardians: %d keys, %v", n, err)
+	}
+	g := w.agent("guardian", "TREAT")
+	got, err := g.Read(ctx, stored.Anchor.ID)
+	if err != nil || string(got.JSON) != labResult {
+		t.Fatalf("guardian cannot read: %v", err)
+	}
+	if _, err := pat.SetGuardians(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Read(ctx, stored.Anchor.ID); err == nil {
+		t.Fatal("a removed guardian still reads")
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/seal"
 	"github.com/medchain/medchain/tx"
@@ -92,6 +93,28 @@ func (a *Agent) Rewrap(ctx context.Context, patient, grantee tx.Address, categor
 		}
 	}
 	return added, flush()
+}
+
+// SetGuardians names the accounts that may act for this (patient) account and re-wraps the keys
+// of the patient's existing records for each of them, so that a guardian's access, granted by
+// the chain, comes with a key it can use (new records name guardians as recipients anyway). It
+// returns how many keys were added.
+func (a *Agent) SetGuardians(ctx context.Context, guardians []tx.Address) (int, error) {
+	if guardians == nil {
+		guardians = []tx.Address{}
+	}
+	if _, err := a.signer.Send(ctx, identity.TypeSetGuardians, identity.SetGuardians{Guardians: guardians}); err != nil {
+		return 0, err
+	}
+	added := 0
+	for _, g := range guardians {
+		n, err := a.Rewrap(ctx, a.Address(), g, []string{consent.AllCategories})
+		added += n
+		if err != nil {
+			return added, fmt.Errorf("share existing records with guardian %s: %w", g, err)
+		}
+	}
+	return added, nil
 }
 
 // Revoke revokes one of the patient's grants.

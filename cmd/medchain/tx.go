@@ -231,10 +231,17 @@ func txCmd() *cobra.Command {
 				}
 				gs = append(gs, a)
 			}
-			_, _, err := f.send(cmd, identity.TypeSetGuardians, func(*keyring.Key, string, uint64) (any, error) {
-				return identity.SetGuardians{Guardians: gs}, nil
-			})
-			return err
+			af := agentFlags{txFlags: *f}
+			a, _, err := af.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			n, err := a.SetGuardians(cmd.Context(), gs)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "guardians set: %d; existing records shared with them: %d keys added\n", len(gs), n)
+			return nil
 		},
 	}
 	setGuardians.Flags().StringSliceVar(&guardians, "guardian", nil, "guardian address or key name (repeat; none clears)")
