@@ -33,9 +33,11 @@ type Config struct {
 	ChainID     string
 	Broadcaster rpcclient.Client // CometBFT's client: broadcast, tx lookup, status
 	Querier     Querier
-	Blobs       blob.Store   // ciphertexts, served only against granted access events
-	Audit       FetchAuditor // logs every ciphertext request before it is answered; nil serves none
-	Uploads     UploadGate   // quotas and collection of unanchored uploads; nil admits all
+	Blobs       blob.Store    // ciphertexts, served only against granted access events
+	Audit       FetchAuditor  // logs every ciphertext request before it is answered; nil serves none
+	Uploads     UploadGate    // quotas and collection of unanchored uploads; nil admits all
+	Commits     CommitWaiter  // tells submissions waiting for commit; nil uses CometBFT's subscriptions
+	StallAfter  time.Duration // health fails after this long without a block (default DefaultStallAfter)
 	Metrics     *prometheus.Registry
 	Log         *slog.Logger
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -56,7 +57,20 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// health is 200 when consensus runs, has committed a block and is not catching up.
+// DefaultStallAfter is how long a node may go without a new block before its health check
+// fails: a cut-off or halted node must not answer 200. Dev and testnet homes make an empty
+// block at least every 5 s.
+const DefaultStallAfter = 30 * time.Second
+
+func (s *server) stallAfter() time.Duration {
+	if s.StallAfter > 0 {
+		return s.StallAfter
+	}
+	return DefaultStallAfter
+}
+
+// health is 200 when consensus runs, has committed a block recently, the app has applied it,
+// and the node is not catching up.
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	st, err := s.nodeStatus(r)
 	switch {
@@ -66,6 +80,9 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusServiceUnavailable, "catching_up", "node is catching up")
 	case st.LatestHeight == 0 || st.AppHeight == 0:
 		writeErr(w, http.StatusServiceUnavailable, "starting", "no block committed yet")
+	case time.Since(st.LatestBlockTime) > s.stallAfter():
+		writeErr(w, http.StatusServiceUnavailable, "stalled",
+			fmt.Sprintf("no block committed for %s (last at height %d)", time.Since(st.LatestBlockTime).Round(time.Second), st.LatestHeight))
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "height": st.LatestHeight})
 	}

@@ -1,16 +1,19 @@
 package api
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/cometbft/cometbft/types"
 
+	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/tx"
 )
@@ -49,6 +52,10 @@ func (s *server) submitTx(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeResult(w, TxResult{Hash: hash, Code: res.Code, Log: res.Log, Stage: "check"})
 	case "", "commit":
+		if s.Commits != nil {
+			s.submitAndWait(w, r, raw, hash)
+			return
+		}
 		res, err := s.Broadcaster.BroadcastTxCommit(r.Context(), raw)
 		if err != nil {
 			s.broadcastErr(w, err)
@@ -62,6 +69,43 @@ func (s *server) submitTx(w http.ResponseWriter, r *http.Request) {
 			Stage: "commit", Events: res.TxResult.Events})
 	default:
 		writeErr(w, http.StatusBadRequest, codes.Invalid.String(), "wait must be check or commit")
+	}
+}
+
+// CommitTimeout is how long a submission waits for its commit before answering 504.
+const CommitTimeout = 30 * time.Second
+
+// CommitWaiter tells when a tx commits, without a CometBFT subscription per waiting request.
+type CommitWaiter interface {
+	AwaitCommit(hash [32]byte) (<-chan app.Committed, func(), error)
+}
+
+// submitAndWait broadcasts raw and waits for the block that holds it.
+func (s *server) submitAndWait(w http.ResponseWriter, r *http.Request, raw []byte, hash string) {
+	done, cancel, err := s.Commits.AwaitCommit(sha256.Sum256(raw))
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeErr(w, http.StatusServiceUnavailable, "busy", err.Error())
+		return
+	}
+	defer cancel()
+	res, err := s.Broadcaster.BroadcastTxSync(r.Context(), raw)
+	if err != nil {
+		s.broadcastErr(w, err)
+		return
+	}
+	if res.Code != 0 {
+		s.writeResult(w, TxResult{Hash: hash, Code: res.Code, Log: res.Log, Stage: "check"})
+		return
+	}
+	timer := time.NewTimer(CommitTimeout)
+	defer timer.Stop()
+	select {
+	case c := <-done:
+		s.writeResult(w, TxResult{Hash: hash, Code: c.Result.Code, Log: c.Result.Log, Height: c.Height, Stage: "commit", Events: c.Result.Events})
+	case <-timer.C:
+		s.broadcastErr(w, errors.New("timed out waiting for commit"))
+	case <-r.Context().Done():
 	}
 }
 

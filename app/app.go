@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,8 @@ type App struct {
 
 	txMu    sync.Mutex
 	txCache map[[32]byte]*tx.Tx // decoded txs whose signature verified, by SHA-256 of their bytes
+
+	waiters commitWaiters // submissions waiting for their tx's commit
 
 	onErase func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
 	erased  [][32]byte              // ciphertexts erased by the block being finalized
@@ -190,10 +193,13 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	working := a.store.Working()
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	a.erased = a.erased[:0]
+	hashes := make([][32]byte, len(req.Txs))
 	for i, raw := range req.Txs {
 		results[i] = a.deliver(working, req, raw)
 		a.erased = appendErased(a.erased, results[i])
+		hashes[i] = sha256.Sum256(raw)
 	}
+	a.waiters.stage(req.Height, req.Txs, hashes, results)
 	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.store.WorkingHash()}, nil
 }
 
@@ -266,6 +272,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if v, err := a.store.At(height); err == nil {
 		a.latest.Store(v)
 	}
+	a.waiters.deliver()
 	if a.onErase != nil && len(a.erased) > 0 {
 		a.onErase(a.erased)
 	}

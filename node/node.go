@@ -34,8 +34,10 @@ import (
 
 // Options override a home's settings when starting a node (tests use port 0).
 type Options struct {
-	APIAddr string       // overrides medchain.toml's api_addr when set
-	Log     *slog.Logger // defaults to text logs on stderr at the configured level
+	APIAddr string // overrides medchain.toml's api_addr when set
+	// StallAfter overrides how long without a new block makes /v1/health fail (api.DefaultStallAfter).
+	StallAfter time.Duration
+	Log        *slog.Logger // defaults to text logs on stderr at the configured level
 }
 
 // Node is a running medchain node: CometBFT, the app, its state store and the HTTP API.
@@ -110,7 +112,7 @@ func Start(home string, opt Options) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
 	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
-		Audit: n.audit, Uploads: n.uploads, Metrics: reg, Log: log.With("module", "api")})
+		Audit: n.audit, Uploads: n.uploads, Commits: application, StallAfter: opt.StallAfter, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()
