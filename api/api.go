@@ -36,6 +36,7 @@ type Config struct {
 	Blobs       blob.Store    // ciphertexts, served only against granted access events
 	Audit       FetchAuditor  // logs every ciphertext request before it is answered; nil serves none
 	Uploads     UploadGate    // quotas and collection of unanchored uploads; nil admits all
+	Replicas    Replicas      // peers to fetch a missing ciphertext from; nil: none
 	Commits     CommitWaiter  // tells submissions waiting for commit; nil uses CometBFT's subscriptions
 	StallAfter  time.Duration // health fails after this long without a block (default DefaultStallAfter)
 	Metrics     *prometheus.Registry

@@ -27,6 +27,11 @@ type FetchAuditor interface {
 	Log(records.FetchEntry) error
 }
 
+// Replicas fetches a ciphertext this node lacks from its peers (and stores it).
+type Replicas interface {
+	Fetch(ctx context.Context, h blob.Hash) ([]byte, error)
+}
+
 // UploadGate admits uploads of ciphertext no anchor names yet against quotas, and collects
 // what no anchor claims in time.
 type UploadGate interface {
@@ -101,12 +106,16 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 		blobNotFound(w)
 		return
 	}
-	access, _ := strconv.ParseUint(r.URL.Query().Get("access"), 10, 64)
 	rec, err := s.recordOf(ctx, h)
 	if err != nil {
 		blobNotFound(w) // no record to attribute the request to: nothing to audit
 		return
 	}
+	if r.URL.Query().Has("replica") {
+		s.serveReplica(w, r, requester, rec, h)
+		return
+	}
+	access, _ := strconv.ParseUint(r.URL.Query().Get("access"), 10, 64)
 	entry := records.FetchEntry{Requester: requester, Patient: rec.Patient, Record: rec.ID, Version: rec.Version,
 		Access: access, Outcome: records.Denied, Time: now.UTC()}
 	q, _ := json.Marshal(app.RecordsQuery{Requester: requester, Patient: tx.Address(r.URL.Query().Get("patient")), Access: access, Hash: h[:], At: now})
@@ -114,10 +123,11 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 	var data []byte
 	if err == nil && resp.Code == 0 && string(resp.Value) == "true" {
 		entry.Outcome = records.Granted
-		if data, err = s.Blobs.Get(ctx, h); err != nil {
-			if !errors.Is(err, blob.ErrNotFound) {
-				s.Log.Error("read blob", "err", err)
-			}
+		if data, err = s.Blobs.Get(ctx, h); errors.Is(err, blob.ErrNotFound) && s.Replicas != nil {
+			data, err = s.Replicas.Fetch(ctx, h)
+		}
+		if err != nil {
+			s.Log.Warn("ciphertext unavailable", "blob", h.String(), "err", err)
 			entry.Outcome, data = records.Unavailable, nil
 		}
 	}
@@ -131,6 +141,27 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if data == nil {
+		blobNotFound(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(data)
+}
+
+// serveReplica answers another node's replication fetch: a signed request by a node account
+// for an anchored, unerased ciphertext this node holds. Nodes hold ciphertext only; this is not
+// a read of the record and leaves no audit entry.
+func (s *server) serveReplica(w http.ResponseWriter, r *http.Request, requester tx.Address, rec *records.Record, h blob.Hash) {
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathKey, Data: identity.AccountKey(requester)})
+	var acc identity.Account
+	if err != nil || resp.Code != 0 || json.Unmarshal(resp.Value, &acc) != nil || acc.Role != identity.RoleNode ||
+		rec.Status == records.StatusErased {
+		blobNotFound(w)
+		return
+	}
+	data, err := s.Blobs.Get(r.Context(), h)
+	if err != nil {
 		blobNotFound(w)
 		return
 	}

@@ -54,9 +54,15 @@ type App struct {
 
 	waiters commitWaiters // submissions waiting for their tx's commit
 
-	onErase func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
-	erased  [][32]byte              // ciphertexts erased by the block being finalized
+	onErase  func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
+	erased   [][32]byte              // ciphertexts erased by the block being finalized
+	onAnchor func(hashes [][32]byte) // called after a commit with the ciphertexts it anchored
+	anchored [][32]byte              // ciphertexts anchored by the block being finalized
 }
+
+// OnAnchor registers fn to run after each commit that anchored records, with the SHA-256 names
+// of their ciphertexts, so that the node replicates them from its peers. Set it before starting.
+func (a *App) OnAnchor(fn func(hashes [][32]byte)) { a.onAnchor = fn }
 
 // OnErase registers fn to run after each commit that erased records, with the SHA-256 names of
 // their ciphertexts, so that the node deletes them from its blob store. Set it before starting.
@@ -192,11 +198,12 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	working := a.store.Working()
 	results := make([]*abci.ExecTxResult, len(req.Txs))
-	a.erased = a.erased[:0]
+	a.erased, a.anchored = a.erased[:0], a.anchored[:0]
 	hashes := make([][32]byte, len(req.Txs))
 	for i, raw := range req.Txs {
 		results[i] = a.deliver(working, req, raw)
-		a.erased = appendErased(a.erased, results[i])
+		a.erased = appendBlobs(a.erased, "records.erased", results[i])
+		a.anchored = appendBlobs(a.anchored, "records.anchored", results[i])
 		hashes[i] = sha256.Sum256(raw)
 	}
 	a.waiters.stage(req.Height, req.Txs, hashes, results)
@@ -276,6 +283,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if a.onErase != nil && len(a.erased) > 0 {
 		a.onErase(a.erased)
 	}
+	if a.onAnchor != nil && len(a.anchored) > 0 {
+		a.onAnchor(a.anchored)
+	}
 	a.metrics.height.Set(float64(height))
 	a.log.Debug("committed", "height", height, "app_hash", fmt.Sprintf("%X", hash))
 	return &abci.ResponseCommit{}, nil
@@ -294,10 +304,10 @@ func abciEvents(events []contracts.Event) []abci.Event {
 	return out
 }
 
-// appendErased collects the ciphertext names of a successful erase's "records.erased" events.
-func appendErased(out [][32]byte, res *abci.ExecTxResult) [][32]byte {
+// appendBlobs collects the ciphertext names ("blob" attributes) of a result's events of typ.
+func appendBlobs(out [][32]byte, typ string, res *abci.ExecTxResult) [][32]byte {
 	for _, e := range res.Events {
-		if e.Type != "records.erased" {
+		if e.Type != typ {
 			continue
 		}
 		for _, at := range e.Attributes {

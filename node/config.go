@@ -22,6 +22,8 @@ import (
 type Settings struct {
 	APIAddr  string `toml:"api_addr"`  // the node HTTP API, e.g. 127.0.0.1:8080
 	LogLevel string `toml:"log_level"` // debug, info, warn, error
+	// PeerAPIs are other nodes' API URLs to replicate ciphertext from (testnet fills them in).
+	PeerAPIs []string `toml:"peer_apis"`
 }
 
 // DefaultSettings are used for anything medchain.toml does not set.

@@ -85,6 +85,7 @@ func SetPeers(vals []*Validator) error {
 			return err
 		}
 		peers := ""
+		var apis []string
 		for _, o := range vals {
 			if o == v {
 				continue
@@ -93,9 +94,18 @@ func SetPeers(vals []*Validator) error {
 				peers += ","
 			}
 			peers += fmt.Sprintf("%s@127.0.0.1:%d", o.NodeID, o.Ports.P2P)
+			apis = append(apis, fmt.Sprintf("http://127.0.0.1:%d", o.Ports.API))
 		}
 		c.P2P.PersistentPeers = peers
 		cfg.WriteConfigFile(filepath.Join(v.Home, "config", "config.toml"), c)
+		s, err := LoadSettings(v.Home)
+		if err != nil {
+			return err
+		}
+		s.PeerAPIs = apis // replicate ciphertext from the other nodes
+		if err := SaveSettings(v.Home, s); err != nil {
+			return err
+		}
 	}
 	return nil
 }

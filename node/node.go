@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,8 @@ type Node struct {
 
 	fetchLog *fetchlog.Log
 	audit    *fetchAudit
+	key      ed25519.PrivateKey // the validator key: signs the fetch log and replication requests
+	replicas *replicator
 	uploads  *orphans
 	stopBG   context.CancelFunc // stops the fetch log shipper and the orphan collector
 	bg       sync.WaitGroup
@@ -95,6 +98,13 @@ func Start(home string, opt Options) (*Node, error) {
 	}
 	application.OnErase(func(hashes [][32]byte) { deleteBlobs(blobs, hashes, log) })
 	sweepErased(store, blobs, log)
+	key, err := validatorKey(conf)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	replicas := newReplicator(settings.PeerAPIs, blobs, key, genDoc.ChainID, log.With("module", "replicate"))
+	application.OnAnchor(replicas.enqueue)
 	// One mutex per ABCI connection: mempool checks run beside block execution (see app.App).
 	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application))
 	if err != nil {
@@ -102,9 +112,10 @@ func Start(home string, opt Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
-		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs}
+		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs,
+		key: key, replicas: replicas}
 
-	if err := n.startBackground(conf); err != nil {
+	if err := n.startBackground(); err != nil {
 		n.stopComet()
 		return nil, err
 	}
@@ -112,7 +123,7 @@ func Start(home string, opt Options) (*Node, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
 	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
-		Audit: n.audit, Uploads: n.uploads, Commits: application, StallAfter: opt.StallAfter, Metrics: reg, Log: log.With("module", "api")})
+		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, Commits: application, StallAfter: opt.StallAfter, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()

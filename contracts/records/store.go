@@ -121,3 +121,17 @@ func GetSettings(r state.Reader, patient tx.Address) (*Settings, error) {
 }
 
 func list[T any](r state.Reader, prefix []byte) ([]T, error) { return contracts.List[T](r, prefix) }
+
+// EachBlob calls fn with the ciphertext name of every anchored record version, erased ones
+// included (their anchors say so), in name order, until fn returns false.
+func EachBlob(r state.Reader, fn func(hash []byte) bool) error {
+	prefix := []byte(root + "b/")
+	var stop bool
+	return r.Iterate(prefix, func(k, _ []byte) bool {
+		h, err := hex.DecodeString(string(k[len(prefix):]))
+		if err == nil && len(h) == 32 {
+			stop = !fn(h)
+		}
+		return stop
+	})
+}

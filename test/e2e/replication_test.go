@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/tx"
+)
+
+// testnet is n validator processes on loopback with their API clients.
+type testnet struct {
+	dir     string
+	procs   []*proc
+	clients []*client.Client
+}
+
+func startTestnet(t *testing.T, n int, chainID string) *testnet {
+	t.Helper()
+	net := &testnet{dir: t.TempDir()}
+	base := freeBase(t, n)
+	gen := exec.Command(binary, "testnet", "--validators", fmt.Sprint(n), "--out", net.dir, "--chain-id", chainID, "--base-port", fmt.Sprint(base))
+	gen.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
+	if b, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("testnet: %v\n%s", err, b)
+	}
+	for i := 0; i < n; i++ {
+		net.procs = append(net.procs, start(t, "node", "start", "--home", net.home(i)))
+		net.clients = append(net.clients, client.New(fmt.Sprintf("127.0.0.1:%d", base+10*i+2)))
+	}
+	for i := range net.procs {
+		waitHealthy(t, net.procs[i], net.clients[i], 1)
+	}
+	return net
+}
+
+func (n *testnet) home(i int) string { return filepath.Join(n.dir, fmt.Sprintf("node%d", i)) }
+
+// blobOn reports whether node i holds the ciphertext h on disk.
+func (n *testnet) blobOn(i int, h []byte) bool {
+	s := fmt.Sprintf("%x", h)
+	_, err := os.Stat(filepath.Join(node.BlobDir(n.home(i)), s[:2], s))
+	return err == nil
+}
+
+const replicatedResult = `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hemoglobin"},"subject":{"reference":"Patient/example"},"valueQuantity":{"value":13.2,"unit":"g/dL"}}`
+
+// TestReplicatedRecordAcrossNodes: a record written through node 0 is replicated to every node;
+// it is read through node 2; node 0 is killed and its blob folder deleted, and the record is
+// still read through node 3, which, after losing its own copy too, fetches it from a peer on
+// demand.
+func TestReplicatedRecordAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	const chainID = "e2e-replicas"
+	net := startTestnet(t, 4, chainID)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k, _ := keyring.Generate("patient")
+	agentVia := func(i int) *agent.Agent {
+		s, err := client.NewSigner(ctx, net.clients[i], k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return agent.New(s, agent.Config{Patients: map[string]tx.Address{"example": k.Address}})
+	}
+	raw, _ := tx.Sign(k.Signing, chainID, k.Address, 0, identity.TypeRegister, identity.Register{
+		Role: identity.RolePatient, Name: "Replicated Patient", EncryptionKey: k.Encryption.PublicKey().Bytes()})
+	if res, err := net.clients[0].Submit(ctx, raw, "commit"); err != nil || res.Code != 0 {
+		t.Fatalf("register: %+v %v", res, err)
+	}
+	stored, err := agentVia(0).Add(ctx, []byte(replicatedResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := stored.Anchor.CiphertextHash
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 1; i < 4; i++ {
+		for !net.blobOn(i, h) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node%d did not replicate the ciphertext\n%s", i, net.procs[i].output())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	got, err := agentVia(2).Read(ctx, stored.Anchor.ID)
+	if err != nil || string(got.JSON) != replicatedResult {
+		t.Fatalf("read through node2: %v", err)
+	}
+
+	net.procs[0].kill()
+	if err := os.RemoveAll(node.BlobDir(net.home(0))); err != nil {
+		t.Fatal(err)
+	}
+	s := fmt.Sprintf("%x", h)
+	if err := os.Remove(filepath.Join(node.BlobDir(net.home(3)), s[:2], s)); err != nil {
+		t.Fatal(err)
+	}
+	got, err = agentVia(3).Read(ctx, stored.Anchor.ID)
+	if err != nil || string(got.JSON) != replicatedResult {
+		t.Fatalf("read through node3 with node0 gone: %v", err)
+	}
+	if !net.blobOn(3, h) {
+		t.Fatal("node3 served the record without storing the fetched ciphertext")
+	}
+	for i := 1; i < 4; i++ {
+		net.procs[i].stop(t)
+	}
+}
