@@ -16,9 +16,17 @@ import (
 )
 
 // validate is the one admission check for CheckTx, PrepareProposal, ProcessProposal and
-// FinalizeBlock: size, decoding, chain id, signature, signer account and key, nonce, known type.
-// pending, when non-nil, holds next-nonces of txs already accepted in the same sequence (mempool
-// or proposal) and is advanced on success. Message rules are checked by the module at delivery.
+// FinalizeBlock: size, decoding, chain id, signature, signer account and key, nonce, known type,
+// a dry run of a registration by a signer without an account, and the stateless prechecks of
+// the message types that have one (precheck). pending, when non-nil, holds next-nonces of txs
+// already accepted in the same sequence (mempool or proposal) and is advanced on success. Other
+// message rules are checked by the module at delivery.
+//
+// Invariant: a tx that passes validate consumes a nonce when delivered (success or failure), so
+// its bytes never pass validate again and no committed tx is committed twice. A registration is
+// the one tx whose failure leaves no account to hold a nonce, so it must not fail at delivery:
+// its outcome depends only on committed state and the message (not on height or time), and
+// validate refuses it when the dry run fails.
 func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64) (*tx.Tx, error) {
 	t, err := a.decodeVerified(raw)
 	if err != nil {
@@ -33,8 +41,10 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	}
 	acc, err := identity.GetAccount(r, b.Signer)
 	var expect uint64
+	registering := false
 	switch {
 	case codes.Of(err) == codes.NotFound:
+		registering = true
 		if b.Type != identity.TypeRegister {
 			return nil, codes.Errorf(codes.UnknownSigner, "signer %s has no account", b.Signer)
 		}
@@ -54,6 +64,14 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	}
 	if b.Nonce != expect {
 		return nil, codes.Errorf(codes.BadNonce, "nonce %d, expected %d", b.Nonce, expect)
+	}
+	if registering {
+		if err := a.dryRunRegistration(r, t); err != nil {
+			return nil, err
+		}
+	}
+	if err := precheck(b.Type, b.Msg); err != nil {
+		return nil, err
 	}
 	if pending != nil {
 		pending[b.Signer] = expect + 1
@@ -87,6 +105,31 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 	a.txCache[h] = t
 	a.txMu.Unlock()
 	return t, nil
+}
+
+// dryRunRegistration executes a registration by a signer without an account on a throwaway
+// cache over r and returns the module's error, if any. A failed registration leaves no account
+// whose nonce its delivery could consume, so the same bytes would pass validate again at every
+// later height; refused here, it never enters a block. A panic (a bug) is an Internal error.
+func (a *App) dryRunRegistration(r state.Reader, t *tx.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = codes.Errorf(codes.Internal, "internal error checking %s", t.Body.Type)
+		}
+	}()
+	ctx := contracts.Context{ChainID: a.chainID, Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce, TxHash: t.Hash}
+	_, err = identity.Deliver(state.NewCache(r), ctx, t.Body.Type, t.Body.Msg)
+	return err
+}
+
+// precheck runs a message type's stateless checks that must hold before a tx enters a block
+// (a pure function of the type and message). Today: a consent grant's condition compiles
+// within its bounds, so no unbounded compilation ever runs inside FinalizeBlock.
+func precheck(typ string, msg json.RawMessage) error {
+	if consent.Handles(typ) {
+		return consent.Precheck(typ, msg)
+	}
+	return nil
 }
 
 func knownType(typ string) bool {

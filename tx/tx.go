@@ -1,6 +1,13 @@
 // Package tx defines medchain's transaction envelope: the signed body, its size limits, its
 // decoding (strict, bounded, fuzzed) and signing. The signature covers the exact body bytes; the
 // body is never re-serialized to verify it.
+//
+// Encodings are canonical: Decode accepts an envelope only in the exact bytes Sign writes
+// (encoding/json of the Envelope: fixed field order, no whitespace, standard padded base64), and
+// a body only if it is encoding/json of its decoded Body, with no object key (at any depth,
+// inside msg too) given twice. So one signed body has exactly one envelope, and one tx hash: a
+// relayer cannot re-encode a client's tx into a different hash, and no field can be read
+// differently by decoders that keep the first or the last of two duplicate keys.
 package tx
 
 import (
@@ -10,7 +17,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
+	"unicode"
+	"unicode/utf8"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
@@ -68,8 +78,9 @@ type Tx struct {
 	Hash [32]byte // SHA-256 of the raw envelope bytes, as CometBFT hashes txs
 }
 
-// Decode parses raw envelope bytes strictly: unknown fields, trailing data, oversize fields and
-// malformed values are rejected with a coded error. It never panics on any input.
+// Decode parses raw envelope bytes strictly: unknown fields, trailing data, oversize fields,
+// malformed values, duplicate object keys and any encoding other than the canonical one (see the
+// package comment) are rejected with a coded error. It never panics on any input.
 func Decode(raw []byte) (*Tx, error) {
 	if len(raw) > MaxTxBytes {
 		return nil, codes.Errorf(codes.TooLarge, "tx is %d bytes, limit %d", len(raw), MaxTxBytes)
@@ -83,6 +94,14 @@ func Decode(raw []byte) (*Tx, error) {
 	}
 	if len(t.Sig) != ed25519.SignatureSize {
 		return nil, codes.Errorf(codes.Malformed, "sig is %d bytes, want %d", len(t.Sig), ed25519.SignatureSize)
+	}
+	// The tx hash is the hash of these bytes: accept exactly one encoding of an envelope, so
+	// that nobody but the signer can make a second hash for the same signed body.
+	if canon, err := json.Marshal(&t.Envelope); err != nil || !bytes.Equal(canon, raw) {
+		return nil, codes.Errorf(codes.Malformed, "envelope is not canonical: encode it as tx.Sign does (encoding/json, no whitespace, standard padded base64)")
+	}
+	if err := CheckDuplicateKeys(t.Envelope.Body); err != nil {
+		return nil, codes.Errorf(codes.Malformed, "body: %v", err)
 	}
 	if err := strictUnmarshal(t.Envelope.Body, &t.Body); err != nil {
 		return nil, codes.Errorf(codes.Malformed, "body: %v", err)
@@ -101,8 +120,86 @@ func Decode(raw []byte) (*Tx, error) {
 	if err := b.Signer.Validate(); err != nil {
 		return nil, codes.Errorf(codes.Malformed, "signer: %v", err)
 	}
+	if canon, err := json.Marshal(b); err != nil || !bytes.Equal(canon, t.Envelope.Body) {
+		return nil, codes.Errorf(codes.Malformed, "body is not canonical: encode it with encoding/json (field order chain_id, signer, nonce, type, msg; no whitespace)")
+	}
 	t.Hash = sha256.Sum256(raw)
 	return &t, nil
+}
+
+// CheckDuplicateKeys reports an error if any JSON object in raw, at any depth, names a key twice.
+// Keys are compared as encoding/json matches them to struct fields, that is case-insensitively
+// ({"role":1,"Role":2} is a duplicate: with encoding/json the last one would silently win). raw
+// must be one JSON value; syntax errors are reported too. It walks encoding/json's token stream.
+func CheckDuplicateKeys(raw []byte) error {
+	type frame struct {
+		keys    map[string]struct{} // nil for an array
+		wantKey bool                // in an object: the next token is a key
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // numbers stay text: no float parsing
+	var stack []frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].keys != nil {
+			top := &stack[n-1]
+			if top.wantKey {
+				key, ok := tok.(string)
+				if !ok { // the decoder yields only strings in key position; be safe anyway
+					return fmt.Errorf("object key is not a string")
+				}
+				k := foldKey(key)
+				if _, dup := top.keys[k]; dup {
+					return fmt.Errorf("duplicate object key %q", truncate(key))
+				}
+				top.keys[k] = struct{}{}
+				top.wantKey = false
+				continue
+			}
+			top.wantKey = true // this token is the value; a key follows it
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		}
+	}
+}
+
+// foldKey folds a key the way encoding/json does when it matches object keys to struct field
+// names: two keys fold equal exactly when encoding/json would treat them as the same field.
+func foldKey(s string) string {
+	out := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if 'a' <= r && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			out = append(out, byte(r))
+			continue
+		}
+		for { // the smallest rune of r's fold set, as encoding/json's foldName
+			r2 := unicode.SimpleFold(r)
+			if r2 <= r {
+				r = r2
+				break
+			}
+			r = r2
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return string(out)
 }
 
 // verifyOpts gives Go standard library semantics (crypto/ed25519) with curve25519-voi's faster
@@ -126,6 +223,9 @@ func Sign(key ed25519.PrivateKey, chainID string, signer Address, nonce uint64, 
 	body, err := json.Marshal(Body{ChainID: chainID, Signer: signer, Nonce: nonce, Type: typ, Msg: m})
 	if err != nil {
 		return nil, fmt.Errorf("encode body: %w", err)
+	}
+	if err := CheckDuplicateKeys(body); err != nil { // possible only with a json.RawMessage msg
+		return nil, codes.Errorf(codes.Malformed, "body: %v", err)
 	}
 	env := Envelope{Body: body, PubKey: key.Public().(ed25519.PublicKey), Sig: ed25519.Sign(key, body)}
 	raw, err := json.Marshal(env)

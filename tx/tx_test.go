@@ -1,6 +1,7 @@
 package tx_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"strings"
@@ -65,12 +66,19 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-// FuzzDecode: no input panics, and whatever decodes re-verifies consistently.
+// FuzzDecode: no input panics, and whatever decodes re-verifies consistently, is the canonical
+// encoding of its envelope and body (one signed body, one hash) and has no duplicate keys.
 func FuzzDecode(f *testing.F) {
 	k := key()
 	addr := tx.AddressOf(k.Public().(ed25519.PublicKey))
 	good, _ := tx.Sign(k, "c", addr, 1, "identity/register", map[string]int{"a": 1})
 	f.Add(good)
+	nested, _ := tx.Sign(k, "c", addr, 2, "consent/grant", map[string]any{"a": []any{map[string]int{"b": 1, "c": 2}}, "d": map[string]string{"e": "<&>"}})
+	f.Add(nested)
+	f.Add(bytes.Replace(good, []byte(`","pub_key"`), []byte(`\r\n","pub_key"`), 1))
+	dupBody := []byte(`{"chain_id":"c","signer":"` + string(addr) + `","nonce":0,"type":"t","msg":{"a":{"b":1,"b":2}}}`)
+	dup, _ := json.Marshal(tx.Envelope{Body: dupBody, PubKey: k.Public().(ed25519.PublicKey), Sig: ed25519.Sign(k, dupBody)})
+	f.Add(dup)
 	f.Add([]byte(`{"body":"","pub_key":"","sig":""}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -84,8 +92,89 @@ func FuzzDecode(f *testing.F) {
 		if d.Body.Signer.Validate() != nil || len(d.PubKey) != ed25519.PublicKeySize {
 			t.Fatal("decoded an invalid envelope")
 		}
+		if env, _ := json.Marshal(&d.Envelope); !bytes.Equal(env, raw) {
+			t.Fatalf("accepted a non-canonical envelope %q", raw)
+		}
+		if body, _ := json.Marshal(&d.Body); !bytes.Equal(body, d.Envelope.Body) {
+			t.Fatalf("accepted a non-canonical body %q", d.Envelope.Body)
+		}
+		if n, uniq := keyCounts(t, d.Envelope.Body); n != uniq {
+			t.Fatalf("accepted a body with duplicate keys %q", d.Envelope.Body)
+		}
 		_ = d.Verify()
 	})
+}
+
+// FuzzCheckDuplicateKeys: no input panics, and on valid JSON it agrees with an independent
+// oracle for exact duplicates (decoding into maps keeps one value per distinct key).
+func FuzzCheckDuplicateKeys(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1,"a":2}`, `{"a":[{"b":1},{"b":1}]}`, `[{"x":{"y":1,"y":1}}]`, `{"a":1,"A":1}`, `"x"`, `{"a":`, `{"a" 1}`, `[1,]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		err := tx.CheckDuplicateKeys(raw)
+		var v any
+		if json.Unmarshal(raw, &v) != nil {
+			return
+		}
+		if n, uniq := keyCounts(t, raw); n != uniq && err == nil {
+			t.Fatalf("missed a duplicate key in %q", raw)
+		}
+	})
+}
+
+// keyCounts returns the number of object keys in one JSON value as written, and as kept by
+// decoding into maps (which drops exact duplicates).
+func keyCounts(t *testing.T, raw []byte) (written, kept int) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	var count func(any) int
+	count = func(v any) int {
+		n := 0
+		switch x := v.(type) {
+		case map[string]any:
+			for _, e := range x {
+				n += 1 + count(e)
+			}
+		case []any:
+			for _, e := range x {
+				n += count(e)
+			}
+		}
+		return n
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var inObj []bool
+	wantKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		if len(inObj) > 0 && inObj[len(inObj)-1] && wantKey {
+			if _, ok := tok.(string); ok {
+				written++
+				wantKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			inObj = append(inObj, true)
+			wantKey = true
+		case json.Delim('['):
+			inObj = append(inObj, false)
+		case json.Delim('}'), json.Delim(']'):
+			inObj = inObj[:len(inObj)-1]
+			wantKey = len(inObj) > 0 && inObj[len(inObj)-1]
+		default:
+			wantKey = len(inObj) > 0 && inObj[len(inObj)-1]
+		}
+	}
+	return written, count(v)
 }
 
 func BenchmarkDecodeVerify(b *testing.B) {

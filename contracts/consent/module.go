@@ -18,9 +18,14 @@ const (
 	TypeRevoke = "consent/revoke"
 )
 
-// Limits.
+// Limits. MaxGrantsPerPatient bounds a patient's live grants (not revoked, not expired: see
+// Grant.LiveAt), so that dead grants never lock a patient out of consent. MaxStoredGrants bounds
+// what is kept: a grant that would take a patient's stored grants over it first deletes the
+// patient's dead grants (all of them, in id order). A deleted grant reads as not found, which
+// every reader takes as "not in force", as it was.
 const (
 	MaxGrantsPerPatient = 256
+	MaxStoredGrants     = 2 * MaxGrantsPerPatient
 	maxNames            = 32
 )
 
@@ -129,8 +134,22 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 	if err != nil {
 		return nil, err
 	}
-	if len(existing) >= MaxGrantsPerPatient {
-		return nil, codes.Errorf(codes.Invalid, "at most %d grants per patient; revoke old ones first", MaxGrantsPerPatient)
+	live := 0
+	for i := range existing {
+		if existing[i].LiveAt(ctx.Time) {
+			live++
+		}
+	}
+	if live >= MaxGrantsPerPatient {
+		return nil, codes.Errorf(codes.Invalid, "at most %d grants in force or pending per patient; revoke one first", MaxGrantsPerPatient)
+	}
+	var events []contracts.Event
+	if len(existing) >= MaxStoredGrants {
+		pruned, err := pruneDead(kv, patient, existing, ctx.Time)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, contracts.NewEvent("consent.pruned", "patient", string(patient), "count", strconv.Itoa(pruned)))
 	}
 	id, err := contracts.NextSeq(kv, keyGrantSeq)
 	if err != nil {
@@ -138,8 +157,25 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 	}
 	g := Grant{ID: id, Patient: patient, Grantee: m.Grantee, Categories: m.Categories, Purposes: m.Purposes,
 		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, Condition: m.Condition, CreatedAt: ctx.Time, CatMask: cm, PurMask: pm}
-	return []contracts.Event{contracts.NewEvent("consent.granted", "patient", string(patient), "grant", strconv.FormatUint(id, 10),
-		"grantee", string(m.Grantee))}, contracts.PutJSON(kv, GrantKey(patient, id), &g)
+	events = append(events, contracts.NewEvent("consent.granted", "patient", string(patient), "grant", strconv.FormatUint(id, 10),
+		"grantee", string(m.Grantee)))
+	return events, contracts.PutJSON(kv, GrantKey(patient, id), &g)
+}
+
+// pruneDead deletes the patient's grants that are not live at t (revoked or expired; they can
+// never be in force again), in id order, and returns how many it deleted.
+func pruneDead(kv state.KV, patient tx.Address, grants []Grant, t time.Time) (int, error) {
+	n := 0
+	for i := range grants {
+		if grants[i].LiveAt(t) {
+			continue
+		}
+		if err := kv.Delete(GrantKey(patient, grants[i].ID)); err != nil {
+			return n, codes.Errorf(codes.Internal, "write state: %v", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func revoke(kv state.KV, ctx contracts.Context, m *RevokeMsg) ([]contracts.Event, error) {
@@ -160,7 +196,8 @@ func revoke(kv state.KV, ctx contracts.Context, m *RevokeMsg) ([]contracts.Event
 		contracts.PutJSON(kv, GrantKey(patient, m.ID), g)
 }
 
-// Grants lists a patient's grants in id order, revoked and expired included.
+// Grants lists a patient's stored grants in id order, revoked and expired included (dead grants
+// are deleted only when a patient's stored grants reach MaxStoredGrants).
 func Grants(r state.Reader, patient tx.Address) ([]Grant, error) {
 	return contracts.List[Grant](r, GrantPrefix(patient))
 }

@@ -1,6 +1,16 @@
 // Package consent holds patients' consent grants and evaluates access against them. The policy
 // part (this file) is pure: Evaluate decides a request from a patient's grants with no I/O,
 // and is property-tested against a naive model. Deny unless a grant allows.
+//
+// A grant may carry a CEL condition (condition.go). Conditions are independent of the host:
+// they read the block time in UTC only (timestamp accessors with a time-zone argument, such as
+// time.getHours("Europe/Amsterdam"), are refused when the grant is made, since a named zone
+// would be looked up in the host's time zone database, which validators may hold in different
+// versions or not at all), and they are bounded in size, nesting, AST nodes and static cost, all
+// checked at CheckTx (Precheck), so no unbounded compilation runs inside a block.
+//
+// At most MaxGrantsPerPatient of a patient's grants are live (not revoked, not expired);
+// revoked and expired grants do not count, and are deleted once a patient has MaxStoredGrants.
 package consent
 
 import (
@@ -76,6 +86,10 @@ type Grant struct {
 	CatMask    Mask       `json:"category_mask"`
 	PurMask    Mask       `json:"purpose_mask"`
 }
+
+// LiveAt reports whether the grant still counts at t: not revoked and not yet expired (it may
+// not have started). A grant that is not live at t is dead for good: it is never in force again.
+func (g *Grant) LiveAt(t time.Time) bool { return !g.Revoked && t.Before(g.Expiry) }
 
 // ActiveAt reports whether the grant is in force at t.
 func (g *Grant) ActiveAt(t time.Time) bool {
