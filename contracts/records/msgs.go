@@ -6,6 +6,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -24,7 +25,7 @@ const (
 const (
 	MaxIDBytes           = 64
 	MaxCiphertextBytes   = 8 << 20
-	MaxRecipients        = consent.MaxGrantsPerPatient + MaxEmergencyOrgs + 2
+	MaxRecipients        = consent.MaxGrantsPerPatient + MaxEmergencyOrgs + identity.MaxGuardians + 2
 	MaxWrappedKeyBytes   = 1024
 	MaxKeysPerTx         = 256
 	MaxEmergencyOrgs     = 5
