@@ -52,13 +52,26 @@ type App struct {
 	txMu    sync.Mutex
 	txCache map[[32]byte]*tx.Tx // decoded txs whose signature verified, by SHA-256 of their bytes
 
-	waiters commitWaiters // submissions waiting for their tx's commit
+	waiters   commitWaiters // submissions waiting for their tx's commit
+	retention Retention
 
 	onErase  func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
 	erased   [][32]byte              // ciphertexts erased by the block being finalized
 	onAnchor func(hashes [][32]byte) // called after a commit with the ciphertexts it anchored
 	anchored [][32]byte              // ciphertexts anchored by the block being finalized
 }
+
+// Retention says how much history a node keeps; zero keeps everything.
+type Retention struct {
+	// StateVersions is how many recent state versions (heights) stay queryable with proofs.
+	StateVersions int64
+	// Blocks is how many recent blocks CometBFT keeps (RetainHeight). A node that prunes blocks
+	// cannot serve them to a new node replaying from genesis.
+	Blocks int64
+}
+
+// SetRetention sets what Commit prunes. Set it before starting.
+func (a *App) SetRetention(r Retention) { a.retention = r }
 
 // OnAnchor registers fn to run after each commit that anchored records, with the SHA-256 names
 // of their ciphertexts, so that the node replicates them from its peers. Set it before starting.
@@ -286,9 +299,18 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if a.onAnchor != nil && len(a.anchored) > 0 {
 		a.onAnchor(a.anchored)
 	}
+	resp := &abci.ResponseCommit{}
+	if keep := a.retention.StateVersions; keep > 0 && height > keep {
+		if err := a.store.PruneTo(height - keep); err != nil {
+			a.log.Debug("state pruning deferred", "err", err) // a query still reads an old version
+		}
+	}
+	if keep := a.retention.Blocks; keep > 0 && height > keep {
+		resp.RetainHeight = height - keep + 1
+	}
 	a.metrics.height.Set(float64(height))
 	a.log.Debug("committed", "height", height, "app_hash", fmt.Sprintf("%X", hash))
-	return &abci.ResponseCommit{}, nil
+	return resp, nil
 }
 
 func abciEvents(events []contracts.Event) []abci.Event {

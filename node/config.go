@@ -24,10 +24,20 @@ type Settings struct {
 	LogLevel string `toml:"log_level"` // debug, info, warn, error
 	// PeerAPIs are other nodes' API URLs to replicate ciphertext from (testnet fills them in).
 	PeerAPIs []string `toml:"peer_apis"`
+	// KeepStateVersions is how many recent heights stay queryable with proofs (0 = all).
+	KeepStateVersions int64 `toml:"keep_state_versions"`
+	// KeepBlocks is how many recent blocks to keep (0 = all, the default: a node joining by
+	// replay needs them from genesis).
+	KeepBlocks int64 `toml:"keep_blocks"`
 }
 
 // DefaultSettings are used for anything medchain.toml does not set.
-func DefaultSettings() Settings { return Settings{APIAddr: "127.0.0.1:8080", LogLevel: "info"} }
+func DefaultSettings() Settings {
+	return Settings{APIAddr: "127.0.0.1:8080", LogLevel: "info", KeepStateVersions: DefaultKeepStateVersions}
+}
+
+// DefaultKeepStateVersions keeps about a week of state at one block every 5 s.
+const DefaultKeepStateVersions = 100_000
 
 func settingsPath(home string) string { return filepath.Join(home, "config", "medchain.toml") }
 

@@ -91,6 +91,7 @@ func Start(home string, opt Options) (*Node, error) {
 		return nil, err
 	}
 	application := app.New(genDoc.ChainID, store, log.With("module", "app"))
+	application.SetRetention(app.Retention{StateVersions: settings.KeepStateVersions, Blocks: settings.KeepBlocks})
 	blobs, err := blob.OpenFS(BlobDir(home))
 	if err != nil {
 		store.Close()

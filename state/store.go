@@ -106,6 +106,17 @@ func (s *Store) Commit() (version int64, hash []byte, err error) {
 	return version, hash, nil
 }
 
+// PruneTo deletes every committed version up to and including version. It fails, changing
+// nothing, while a query still reads one of them; the caller retries later.
+func (s *Store) PruneTo(version int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.tree.DeleteVersionsTo(version); err != nil {
+		return fmt.Errorf("prune state versions up to %d: %w", version, err)
+	}
+	return nil
+}
+
 // Rollback discards every uncommitted write.
 func (s *Store) Rollback() {
 	s.mu.Lock()
