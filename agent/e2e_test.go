@@ -114,9 +114,9 @@ func clientFilter(requester tx.Address) client.AuditFilter {
 
 func example(t *testing.T, name string) []byte {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "shared", "fhir-examples", name))
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "fhir-examples", name))
 	if err != nil {
-		t.Skip("shared FHIR examples not present: ", err)
+		t.Fatal(err)
 	}
 	return raw
 }

@@ -70,7 +70,10 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 	defer srv.Close()
 	fc := &facadeClient{t: t, base: srv.URL}
 
-	files, _ := filepath.Glob("../../shared/fhir-examples/*.json")
+	files, err := filepath.Glob("../testdata/fhir-examples/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no FHIR examples in ../testdata/fhir-examples: %v", err)
+	}
 	type posted struct {
 		name, location, category string
 		raw                      []byte

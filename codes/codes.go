@@ -62,7 +62,12 @@ type Error struct {
 	Msg  string
 }
 
-func (e *Error) Error() string { return e.Code.String() + ": " + e.Msg }
+// Error returns the message alone. The code is not part of the text: every channel that carries
+// an Error carries its code beside the message (an ABCI result's Code and Log, an API error's
+// code and message), and whoever shows it to a person names the code once. A text that held the
+// code name too got it a second time wherever a result was turned back into an error or printed
+// with its code ("invalid: invalid: ...").
+func (e *Error) Error() string { return e.Msg }
 
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(c Code, format string, args ...any) error {

@@ -12,12 +12,12 @@ import (
 	"github.com/medchain/medchain/fhir"
 )
 
-// examples returns the official HL7 R4 examples shared with the project.
+// examples returns the official HL7 R4 examples the repository carries in testdata/.
 func examples(t *testing.T) map[string][]byte {
 	t.Helper()
-	files, err := filepath.Glob("../../shared/fhir-examples/*.json")
+	files, err := filepath.Glob("../testdata/fhir-examples/*.json")
 	if err != nil || len(files) == 0 {
-		t.Skip("../shared/fhir-examples not present")
+		t.Fatalf("no FHIR examples in ../testdata/fhir-examples: %v", err)
 	}
 	out := map[string][]byte{}
 	for _, f := range files {

@@ -4,10 +4,15 @@
 package node
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -62,6 +67,47 @@ func SaveSettings(home string, s Settings) error {
 type tomlBuffer struct{ b []byte }
 
 func (t *tomlBuffer) Write(p []byte) (int, error) { t.b = append(t.b, p...); return len(p), nil }
+
+// lockPath is the file a running node holds locked, with its pid in it, for as long as it runs.
+func lockPath(home string) string { return filepath.Join(home, "data", "medchain.lock") }
+
+// lockHome takes the home's lock, so that a second node on the same home stops with a clear
+// message instead of a database lock error. The lock goes with the process (also on a crash);
+// the returned function releases it earlier and may be called more than once.
+func lockHome(home string) (func() error, error) {
+	path := lockPath(home)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open the lock file of %s: %w", home, err)
+	}
+	if err := tryLock(f); err != nil {
+		b, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, errLocked) {
+			pid := strings.TrimSpace(string(b))
+			if pid == "" {
+				pid = "unknown"
+			}
+			return nil, fmt.Errorf("medchain is already running in %s (pid %s); stop it first, or use another --home", home, pid)
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	var once sync.Once
+	return func() error {
+		err := error(nil)
+		once.Do(func() { err = f.Close() }) // closing the file releases the lock
+		return err
+	}, nil
+}
+
+// errLocked is tryLock's answer when another process holds the lock.
+var errLocked = errors.New("locked by another process")
 
 // Ports are the loopback listen addresses of one node.
 type Ports struct {

@@ -53,6 +53,152 @@ func InitHome(home, moniker string, ports Ports) (*Validator, error) {
 	return &Validator{Home: home, Name: moniker, PubKey: pv.Key.PubKey.Bytes(), NodeID: string(nk.ID()), Ports: ports}, nil
 }
 
+// InitNode writes a complete single-validator home (config.toml, medchain.toml, the node and
+// validator keys, a keyring holding the accounts' keys under passphrase, genesis.json) or nothing:
+// the home is built in a temporary sibling directory and renamed into place only when every part
+// of it is written, so a failure (or a crash) never leaves a half-written home that blocks the
+// next try. home must not exist or be an empty directory.
+func InitNode(home, chainID, moniker string, ports Ports, passphrase string, accounts []AccountSpec) (*Validator, error) {
+	var v *Validator
+	err := buildDir(home, func(tmp string) error {
+		var err error
+		if v, err = InitHome(tmp, moniker, ports); err != nil {
+			return err
+		}
+		kr, err := keyring.OpenFile(KeyringDir(tmp))
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		g, err := GenesisAccounts(kr, passphrase, accounts, now)
+		if err != nil {
+			return err
+		}
+		return WriteGenesis(chainID, now, []*Validator{v}, g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	v.Home = home
+	return v, nil
+}
+
+// buildDir creates dir by running build on a new temporary sibling directory and renaming it to
+// dir once build succeeded and everything in it is synced. On failure it removes the temporary
+// directory (and any parent directories it created), so dir stays absent; a crash can leave only
+// a ".<name>.init-*" sibling, never a partial dir.
+func buildDir(dir string, build func(tmp string) error) (err error) {
+	dir = filepath.Clean(dir)
+	if err := checkNewDir(dir); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	var created []string // missing parent directories, deepest first: MkdirAll creates them
+	for d := parent; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || filepath.Dir(d) == d {
+			break
+		}
+		created = append(created, d)
+	}
+	var tmp string
+	defer func() {
+		if err == nil {
+			return
+		}
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+		for _, d := range created {
+			os.Remove(d) // only if still empty
+		}
+	}()
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", parent, err)
+	}
+	if tmp, err = os.MkdirTemp(parent, "."+filepath.Base(dir)+".init-"); err != nil {
+		return fmt.Errorf("create a temporary directory beside %s: %w", dir, err)
+	}
+	if err := build(tmp); err != nil {
+		return err
+	}
+	if err := syncTree(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		// dir may be an empty directory that this platform does not rename over.
+		if os.Remove(dir) != nil {
+			return fmt.Errorf("move the new directory into %s: %w", dir, err)
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return fmt.Errorf("move the new directory into %s: %w", dir, err)
+		}
+	}
+	syncDir(parent)
+	return nil
+}
+
+// checkNewDir refuses a dir that exists and is not an empty directory, explaining what is there.
+func checkNewDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config", "config.toml")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "config", "genesis.json")); err != nil {
+			return fmt.Errorf("%s holds an incomplete node (no config/genesis.json), left by an earlier failed init; remove it and run init again", dir)
+		}
+		return fmt.Errorf("%s already holds a node", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("%s is not empty; choose a new or empty directory (or remove it)", dir)
+	}
+	return nil
+}
+
+// syncTree fsyncs every file and directory under root, so that the rename publishing root never
+// points at files a crash could still lose.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			syncDir(path)
+			return nil
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", path, err)
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// syncDir fsyncs a directory's entries where the platform allows it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
 // WriteGenesis writes the same genesis.json, with these validators and app state, into every
 // validator's home.
 func WriteGenesis(chainID string, genesisTime time.Time, vals []*Validator, state *app.GenesisState) error {
@@ -157,31 +303,41 @@ func KeyringDir(home string) string { return filepath.Join(home, "keyring") }
 
 // Testnet writes n validator homes under out (node0..node{n-1}) with distinct loopback ports
 // starting at basePort, one genesis, and persistent peers between all of them. A registrar key
-// is created in node0's keyring.
+// is created in node0's keyring (under passphrase). Like InitNode it writes all of out or nothing:
+// out must not exist or be an empty directory.
 func Testnet(out, chainID string, n, basePort int, passphrase string) ([]*Validator, error) {
 	if n < 1 || n > 64 {
 		return nil, fmt.Errorf("validators must be 1..64, got %d", n)
 	}
 	var vals []*Validator
-	for i := 0; i < n; i++ {
-		p := Ports{P2P: basePort + 10*i, RPC: basePort + 10*i + 1, API: basePort + 10*i + 2}
-		v, err := InitHome(filepath.Join(out, fmt.Sprintf("node%d", i)), fmt.Sprintf("node%d", i), p)
-		if err != nil {
-			return nil, err
+	err := buildDir(out, func(tmp string) error {
+		for i := 0; i < n; i++ {
+			p := Ports{P2P: basePort + 10*i, RPC: basePort + 10*i + 1, API: basePort + 10*i + 2}
+			v, err := InitHome(filepath.Join(tmp, fmt.Sprintf("node%d", i)), fmt.Sprintf("node%d", i), p)
+			if err != nil {
+				return err
+			}
+			vals = append(vals, v)
 		}
-		vals = append(vals, v)
-	}
-	kr, err := keyring.OpenFile(KeyringDir(vals[0].Home))
+		kr, err := keyring.OpenFile(KeyringDir(vals[0].Home))
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		g, err := GenesisAccounts(kr, passphrase, []AccountSpec{{KeyName: "registrar", Role: identity.RoleRegistrar, Name: "Network registrar"}}, now)
+		if err != nil {
+			return err
+		}
+		if err := WriteGenesis(chainID, now, vals, g); err != nil {
+			return err
+		}
+		return SetPeers(vals)
+	})
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	g, err := GenesisAccounts(kr, passphrase, []AccountSpec{{KeyName: "registrar", Role: identity.RoleRegistrar, Name: "Network registrar"}}, now)
-	if err != nil {
-		return nil, err
+	for _, v := range vals {
+		v.Home = filepath.Join(out, v.Name)
 	}
-	if err := WriteGenesis(chainID, now, vals, g); err != nil {
-		return nil, err
-	}
-	return vals, SetPeers(vals)
+	return vals, nil
 }

@@ -16,7 +16,6 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
-	cmtlog "github.com/cometbft/cometbft/libs/log"
 	nm "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -61,16 +60,26 @@ type Node struct {
 	key      ed25519.PrivateKey // the validator key: signs the fetch log and replication requests
 	replicas *replicator
 	uploads  *orphans
+	unlock   func() error       // releases the home's lock (lockHome)
 	stopBG   context.CancelFunc // stops the fetch log shipper and the orphan collector
 	bg       sync.WaitGroup
 }
 
 // Start starts the node in home. Stop it with Stop.
-func Start(home string, opt Options) (*Node, error) {
+func Start(home string, opt Options) (_ *Node, err error) {
 	conf, err := LoadCometConfig(home)
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockHome(home) // before any database: one node per home
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlock()
+		}
+	}()
 	settings, err := LoadSettings(home)
 	if err != nil {
 		return nil, err
@@ -107,14 +116,14 @@ func Start(home string, opt Options) (*Node, error) {
 	replicas := newReplicator(settings.PeerAPIs, blobs, key, genDoc.ChainID, log.With("module", "replicate"))
 	application.OnAnchor(replicas.enqueue)
 	// One mutex per ABCI connection: mempool checks run beside block execution (see app.App).
-	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application))
+	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application), log)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
 		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs,
-		key: key, replicas: replicas}
+		key: key, replicas: replicas, unlock: unlock}
 
 	if err := n.startBackground(); err != nil {
 		n.stopComet()
@@ -134,7 +143,7 @@ func Start(home string, opt Options) (*Node, error) {
 	n.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 	go func() {
-		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(ln); err != nil && !isClosedConn(err) {
 			log.Error("API server stopped", "err", err)
 		}
 	}()
@@ -143,7 +152,7 @@ func Start(home string, opt Options) (*Node, error) {
 }
 
 // startComet creates and starts CometBFT for the home in conf with the app behind clients.
-func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.ClientCreator) (*nm.Node, error) {
+func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.ClientCreator, log *slog.Logger) (*nm.Node, error) {
 	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
 	if err != nil {
 		return nil, fmt.Errorf("load node key: %w", err)
@@ -151,7 +160,7 @@ func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.Client
 	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
 	cmt, err := nm.NewNode(conf, pv, nodeKey, clients,
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
-		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel))
+		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel, log))
 	if err != nil {
 		return nil, fmt.Errorf("create consensus node: %w", err)
 	}
@@ -176,7 +185,7 @@ func StartWithApp(home string, application abci.Application) (*nm.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read genesis: %w", err)
 	}
-	return startComet(conf, genDoc, proxy.NewLocalClientCreator(application))
+	return startComet(conf, genDoc, proxy.NewLocalClientCreator(application), NewLogger("info"))
 }
 
 // Stop shuts the API down, stops consensus and closes the state store.
@@ -202,7 +211,7 @@ func (n *Node) stopComet() error {
 		err = n.Comet.Stop()
 		n.Comet.Wait()
 	}
-	return errors.Join(err, n.store.Close())
+	return errors.Join(err, n.store.Close(), n.unlock())
 }
 
 // NewLogger returns a text slog logger on stderr at level (debug, info, warn, error).
@@ -212,12 +221,4 @@ func NewLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
-}
-
-func cometLogger(level string) cmtlog.Logger {
-	base := cmtlog.NewTMLogger(cmtlog.NewSyncWriter(os.Stderr)).With("module", "cometbft")
-	if level == "info" || level == "debug" {
-		return cmtlog.NewFilter(base, cmtlog.AllowInfo())
-	}
-	return cmtlog.NewFilter(base, cmtlog.AllowError())
 }

@@ -33,11 +33,29 @@ func readPassphrase(prompt string) (string, error) {
 
 // newPassphrase asks twice on a terminal. An empty passphrase makes an unencrypted dev key.
 func newPassphrase() (string, error) {
+	return askNewPassphrase(fmt.Sprintf("set %s (empty for an unencrypted dev key) or run on a terminal", passphraseEnv))
+}
+
+// newPassphraseFrom reads a new key's passphrase from file if given (its content without one
+// trailing newline), else as newPassphrase does; for commands with a --passphrase-file flag.
+func newPassphraseFrom(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("passphrase file: %w", err)
+		}
+		p := strings.TrimSuffix(string(b), "\n")
+		return strings.TrimSuffix(p, "\r"), nil
+	}
+	return askNewPassphrase(fmt.Sprintf("use --passphrase-file FILE or set %s (empty for an unencrypted dev key), or run on a terminal", passphraseEnv))
+}
+
+func askNewPassphrase(hint string) (string, error) {
 	if p, ok := os.LookupEnv(passphraseEnv); ok {
 		return p, nil
 	}
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return "", fmt.Errorf("no passphrase: set %s (empty for an unencrypted dev key) or run on a terminal", passphraseEnv)
+		return "", fmt.Errorf("no passphrase: %s", hint)
 	}
 	p1, err := readPassphrase("new passphrase (empty = unencrypted dev key): ")
 	if err != nil {
@@ -51,6 +69,15 @@ func newPassphrase() (string, error) {
 		return "", fmt.Errorf("passphrases differ")
 	}
 	return p1, nil
+}
+
+// passphraseHelp documents, in a command's --help, where the passphrase of the key it creates
+// comes from.
+func passphraseHelp(what string) string {
+	return "The passphrase that encrypts " + what + ` comes from, in this order: --passphrase-file
+(the file's content without a trailing newline), the ` + passphraseEnv + ` environment variable, or a
+prompt on a terminal (asked twice). An empty passphrase makes an unencrypted dev key. Without a
+terminal (scripts, CI, systemd) use the file or the variable.`
 }
 
 // loadKey decrypts a key from the home's keyring, asking for a passphrase only if it needs one.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -36,5 +37,33 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(devCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), statusCmd(), benchCmd(), supplyCmd(),
 		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd())
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command group (a command with subcommands and nothing to run of its
+// own) refuse an unknown subcommand: cobra prints such a group's help and exits 0 for
+// `medchain records lsit`, so a typo looked like success. A group run without arguments still
+// prints its help.
+func strictGroups(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		strictGroups(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // as cobra's own suggestions
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+		}
+		return fmt.Errorf("%s; run '%s --help' for the list", msg, cmd.CommandPath())
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/node"
@@ -70,7 +71,7 @@ func (f *txFlags) send(cmd *cobra.Command, typ string, build func(k *keyring.Key
 	}
 	out := cmd.OutOrStdout()
 	if res.Code != 0 {
-		return res, k, fmt.Errorf("tx %s rejected at %s (code %d): %s", res.Hash, res.Stage, res.Code, res.Log)
+		return res, k, fmt.Errorf("tx %s rejected at %s: %s (code %d): %s", res.Hash, res.Stage, codes.Code(res.Code), res.Code, res.Log)
 	}
 	if res.Stage == "commit" {
 		fmt.Fprintf(out, "committed in block %d: tx %s\n", res.Height, res.Hash)

@@ -30,9 +30,9 @@ func TestCLIRecordsConsentAudit(t *testing.T) {
 		}
 		return string(out)
 	}
-	example := filepath.Join("..", "..", "..", "shared", "fhir-examples", "Condition-example.json")
+	example := filepath.Join("..", "..", "testdata", "fhir-examples", "Condition-example.json")
 	if _, err := os.Stat(example); err != nil {
-		t.Skip("shared FHIR examples not present")
+		t.Fatal(err)
 	}
 	out := run(true, "records", "add", example, "--from", "doctor", "--for", "patient")
 	id := regexp.MustCompile(`record ([0-9a-f]{32}) \(Condition, category conditions\)`).FindStringSubmatch(out)
