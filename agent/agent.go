@@ -12,12 +12,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/reqsig"
@@ -32,26 +36,57 @@ var ErrNotFound = errors.New("not found")
 // ErrNoPatient is returned for a resource whose patient the agent cannot map to an account.
 var ErrNoPatient = errors.New("the resource names no patient this agent knows")
 
+// ErrNoPatientRef is returned for a resource that references no patient at all (in subject,
+// patient or beneficiary): it is refused rather than filed under some patient.
+var ErrNoPatientRef = errors.New("resource names no patient")
+
+// ErrOtherPatient is returned for an update whose resource names another patient than the
+// record's: an update never moves a record to another patient.
+var ErrOtherPatient = errors.New("the resource names another patient than the record it updates; a record cannot move to another patient")
+
 // Config configures an agent.
 type Config struct {
 	// Patients maps FHIR Patient ids to patient accounts. A 40-hex-digit account address is
 	// accepted as a Patient id without an entry.
 	Patients map[string]tx.Address
-	// DefaultPatient is the FHIR Patient id used for a resource that names none.
-	DefaultPatient string
 	// Purpose is the purpose of use of this agent's reads and writes (default TREAT).
 	Purpose string
 	// OrgAgents are the agent URLs of organizations this account is affiliated with, asked
 	// for a record key wrapped to the organization rather than to this account.
 	OrgAgents map[tx.Address]string
+	// OrgAgentTimeout bounds one request to an organization's agent (default 10 s).
+	OrgAgentTimeout time.Duration
+
+	// BodyBudget bounds the request body bytes the FHIR facade holds at once: a request counts
+	// its Content-Length (at least MinBodyWeight; fhir.MaxResourceBytes when it declares none)
+	// from before its body is read until it is answered. Default DefaultBodyBudget; negative
+	// means unbounded.
+	BodyBudget int64
+	// BodyWait is how long a request waits for room in BodyBudget before it is answered 503
+	// with Retry-After (default 2 s; negative: not at all).
+	BodyWait time.Duration
 }
+
+// Defaults of the facade's body budget.
+const (
+	// DefaultBodyBudget admits two maximal resources at once and, beside them, 16 small ones.
+	// Validating a resource costs tens of times its size (a 4 MiB Observation of many small
+	// elements peaked at ~110 MiB), so this bounds the facade's write memory to a few hundred MiB.
+	DefaultBodyBudget = 2*fhir.MaxResourceBytes + 16*MinBodyWeight
+	MinBodyWeight     = 64 << 10
+	DefaultBodyWait   = 2 * time.Second
+	DefaultOrgTimeout = 10 * time.Second
+)
 
 // Agent acts for one account.
 type Agent struct {
 	signer *client.Signer
 	node   *client.Client
 	cfg    Config
-	mu     sync.RWMutex // guards cfg.Patients
+	mu     sync.RWMutex // guards cfg.Patients and selfRole
+	org    *http.Client // requests to organizations' agents, with cfg.OrgAgentTimeout
+
+	selfRole identity.Role // this account's role once looked up
 
 	unwrapOnce sync.Once
 	unwrapReqs *reqsig.Verifier // signed unwrap requests seen (single use)
@@ -65,7 +100,16 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	if cfg.Patients == nil {
 		cfg.Patients = map[string]tx.Address{}
 	}
-	return &Agent{signer: signer, node: signer.C, cfg: cfg}
+	if cfg.OrgAgentTimeout <= 0 {
+		cfg.OrgAgentTimeout = DefaultOrgTimeout
+	}
+	if cfg.BodyBudget == 0 {
+		cfg.BodyBudget = DefaultBodyBudget
+	}
+	if cfg.BodyWait == 0 {
+		cfg.BodyWait = DefaultBodyWait
+	}
+	return &Agent{signer: signer, node: signer.C, cfg: cfg, org: &http.Client{Timeout: cfg.OrgAgentTimeout}}
 }
 
 // Address is the agent's account.
@@ -78,11 +122,12 @@ func (a *Agent) SetPatient(fhirID string, acct tx.Address) {
 	a.mu.Unlock()
 }
 
-// PatientAccount resolves a FHIR Patient id ("example" or "Patient/example") to an account.
+// PatientAccount resolves a FHIR Patient id ("example" or "Patient/example") to an account. An
+// empty id is ErrNoPatientRef: nothing is filed under a default patient.
 func (a *Agent) PatientAccount(fhirID string) (tx.Address, error) {
 	fhirID = strings.TrimPrefix(fhirID, "Patient/")
 	if fhirID == "" {
-		fhirID = a.cfg.DefaultPatient
+		return "", ErrNoPatientRef
 	}
 	a.mu.RLock()
 	acct, ok := a.cfg.Patients[fhirID]
@@ -104,13 +149,18 @@ type Stored struct {
 	TxHash   string
 }
 
-// Add validates a FHIR resource, seals it and anchors it as a new record. The record id is
-// assigned here (FHIR create semantics).
+// Add validates a FHIR resource, seals it and anchors it as a new record of the patient it
+// references (ErrNoPatientRef if none). The record id is assigned here (FHIR create semantics).
 func (a *Agent) Add(ctx context.Context, raw []byte) (*Stored, error) {
 	res, err := fhir.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
+	return a.AddResource(ctx, res)
+}
+
+// AddResource is Add for a resource already parsed with fhir.Parse.
+func (a *Agent) AddResource(ctx context.Context, res *fhir.Resource) (*Stored, error) {
 	patient, err := a.PatientAccount(res.Patient)
 	if err != nil {
 		return nil, err
@@ -124,11 +174,46 @@ func (a *Agent) Update(ctx context.Context, id string, raw []byte) (*Stored, err
 	if err != nil {
 		return nil, err
 	}
+	return a.UpdateResource(ctx, id, res)
+}
+
+// UpdateResource anchors a parsed resource as the next version of record id. The resource must
+// reference the record's patient (ErrNoPatientRef, ErrNoPatient, ErrOtherPatient otherwise) and
+// be of the record's type. A record that is absent, erased, of another type, or whose key this
+// account (or an organization it acts for) was never given is ErrNotFound, alike: the answer
+// says nothing about a record the account cannot see.
+func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resource) (*Stored, error) {
+	patient, err := a.PatientAccount(res.Patient)
+	if err != nil {
+		return nil, err
+	}
 	prev, err := a.node.Record(ctx, id)
 	if err != nil {
 		return nil, notFound(err)
 	}
+	if prev.Status == records.StatusErased || prev.ResourceType != res.Type || !a.holdsKey(prev) {
+		return nil, ErrNotFound
+	}
+	if prev.Patient != patient {
+		return nil, ErrOtherPatient
+	}
 	return a.anchor(ctx, res, prev.Patient, id, prev.Version+1)
+}
+
+// holdsKey reports whether this account, or an organization it acts for, holds rec's key: it
+// was given the record, so it knows the record exists and whose it is.
+func (a *Agent) holdsKey(rec *records.Record) bool {
+	if rec.KeyFor(a.Address()) != nil {
+		return true
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for org := range a.cfg.OrgAgents {
+		if rec.KeyFor(org) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func newID() string {
@@ -181,13 +266,23 @@ type Plain struct {
 }
 
 // Read requests access to record id, fetches and decrypts it. A record that is absent, erased
-// or denied is ErrNotFound.
+// or denied is ErrNotFound, and all three take the same path: a committed access request (the
+// chain records a denied event for an absent record too), then the answer. An id the node does
+// not know is asked about under probePatient.
 func (a *Agent) Read(ctx context.Context, id string) (*Plain, error) {
+	patient := a.probePatient(ctx)
 	rec, err := a.node.Record(ctx, id)
-	if err != nil {
-		return nil, notFound(err)
+	switch {
+	case err == nil:
+		patient = rec.Patient
+	case !client.IsNotFound(err):
+		return nil, err
 	}
-	ev, err := a.Access(ctx, records.Access{Patient: rec.Patient, Record: id, Purpose: a.cfg.Purpose})
+	ev, err := a.Access(ctx, records.Access{Patient: patient, Record: id, Purpose: a.cfg.Purpose})
+	var te *client.TxError
+	if errors.As(err, &te) { // e.g. an id that is not a record id at all
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +294,40 @@ func (a *Agent) Read(ctx context.Context, id string) (*Plain, error) {
 		return nil, notFound(err)
 	}
 	return a.open(ctx, rec, ev.ID)
+}
+
+// probePatient is the patient named by an access request for a record id the node does not
+// know: this account when it is a patient, else the directory's first patient (by FHIR id), else
+// this account anyway (the chain then refuses the request in its block: the same wait, without
+// an audit event). The account's role is looked up once.
+func (a *Agent) probePatient(ctx context.Context) tx.Address {
+	self := a.Address()
+	a.mu.RLock()
+	role := a.selfRole
+	a.mu.RUnlock()
+	if role == "" {
+		if acc, _, err := a.node.Account(ctx, self, false); err == nil {
+			role = acc.Role
+			a.mu.Lock()
+			a.selfRole = role
+			a.mu.Unlock()
+		}
+	}
+	if role == identity.RolePatient {
+		return self
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	first := ""
+	for id := range a.cfg.Patients {
+		if first == "" || id < first {
+			first = id
+		}
+	}
+	if first != "" {
+		return a.cfg.Patients[first]
+	}
+	return self
 }
 
 // Access submits an access request and returns its audit event.
@@ -240,40 +369,144 @@ func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) 
 	return &Plain{Record: rec, JSON: plain}, nil
 }
 
-// Search returns the patient's active records of resourceType (all types if empty) that this
-// account may read, asking access once per category. Denied categories are left out.
+// Search returns all of the patient's active records of resourceType (all types if empty) that
+// this account may read, page by page (see SearchPage).
 func (a *Agent) Search(ctx context.Context, patient tx.Address, resourceType string) ([]Plain, error) {
-	recs, err := a.node.PatientRecords(ctx, patient)
-	if err != nil {
-		return nil, notFound(err)
-	}
-	events := map[string]*records.AccessEvent{}
 	var out []Plain
-	for i := range recs {
-		rec := &recs[i]
-		if rec.Status != records.StatusActive || (resourceType != "" && rec.ResourceType != resourceType) {
-			continue
+	cursor := ""
+	for {
+		page, next, err := a.SearchPage(ctx, patient, resourceType, cursor, MaxSearchCount)
+		if err != nil {
+			return nil, err
 		}
-		ev, ok := events[rec.Category]
-		if !ok {
-			if ev, err = a.Access(ctx, records.Access{Patient: patient, Category: rec.Category, Purpose: a.cfg.Purpose}); err != nil {
-				return nil, err
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+}
+
+// Bounds of one page of a search.
+const (
+	DefaultSearchCount = app.DefaultPageLimit
+	MaxSearchCount     = app.MaxPageLimit
+	// MaxSearchBytes bounds the ciphertext one page decrypts (at least one record is always
+	// included), so a page of large records does not hold count x 4 MiB in memory.
+	MaxSearchBytes = 4 * fhir.MaxResourceBytes
+	// maxSearchScan bounds the records one page examines to find its matches.
+	maxSearchScan = 10 * app.MaxPageLimit
+)
+
+// SearchPage returns one page of the patient's active records of resourceType (all types if
+// empty) that this account may read: it examines the patient's records after cursor ("" for the
+// first page) until count (1..MaxSearchCount) match or MaxSearchBytes of them are chosen, asks
+// access once per category among them (in parallel: one block), and leaves denied categories
+// out. It returns the cursor of the next page, "" after the last.
+func (a *Agent) SearchPage(ctx context.Context, patient tx.Address, resourceType, cursor string, count int) ([]Plain, string, error) {
+	count = min(max(count, 1), MaxSearchCount)
+	var chosen []records.Record
+	var size int64
+	next, scanned := cursor, 0
+scan:
+	for scanned < maxSearchScan {
+		page, nodeNext, err := a.node.PatientRecordsPage(ctx, patient, next, min(max(count, 100), MaxSearchCount))
+		if err != nil {
+			return nil, "", notFound(err)
+		}
+		for i := range page {
+			rec := &page[i]
+			if rec.Status == records.StatusActive && (resourceType == "" || rec.ResourceType == resourceType) {
+				if len(chosen) == count || (len(chosen) > 0 && size+rec.Size > MaxSearchBytes) {
+					break scan // this record starts the next page
+				}
+				chosen, size = append(chosen, *rec), size+rec.Size
 			}
-			events[rec.Category] = ev
+			next = rec.ID // the records list's cursor is the last record id
+			scanned++
 		}
-		if ev.Outcome != records.Granted {
+		if nodeNext == "" {
+			next = ""
+			break
+		}
+		next = nodeNext
+	}
+
+	// One access request per category, concurrently (the signer admits them in nonce order
+	// and they share a block).
+	events := map[string]*records.AccessEvent{}
+	for i := range chosen {
+		events[chosen[i].Category] = nil
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for cat := range events {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev, err := a.Access(ctx, records.Access{Patient: patient, Category: cat, Purpose: a.cfg.Purpose})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			events[cat] = ev
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, "", firstErr
+	}
+	var out []Plain
+	for i := range chosen {
+		rec := &chosen[i]
+		if ev := events[rec.Category]; ev == nil || ev.Outcome != records.Granted {
 			continue
 		}
-		p, err := a.open(ctx, rec, ev.ID)
+		p, err := a.open(ctx, rec, events[rec.Category].ID)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		out = append(out, *p)
 	}
-	return out, nil
+	return out, next, nil
+}
+
+// EraseRecord erases record id of resourceType for its patient. A record that is absent, of
+// another type, or not this account's to erase (it is neither the patient nor a guardian) is
+// ErrNotFound, alike, and so is the chain's refusal: erasing says nothing about a record that is
+// not the account's.
+func (a *Agent) EraseRecord(ctx context.Context, resourceType, id string) (*records.Receipt, error) {
+	rec, err := a.node.Record(ctx, id)
+	if err != nil && !client.IsNotFound(err) {
+		return nil, err
+	}
+	// Every answer reads two things: the record, then the account it would be erased for (this
+	// one when there is no such record), so the refusals take the same time.
+	owner := a.Address()
+	if err == nil {
+		owner = rec.Patient
+	}
+	acc, _, aerr := a.node.Account(ctx, owner, false)
+	if aerr != nil && !client.IsNotFound(aerr) {
+		return nil, aerr
+	}
+	if err != nil || aerr != nil || rec.ResourceType != resourceType ||
+		(rec.Patient != a.Address() && !acc.HasGuardian(a.Address())) {
+		return nil, ErrNotFound
+	}
+	receipt, err := a.Erase(ctx, rec.Patient, rec.ID)
+	var te *client.TxError
+	if errors.As(err, &te) && (te.Code() == codes.Unauthorized || te.Code() == codes.NotFound) {
+		return nil, ErrNotFound
+	}
+	return receipt, err
 }
 
 // Erase erases one record, or all of the patient's records when id is empty. Only the patient's

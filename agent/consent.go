@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -40,6 +41,19 @@ func (a *Agent) Grant(ctx context.Context, m consent.GrantMsg) (*GrantResult, er
 		return nil, fmt.Errorf("grant %d committed, but re-wrapping existing records failed: %w", id, err)
 	}
 	return &GrantResult{Grant: id, Height: res.Height, Rewrapped: n}, nil
+}
+
+// grant reads one of the patient's grants.
+func (a *Agent) grant(ctx context.Context, patient tx.Address, id uint64) (*consent.Grant, error) {
+	p, err := a.node.State(ctx, consent.GrantKey(patient, id), false)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	var g consent.Grant
+	if err := json.Unmarshal(p.Value, &g); err != nil {
+		return nil, fmt.Errorf("grant %d: %w", id, err)
+	}
+	return &g, nil
 }
 
 // Rewrap adds keys for grantee to the patient's readable, unerased records in categories
@@ -160,5 +174,5 @@ func (a *Agent) WithPurpose(purpose string) *Agent {
 	defer a.mu.RUnlock()
 	cfg := a.cfg
 	cfg.Purpose, cfg.Patients = purpose, maps.Clone(a.cfg.Patients)
-	return &Agent{signer: a.signer, node: a.node, cfg: cfg}
+	return &Agent{signer: a.signer, node: a.node, cfg: cfg, org: a.org, selfRole: a.selfRole}
 }

@@ -18,7 +18,7 @@ func TestFacadeConsentAndAudit(t *testing.T) {
 	w := startWorld(t)
 	patient, doctor := w.keys["patient"].Address(), w.keys["doctor"].Address()
 	dir := map[string]tx.Address{"example": patient}
-	pat := httptest.NewServer(agent.NewFacade(agent.New(w.keys["patient"], agent.Config{DefaultPatient: "example", Patients: dir}), token, nil))
+	pat := httptest.NewServer(agent.NewFacade(agent.New(w.keys["patient"], agent.Config{Patients: dir}), token, nil))
 	defer pat.Close()
 	fc := &facadeClient{t: t, base: pat.URL}
 
@@ -45,7 +45,7 @@ func TestFacadeConsentAndAudit(t *testing.T) {
 	}
 
 	// The doctor writes and reads a vital sign, so the trail has a granted event.
-	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: dir})
+	doc := agent.New(w.keys["doctor"], agent.Config{Patients: dir})
 	stored, err := doc.Add(w.ctx, example(t, "Observation-body-temperature.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -103,7 +103,7 @@ func (w *world) account(name string, role identity.Role, kind string, scopes ...
 
 func (w *world) agent(name string, purpose string) *agent.Agent {
 	patient := w.keys["patient"].Address()
-	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, DefaultPatient: "example", Purpose: purpose})
+	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, Purpose: purpose})
 }
 
 func (w *world) later(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }
@@ -251,7 +251,7 @@ func readAll(t *testing.T, r io.Reader) []byte {
 func TestSeedDemo(t *testing.T) {
 	w := startWorld(t)
 	patient := w.keys["patient"].Address()
-	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": patient}})
+	doc := agent.New(w.keys["doctor"], agent.Config{Patients: map[string]tx.Address{"example": patient}})
 	s := agent.DemoSigners{Patient: w.keys["patient"], Doctor: w.keys["doctor"], Hospital: w.keys["hospital"]}
 	if seeded, err := agent.SeedDemo(w.ctx, s, doc); err != nil || !seeded {
 		t.Fatalf("seed: %v %v", seeded, err)

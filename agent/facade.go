@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medchain/medchain/client"
@@ -24,9 +26,10 @@ const fhirJSON = "application/fhir+json"
 // Facade serves the agent as a FHIR R4 REST API (JSON) under /fhir, for EHRs and apps. Every
 // endpoint but /fhir/metadata needs "Authorization: Bearer <token>".
 type Facade struct {
-	agent *Agent
-	token string
-	log   *slog.Logger
+	agent  *Agent
+	token  string
+	log    *slog.Logger
+	bodies *budget // request body bytes held at once (Config.BodyBudget)
 }
 
 // NewFacade returns the facade's handler.
@@ -34,7 +37,7 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Facade{agent: a, token: token, log: log}
+	f := &Facade{agent: a, token: token, log: log, bodies: newBudget(a.cfg.BodyBudget)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fhir/metadata", f.metadata)
 	mux.HandleFunc("POST "+UnwrapPath, a.unwrapFor)
@@ -89,8 +92,12 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 		writeOutcome(w, http.StatusRequestEntityTooLarge, "too-costly", err.Error())
 	case fhir.IsInvalid(err):
 		writeOutcome(w, http.StatusBadRequest, "invalid", err.Error())
+	case errors.Is(err, ErrNoPatientRef):
+		writeOutcome(w, http.StatusBadRequest, "required", err.Error()+": reference the Patient in subject, patient or beneficiary")
 	case errors.Is(err, ErrNoPatient):
 		writeOutcome(w, http.StatusBadRequest, "processing", err.Error()+"; reference a known Patient in subject or patient")
+	case errors.Is(err, ErrOtherPatient):
+		writeOutcome(w, http.StatusBadRequest, "business-rule", err.Error())
 	case errors.As(err, &te) && te.Code() == codes.Unauthorized:
 		writeOutcome(w, http.StatusForbidden, "forbidden", te.Result.Log)
 	case errors.As(err, &te) && te.Code() == codes.NotFound:
@@ -105,18 +112,114 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 	}
 }
 
-// readBody reads a request body up to the FHIR resource limit.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, fhir.MaxResourceBytes+1))
-	if err != nil {
-		writeOutcome(w, http.StatusBadRequest, "structure", "cannot read the body: "+err.Error())
-		return nil, false
-	}
-	if len(body) > fhir.MaxResourceBytes {
+// readBody reads a request body of at most fhir.MaxResourceBytes. Before reading a byte it
+// reserves the body's size in the facade's budget (the declared length, at least MinBodyWeight;
+// the limit when no length is declared), waiting at most Config.BodyWait, else it answers 503
+// with Retry-After. The caller must call release once it has answered: the body, its parse,
+// ciphertext and answer live until then.
+func (f *Facade) readBody(w http.ResponseWriter, r *http.Request) (body []byte, release func(), ok bool) {
+	if r.ContentLength > fhir.MaxResourceBytes {
+		w.Header().Set("Connection", "close") // and leave the body unread
 		writeOutcome(w, http.StatusRequestEntityTooLarge, "too-costly", fhir.ErrTooLarge.Error())
-		return nil, false
+		return nil, nil, false
 	}
-	return body, true
+	weight := int64(fhir.MaxResourceBytes)
+	if r.ContentLength >= 0 {
+		weight = max(r.ContentLength, MinBodyWeight)
+	}
+	weight, ok = f.bodies.acquire(r.Context(), weight, f.agent.cfg.BodyWait)
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Connection", "close") // and leave the body unread
+		writeOutcome(w, http.StatusServiceUnavailable, "throttled", "the agent is busy with other large requests; retry after a second")
+		return nil, nil, false
+	}
+	release = func() { f.bodies.release(weight) }
+	rd := http.MaxBytesReader(w, r.Body, fhir.MaxResourceBytes)
+	var err error
+	if r.ContentLength >= 0 { // one allocation of the declared size
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(rd, body)
+	} else {
+		body, err = io.ReadAll(rd)
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeOutcome(w, http.StatusRequestEntityTooLarge, "too-costly", fhir.ErrTooLarge.Error())
+	case err != nil:
+		writeOutcome(w, http.StatusBadRequest, "structure", "cannot read the body: "+err.Error())
+	default:
+		return body, release, true
+	}
+	release()
+	return nil, nil, false
+}
+
+// budget is a byte budget shared by concurrent requests. A request that does not fit waits
+// (at most maxBudgetWaiters do) until room is released or its wait ends.
+type budget struct {
+	mu      sync.Mutex
+	max     int64 // <= 0: unbounded
+	used    int64
+	waiters int
+	freed   chan struct{} // closed, and replaced, on every release
+}
+
+const maxBudgetWaiters = 64
+
+func newBudget(max int64) *budget { return &budget{max: max, freed: make(chan struct{})} }
+
+// acquire reserves n bytes (at most the whole budget) and returns what it reserved.
+func (b *budget) acquire(ctx context.Context, n int64, wait time.Duration) (int64, bool) {
+	if b.max <= 0 {
+		return 0, true
+	}
+	n = min(n, b.max)
+	var timeout <-chan time.Time
+	b.mu.Lock()
+	for b.used+n > b.max {
+		if wait <= 0 || b.waiters >= maxBudgetWaiters {
+			b.mu.Unlock()
+			return 0, false
+		}
+		if timeout == nil {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		freed := b.freed
+		b.waiters++
+		b.mu.Unlock()
+		var expired bool
+		select {
+		case <-freed:
+		case <-timeout:
+			expired = true
+		case <-ctx.Done():
+			expired = true
+		}
+		b.mu.Lock()
+		b.waiters--
+		if expired {
+			b.mu.Unlock()
+			return 0, false
+		}
+	}
+	b.used += n
+	b.mu.Unlock()
+	return n, true
+}
+
+func (b *budget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	close(b.freed)
+	b.freed = make(chan struct{})
+	b.mu.Unlock()
 }
 
 func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
@@ -159,45 +262,54 @@ func serverView(p *Plain) ([]byte, error) {
 }
 
 func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	f.store(w, r, body, func() (*Stored, error) { return f.agent.Add(r.Context(), body) })
+	f.store(w, r, func(res *fhir.Resource) (*Stored, error) { return f.agent.AddResource(r.Context(), res) })
 }
 
 func (f *Facade) update(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
+	f.store(w, r, func(res *fhir.Resource) (*Stored, error) {
+		return f.agent.UpdateResource(r.Context(), r.PathValue("id"), res)
+	})
+}
+
+// store reads and validates the posted resource, checks its type against the path, and has do
+// anchor it.
+func (f *Facade) store(w http.ResponseWriter, r *http.Request, do func(*fhir.Resource) (*Stored, error)) {
+	body, release, ok := f.readBody(w, r)
 	if !ok {
 		return
 	}
-	f.store(w, r, body, func() (*Stored, error) { return f.agent.Update(r.Context(), r.PathValue("id"), body) })
-}
-
-func (f *Facade) store(w http.ResponseWriter, r *http.Request, body []byte, do func() (*Stored, error)) {
-	var head struct {
-		ResourceType string `json:"resourceType"`
-	}
-	if err := json.Unmarshal(body, &head); err == nil && head.ResourceType != r.PathValue("type") {
-		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+head.ResourceType+" posted to /fhir/"+r.PathValue("type"))
+	defer release()
+	res, err := fhir.Parse(body)
+	if err != nil {
+		f.fail(w, err)
 		return
 	}
-	s, err := do()
+	if res.Type != r.PathValue("type") {
+		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+res.Type+" posted to /fhir/"+r.PathValue("type"))
+		return
+	}
+	s, err := do(res)
 	if err != nil {
 		f.fail(w, err)
 		return
 	}
 	version := strconv.FormatUint(uint64(s.Anchor.Version), 10)
-	out, err := fhir.WithServerFields(body, s.Anchor.ID, version, instant(time.Now()))
-	if err != nil {
-		f.fail(w, err)
-		return
-	}
 	w.Header().Set("Location", "/fhir/"+s.Resource.Type+"/"+s.Anchor.ID+"/_history/"+version)
 	w.Header().Set("ETag", `W/"`+version+`"`)
 	status := http.StatusCreated
 	if r.Method == http.MethodPut {
 		status = http.StatusOK
+	}
+	if strings.Contains(r.Header.Get("Prefer"), "return=minimal") { // no copy of the resource
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		return
+	}
+	out, err := fhir.WithServerFields(body, s.Anchor.ID, version, instant(time.Now()))
+	if err != nil {
+		f.fail(w, err)
+		return
 	}
 	writeFHIR(w, status, out)
 }
@@ -220,13 +332,10 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 	writeFHIR(w, http.StatusOK, out)
 }
 
+// erase answers a record that is absent, of another type or not the account's to erase with the
+// same 404.
 func (f *Facade) erase(w http.ResponseWriter, r *http.Request) {
-	rec, err := f.agent.node.Record(r.Context(), r.PathValue("id"))
-	if err != nil || rec.ResourceType != r.PathValue("type") {
-		f.fail(w, ErrNotFound)
-		return
-	}
-	receipt, err := f.agent.Erase(r.Context(), rec.Patient, rec.ID)
+	receipt, err := f.agent.EraseRecord(r.Context(), r.PathValue("type"), r.PathValue("id"))
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -254,6 +363,25 @@ func (f *Facade) patientParam(w http.ResponseWriter, r *http.Request) (tx.Addres
 	return acct, id, true
 }
 
+// CursorParam is the facade's search parameter carrying the position of a page (opaque: take
+// it from the Bundle's next link).
+const CursorParam = "_cursor"
+
+// page reads a search's _count (default DefaultSearchCount; more than MaxSearchCount is
+// lowered to it, as FHIR lets a server do) and _cursor; it reports false after answering 400.
+func page(w http.ResponseWriter, r *http.Request) (cursor string, count int, ok bool) {
+	count = DefaultSearchCount
+	if v := r.URL.Query().Get("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeOutcome(w, http.StatusBadRequest, "invalid", "_count must be a positive integer (at most "+strconv.Itoa(MaxSearchCount)+" are returned)")
+			return "", 0, false
+		}
+		count = min(n, MaxSearchCount)
+	}
+	return r.URL.Query().Get(CursorParam), count, true
+}
+
 func (f *Facade) search(w http.ResponseWriter, r *http.Request) {
 	acct, _, ok := f.patientParam(w, r)
 	if !ok {
@@ -272,25 +400,48 @@ func (f *Facade) everything(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Address, typ string) {
-	found, err := f.agent.Search(r.Context(), patient, typ)
+	cursor, count, ok := page(w, r)
+	if !ok {
+		return
+	}
+	found, next, err := f.agent.SearchPage(r.Context(), patient, typ, cursor, count)
 	if err != nil {
 		f.fail(w, err)
 		return
 	}
-	var rs [][]byte
+	rs := make([][]byte, 0, len(found))
 	for i := range found {
 		out, err := serverView(&found[i])
 		if err != nil {
 			f.fail(w, err)
 			return
 		}
+		found[i].JSON = nil // the server view replaces it
 		rs = append(rs, out)
 	}
-	f.bundle(w, "searchset", rs)
+	f.searchBundle(w, r, rs, cursor, next)
 }
 
-func (f *Facade) bundle(w http.ResponseWriter, kind string, rs [][]byte) {
-	out, err := Bundle(kind, "", rs)
+// searchBundle answers one page of a search as a searchset Bundle with a self link and, unless
+// it is the last page, a next link. Only a search that fits one page states its total.
+func (f *Facade) searchBundle(w http.ResponseWriter, r *http.Request, rs [][]byte, cursor, next string) {
+	link := func(c string) string {
+		q := r.URL.Query()
+		q.Del(CursorParam)
+		if c != "" {
+			q.Set(CursorParam, c)
+		}
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		return scheme + "://" + r.Host + r.URL.Path + "?" + q.Encode()
+	}
+	links := []BundleLink{{Relation: "self", URL: link(cursor)}}
+	if next != "" {
+		links = append(links, BundleLink{Relation: "next", URL: link(next)})
+	}
+	out, err := SearchBundle(rs, links, cursor == "" && next == "")
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -299,10 +450,11 @@ func (f *Facade) bundle(w http.ResponseWriter, kind string, rs [][]byte) {
 }
 
 func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
+	body, release, ok := f.readBody(w, r)
 	if !ok {
 		return
 	}
+	defer release()
 	fhirID, m, err := GrantFromConsent(body)
 	if err != nil {
 		f.fail(w, err)
@@ -319,24 +471,18 @@ func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
-	grants, err := f.agent.node.Grants(r.Context(), patient)
+	g, err := f.agent.grant(r.Context(), patient, res.Grant)
 	if err != nil {
 		f.fail(w, err)
 		return
 	}
-	for i := range grants {
-		if grants[i].ID == res.Grant {
-			out, err := ConsentResource(&grants[i], fhirID, time.Now())
-			if err != nil {
-				f.fail(w, err)
-				return
-			}
-			w.Header().Set("Location", "/fhir/Consent/"+strconv.FormatUint(res.Grant, 10))
-			writeFHIR(w, http.StatusCreated, out)
-			return
-		}
+	out, err := ConsentResource(g, fhirID, time.Now())
+	if err != nil {
+		f.fail(w, err)
+		return
 	}
-	f.fail(w, errors.New("committed grant not found"))
+	w.Header().Set("Location", "/fhir/Consent/"+strconv.FormatUint(res.Grant, 10))
+	writeFHIR(w, http.StatusCreated, out)
 }
 
 func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
@@ -344,12 +490,16 @@ func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	grants, err := f.agent.node.Grants(r.Context(), acct)
+	cursor, count, ok := page(w, r)
+	if !ok {
+		return
+	}
+	grants, next, err := f.agent.node.GrantsPage(r.Context(), acct, cursor, count)
 	if err != nil {
 		f.fail(w, err)
 		return
 	}
-	var rs [][]byte
+	rs := make([][]byte, 0, len(grants))
 	for i := range grants {
 		out, err := ConsentResource(&grants[i], fhirID, time.Now())
 		if err != nil {
@@ -358,7 +508,7 @@ func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, out)
 	}
-	f.bundle(w, "searchset", rs)
+	f.searchBundle(w, r, rs, cursor, next)
 }
 
 func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
@@ -366,13 +516,17 @@ func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	cursor, count, ok := page(w, r)
+	if !ok {
+		return
+	}
 	filter := client.AuditFilter{Requester: tx.Address(r.URL.Query().Get("agent")), Category: r.URL.Query().Get("category")}
-	events, err := f.agent.node.Audit(r.Context(), acct, filter)
+	events, next, err := f.agent.node.AuditPage(r.Context(), acct, filter, cursor, count)
 	if err != nil {
 		f.fail(w, err)
 		return
 	}
-	var rs [][]byte
+	rs := make([][]byte, 0, len(events))
 	for i := range events {
 		out, err := AuditEventResource(&events[i], fhirID)
 		if err != nil {
@@ -381,5 +535,5 @@ func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, out)
 	}
-	f.bundle(w, "searchset", rs)
+	f.searchBundle(w, r, rs, cursor, next)
 }

@@ -65,7 +65,7 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
 		t.Fatal(err)
 	}
-	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": patient}})
+	doc := agent.New(w.keys["doctor"], agent.Config{Patients: map[string]tx.Address{"example": patient}})
 	srv := httptest.NewServer(agent.NewFacade(doc, token, nil))
 	defer srv.Close()
 	fc := &facadeClient{t: t, base: srv.URL}
@@ -94,10 +94,16 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 				if err != nil || !slices.Contains(fhir.ClinicalTypes(), res.Type) {
 					continue
 				}
-				// Every example's patient is the demo patient here.
-				if res.Patient != "" {
-					doc.SetPatient(res.Patient, patient)
+				// Every example's patient is the demo patient here. An example that references
+				// no patient is refused, not filed under some default patient.
+				if res.Patient == "" {
+					status, _, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
+					if status != http.StatusBadRequest || !bytes.Contains(body, []byte("resource names no patient")) {
+						t.Errorf("%s names no patient: POST = %d %s", filepath.Base(f), status, body)
+					}
+					continue
 				}
+				doc.SetPatient(res.Patient, patient)
 				status, hdr, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
 				if status != http.StatusCreated {
 					t.Errorf("%s: POST = %d %s", filepath.Base(f), status, body)
@@ -124,21 +130,10 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 			t.Errorf("%s: GET %s = %d, changed", p.name, path, status)
 		}
 	}
-	// $everything asks access once per category and returns every record.
-	status, _, body := fc.do("GET", "/fhir/Patient/example/$everything", nil, true)
-	if status != http.StatusOK {
-		t.Fatalf("$everything = %d %s", status, body)
-	}
-	var bundle struct {
-		Total int `json:"total"`
-		Entry []struct {
-			Resource json.RawMessage `json:"resource"`
-		} `json:"entry"`
-	}
-	json.Unmarshal(body, &bundle)
+	// $everything asks access once per category and page and returns every record, page by page.
 	got := map[string]bool{}
-	for _, e := range bundle.Entry {
-		got[string(withoutServerFields(t, e.Resource))] = true
+	for _, e := range fc.searchAll("/fhir/Patient/example/$everything?_count=40") {
+		got[string(withoutServerFields(t, e))] = true
 	}
 	for _, p := range done {
 		if !got[string(withoutServerFields(t, p.raw))] {
@@ -202,7 +197,7 @@ func distinctiveStrings(raw []byte) []string {
 // TestFacadeErrors: authentication, malformed and oversize input, wrong type, unknown records.
 func TestFacadeErrors(t *testing.T) {
 	w := startWorld(t)
-	doc := agent.New(w.keys["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": w.keys["patient"].Address()}})
+	doc := agent.New(w.keys["doctor"], agent.Config{Patients: map[string]tx.Address{"example": w.keys["patient"].Address()}})
 	srv := httptest.NewServer(agent.NewFacade(doc, token, nil))
 	defer srv.Close()
 	fc := &facadeClient{t: t, base: srv.URL}
@@ -240,4 +235,46 @@ func TestFacadeErrors(t *testing.T) {
 	if status, _, body := fc.do("GET", "/fhir/metadata", nil, false); status != 200 || !bytes.Contains(body, []byte(`"CapabilityStatement"`)) {
 		t.Errorf("metadata: %d %s", status, body)
 	}
+}
+
+// bundle is a searchset page.
+type bundle struct {
+	Total *int `json:"total"`
+	Link  []struct {
+		Relation string `json:"relation"`
+		URL      string `json:"url"`
+	} `json:"link"`
+	Entry []struct {
+		Resource json.RawMessage `json:"resource"`
+	} `json:"entry"`
+}
+
+func (b *bundle) next() string {
+	for _, l := range b.Link {
+		if l.Relation == "next" {
+			return l.URL
+		}
+	}
+	return ""
+}
+
+// searchAll follows a search's next links and returns every entry's resource.
+func (f *facadeClient) searchAll(path string) []json.RawMessage {
+	f.t.Helper()
+	var out []json.RawMessage
+	for pages := 0; path != ""; pages++ {
+		if pages > 1000 {
+			f.t.Fatal("endless next links")
+		}
+		status, _, body := f.do("GET", path, nil, true)
+		var b bundle
+		if status != http.StatusOK || json.Unmarshal(body, &b) != nil {
+			f.t.Fatalf("GET %s = %d %s", path, status, body)
+		}
+		for _, e := range b.Entry {
+			out = append(out, e.Resource)
+		}
+		path = strings.TrimPrefix(b.next(), f.base)
+	}
+	return out
 }

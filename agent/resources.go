@@ -266,17 +266,34 @@ func AuditEventResource(ev *records.AccessEvent, patientFHIRID string) ([]byte, 
 
 // Bundle wraps resources in a FHIR Bundle of type kind ("searchset" or "collection").
 func Bundle(kind, base string, resources [][]byte) ([]byte, error) {
+	return bundle(kind, base, resources, nil, kind == "searchset")
+}
+
+// BundleLink is a link of a Bundle: "self", "next".
+type BundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+// SearchBundle is one page of search results as a searchset Bundle with its links; complete
+// says the page holds every match, so the Bundle can state a total.
+func SearchBundle(resources [][]byte, links []BundleLink, complete bool) ([]byte, error) {
+	return bundle("searchset", "", resources, links, complete)
+}
+
+func bundle(kind, base string, resources [][]byte, links []BundleLink, total bool) ([]byte, error) {
 	type entry struct {
 		FullURL  string          `json:"fullUrl,omitempty"`
 		Resource json.RawMessage `json:"resource"`
 	}
 	b := struct {
-		ResourceType string  `json:"resourceType"`
-		Type         string  `json:"type"`
-		Total        *int    `json:"total,omitempty"`
-		Entry        []entry `json:"entry,omitempty"`
-	}{ResourceType: "Bundle", Type: kind}
-	if kind == "searchset" {
+		ResourceType string       `json:"resourceType"`
+		Type         string       `json:"type"`
+		Total        *int         `json:"total,omitempty"`
+		Link         []BundleLink `json:"link,omitempty"`
+		Entry        []entry      `json:"entry,omitempty"`
+	}{ResourceType: "Bundle", Type: kind, Link: links}
+	if total {
 		n := len(resources)
 		b.Total = &n
 	}

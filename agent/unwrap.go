@@ -144,7 +144,7 @@ func (a *Agent) keyViaOrg(ctx context.Context, rec *records.Record, accessID uin
 			return nil, err
 		}
 		reqsig.Sign(req, a.signer.ChainID, a.Address(), a.signer.Key.Signing, body, time.Now())
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := a.org.Do(req) // with a timeout: a hanging organization agent cannot hang this one
 		if err != nil {
 			return nil, fmt.Errorf("organization agent %s: %w", org, err)
 		}

@@ -66,9 +66,7 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/accounts/{addr}", s.getAccount)
 	s.route(mux, "GET /v1/accounts/{addr}/attestations", s.getAttestations)
 	s.route(mux, "GET /v1/registrars", s.getRegistrars)
-	s.route(mux, "GET /v1/accounts/{addr}/affiliations", func(w http.ResponseWriter, r *http.Request) {
-		s.rawQuery(w, r, app.PathAffiliations, []byte(r.PathValue("addr")))
-	})
+	s.route(mux, "GET /v1/accounts/{addr}/affiliations", s.accountList(app.PathAffiliations))
 	s.route(mux, "GET /v1/proposals/{id}", s.getProposal)
 	s.route(mux, "GET /v1/state/{key...}", s.getKey)
 	s.route(mux, "GET /v1/supply/verify", s.supplyVerify)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -91,6 +92,7 @@ func (s *server) getKey(w http.ResponseWriter, r *http.Request) {
 }
 
 // getAttestations lists a subject's attestations; with ?prove=true each one carries its proof.
+// One page of them (?limit=&cursor=), with the next page's cursor in the headers (see setNext).
 func (s *server) getAttestations(w http.ResponseWriter, r *http.Request) {
 	a, ok := s.address(w, r)
 	if !ok {
@@ -101,11 +103,21 @@ func (s *server) getAttestations(w http.ResponseWriter, r *http.Request) {
 		writeCodeErr(w, codes.Invalid, err.Error())
 		return
 	}
-	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathAttestations, Data: []byte(a), Height: height})
-	if err != nil || resp.Code != 0 {
-		writeCodeErr(w, codes.Code(resp.GetCode()), resp.GetLog())
+	page, ok := pageParams(w, r)
+	if !ok {
 		return
 	}
+	data, _ := json.Marshal(app.ListQuery{Address: a, Page: page})
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathAttestations, Data: data, Height: height})
+	if err != nil {
+		writeCodeErr(w, codes.Internal, "query failed")
+		return
+	}
+	if resp.Code != 0 {
+		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
+		return
+	}
+	setNext(w, r, resp.Info)
 	var list []identity.Attestation
 	if err := json.Unmarshal(resp.Value, &list); err != nil {
 		writeCodeErr(w, codes.Internal, "decode attestations")
@@ -155,4 +167,68 @@ func (s *server) moduleQuery(w http.ResponseWriter, r *http.Request, path string
 		Height int64           `json:"height"`
 		Value  json.RawMessage `json:"value"`
 	}{resp.Height, resp.Value})
+}
+
+// NextCursorHeader carries the cursor of a list's next page; it is absent after the last page.
+// The same page is linked in a Link header (rel="next").
+const NextCursorHeader = "X-Next-Cursor"
+
+// pageParams reads ?limit= and ?cursor= (the app checks their bounds); it reports false after
+// writing an error response.
+func pageParams(w http.ResponseWriter, r *http.Request) (app.Page, bool) {
+	q := r.URL.Query()
+	p := app.Page{Cursor: q.Get("cursor")}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > app.MaxPageLimit {
+			writeCodeErr(w, codes.Invalid, fmt.Sprintf("limit must be an integer between 1 and %d (default %d)", app.MaxPageLimit, app.DefaultPageLimit))
+			return p, false
+		}
+		p.Limit = n
+	}
+	return p, true
+}
+
+// setNext announces the next page of a list answer, if any.
+func setNext(w http.ResponseWriter, r *http.Request, next string) {
+	if next == "" {
+		return
+	}
+	q := r.URL.Query()
+	q.Set("cursor", next)
+	w.Header().Set(NextCursorHeader, next)
+	w.Header().Set("Link", "<"+r.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+}
+
+// listQuery answers a list query path: one page as a JSON array, the next cursor in headers.
+func (s *server) listQuery(w http.ResponseWriter, r *http.Request, path string, data []byte) {
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: path, Data: data})
+	if err != nil {
+		writeCodeErr(w, codes.Internal, "query failed")
+		return
+	}
+	if resp.Code != 0 {
+		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
+		return
+	}
+	setNext(w, r, resp.Info)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(append(resp.Value, '\n'))
+}
+
+// accountList answers the list of an account ({addr}) at path, one page.
+func (s *server) accountList(path string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.address(w, r)
+		if !ok {
+			return
+		}
+		page, ok := pageParams(w, r)
+		if !ok {
+			return
+		}
+		data, _ := json.Marshal(app.ListQuery{Address: a, Page: page})
+		s.listQuery(w, r, path, data)
+	}
 }

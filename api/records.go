@@ -14,6 +14,7 @@ import (
 // {addr} path values, and requester, author, category, from, to (RFC 3339) query parameters.
 func (s *server) recordsQuery(path string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		var ok bool
 		q := app.RecordsQuery{ID: r.PathValue("id"), Patient: tx.Address(r.PathValue("addr")),
 			Requester: tx.Address(r.URL.Query().Get("requester")), Author: tx.Address(r.URL.Query().Get("author")),
 			Category: r.URL.Query().Get("category"), At: time.Now()}
@@ -42,8 +43,11 @@ func (s *server) recordsQuery(path string) http.HandlerFunc {
 				return
 			}
 		}
+		if q.Page, ok = pageParams(w, r); !ok {
+			return
+		}
 		data, _ := json.Marshal(q)
-		s.rawQuery(w, r, path, data)
+		s.listQuery(w, r, path, data) // a list answers one page; the others carry no cursor
 	}
 }
 
@@ -64,7 +68,5 @@ func (s *server) routeRecords(mux *http.ServeMux) {
 	} {
 		s.route(mux, pattern, s.recordsQuery(path))
 	}
-	s.route(mux, "GET /v1/patients/{addr}/grants", func(w http.ResponseWriter, r *http.Request) {
-		s.rawQuery(w, r, app.PathConsentGrants, []byte(r.PathValue("addr")))
-	})
+	s.route(mux, "GET /v1/patients/{addr}/grants", s.accountList(app.PathConsentGrants))
 }

@@ -9,6 +9,7 @@ import (
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -16,7 +17,9 @@ import (
 
 // Query paths. "/key" returns a raw state value and, with Prove, an ics23 proof against the app
 // hash committed in the header of height+1. Module paths return JSON without proofs; their items
-// can each be proven with "/key".
+// can each be proven with "/key". List paths answer one page (see Page); the data of the
+// account lists (attestations, affiliations, consent grants) is a ListQuery, or a bare address
+// for the first page.
 const (
 	PathKey          = "/key"
 	PathAttestations = "/identity/attestations"
@@ -77,18 +80,17 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		}
 		return resp, nil
 	case PathAttestations:
-		subject := tx.Address(req.Data)
-		if err := subject.Validate(); err != nil {
+		q, err := parseListQuery(req.Data)
+		if err != nil {
 			return nil, err
 		}
-		list, err := identity.Attestations(view, subject)
-		return jsonResp(list, err)
+		return pageResp(listPage[identity.Attestation](view, identity.AttestationPrefix(q.Address), q.Page, nil))
 	case PathAffiliations:
-		subject := tx.Address(req.Data)
-		if err := subject.Validate(); err != nil {
+		q, err := parseListQuery(req.Data)
+		if err != nil {
 			return nil, err
 		}
-		return jsonResp(identity.Affiliations(view, subject))
+		return pageResp(listPage[identity.Affiliation](view, identity.AffiliationPrefix(q.Address), q.Page, nil))
 	case PathRegistrars:
 		list, err := identity.Registrars(view)
 		return jsonResp(list, err)
@@ -125,4 +127,158 @@ func jsonResp(v any, err error) (*abci.ResponseQuery, error) {
 
 func queryErr(err error) *abci.ResponseQuery {
 	return &abci.ResponseQuery{Code: uint32(codes.Of(err)), Log: err.Error(), Codespace: "medchain"}
+}
+
+// Paging of list queries. A list path answers one page: a JSON array of at most the page's limit
+// of items, in key order, with the cursor of the next page in ResponseQuery.Info (empty after the
+// last page). A page seeks to its cursor and stops reading state as soon as it is full, so its cost
+// does not grow with the length of the list.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+	// MaxPageScan bounds the entries one page of a filtered list (an audit trail filtered by
+	// requester, category or time) reads; a page that reaches it ends early, possibly with fewer
+	// items than its limit or none, and a cursor to continue from.
+	MaxPageScan    = 10 * MaxPageLimit
+	maxCursorBytes = 256
+)
+
+// Page selects one page of a list.
+type Page struct {
+	// Cursor is the Info of the previous page's answer; empty for the first page. It is opaque
+	// to clients (today: the last item's state key below the list's prefix, e.g. a record id).
+	Cursor string `json:"cursor,omitempty"`
+	// Limit is the most items to return: 1..MaxPageLimit, 0 for DefaultPageLimit.
+	Limit int `json:"limit,omitempty"`
+}
+
+// limit validates the page and returns its effective limit.
+func (p Page) limit() (int, error) {
+	if p.Limit < 0 || p.Limit > MaxPageLimit {
+		return 0, codes.Errorf(codes.Invalid, "limit must be between 1 and %d (default %d)", MaxPageLimit, DefaultPageLimit)
+	}
+	if len(p.Cursor) > maxCursorBytes {
+		return 0, codes.Errorf(codes.Invalid, "cursor over %d bytes", maxCursorBytes)
+	}
+	if p.Limit == 0 {
+		return DefaultPageLimit, nil
+	}
+	return p.Limit, nil
+}
+
+// start is the first key a page reads: just after the cursor's key.
+func (p Page) start(prefix []byte) []byte {
+	if p.Cursor == "" {
+		return prefix
+	}
+	k := make([]byte, 0, len(prefix)+len(p.Cursor)+1)
+	return append(append(append(k, prefix...), p.Cursor...), 0)
+}
+
+// ListQuery is the data of the account list paths: whose list, and which page.
+type ListQuery struct {
+	Address tx.Address `json:"address"`
+	Page
+}
+
+// parseListQuery reads a ListQuery, or a bare address (the first page).
+func parseListQuery(data []byte) (*ListQuery, error) {
+	var q ListQuery
+	if len(data) > 0 && data[0] == '{' {
+		if err := json.Unmarshal(data, &q); err != nil {
+			return nil, codes.Errorf(codes.Malformed, "list query: %v", err)
+		}
+	} else {
+		q.Address = tx.Address(data)
+	}
+	if err := q.Address.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := q.limit(); err != nil {
+		return nil, err
+	}
+	return &q, nil
+}
+
+// listPage decodes one page of the JSON values under prefix. keep (nil keeps everything) says
+// whether an item belongs to the answer and whether the list ends there (items are in key order,
+// so a time-ordered list can end at its first item past a bound).
+func listPage[T any](view *state.View, prefix []byte, p Page, keep func(*T) (ok, stop bool)) ([]T, string, error) {
+	limit, err := p.limit()
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]T, 0, min(limit, 64))
+	var last, next string
+	var derr error
+	scanned := 0
+	err = view.IterateFrom(prefix, p.start(prefix), func(k, v []byte) bool {
+		if len(out) == limit { // full, and more follow
+			next = last
+			return true
+		}
+		var x T
+		if derr = contracts.DecodeJSON(v, &x); derr != nil {
+			return true
+		}
+		last = string(k[len(prefix):])
+		ok, stop := true, false
+		if keep != nil {
+			ok, stop = keep(&x)
+		}
+		if stop {
+			return true
+		}
+		if ok {
+			out = append(out, x)
+		}
+		if scanned++; scanned >= MaxPageScan && len(out) < limit {
+			next = last
+			return true
+		}
+		return false
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, "", codes.Errorf(codes.Internal, "list: %v", err)
+	}
+	return out, next, nil
+}
+
+// pageKeys returns one page of the key suffixes under prefix (index entries whose values are
+// not the items), with the next cursor.
+func pageKeys(view *state.View, prefix []byte, p Page) ([]string, string, error) {
+	limit, err := p.limit()
+	if err != nil {
+		return nil, "", err
+	}
+	var out []string
+	var next string
+	err = view.IterateFrom(prefix, p.start(prefix), func(k, _ []byte) bool {
+		if len(out) == limit {
+			next = out[len(out)-1]
+			return true
+		}
+		out = append(out, string(k[len(prefix):]))
+		return false
+	})
+	if err != nil {
+		return nil, "", codes.Errorf(codes.Internal, "list: %v", err)
+	}
+	return out, next, nil
+}
+
+// pageResp encodes a page, with the next cursor in Info.
+func pageResp[T any](items []T, next string, err error) (*abci.ResponseQuery, error) {
+	if items == nil && err == nil {
+		items = []T{}
+	}
+	resp, err := jsonResp(items, err)
+	if err != nil {
+		return nil, err
+	}
+	resp.Info = next
+	return resp, nil
 }

@@ -13,7 +13,7 @@ import (
 
 // Consent query paths.
 const (
-	PathConsentGrants = "/consent/grants" // data: patient address
+	PathConsentGrants = "/consent/grants" // data: ListQuery (or a bare patient address): one page
 	PathConsentCheck  = "/consent/check"  // data: ConsentCheck
 )
 
@@ -26,11 +26,11 @@ type ConsentCheck struct {
 func queryConsent(view *state.View, req *abci.RequestQuery) (resp *abci.ResponseQuery, handled bool, err error) {
 	switch req.Path {
 	case PathConsentGrants:
-		patient := tx.Address(req.Data)
-		if err := patient.Validate(); err != nil {
+		q, err := parseListQuery(req.Data)
+		if err != nil {
 			return nil, true, err
 		}
-		resp, err := jsonResp(consent.Grants(view, patient))
+		resp, err := pageResp(listPage[consent.Grant](view, consent.GrantPrefix(q.Address), q.Page, nil))
 		return resp, true, err
 	case PathConsentCheck:
 		var q ConsentCheck

@@ -13,11 +13,12 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
-// Records query paths. Their data is a RecordsQuery in JSON.
+// Records query paths. Their data is a RecordsQuery in JSON. The lists (history, list, audit,
+// emergency, feed, fetches) answer one page each (see Page).
 const (
 	PathRecord     = "/records/record"     // id: the latest version
 	PathHistory    = "/records/history"    // id: every version
-	PathRecordList = "/records/list"       // patient: the latest version of each record
+	PathRecordList = "/records/list"       // patient: the latest version of each record, by id
 	PathRecipients = "/records/recipients" // patient, author, category: who must hold the key
 	PathAccess     = "/records/access"     // patient, access: one access event
 	PathAudit      = "/records/audit"      // patient [, requester, category, from, to]: access events
@@ -45,7 +46,12 @@ type RecordsQuery struct {
 	At        time.Time  `json:"at,omitzero"`
 	From      time.Time  `json:"from,omitzero"`
 	To        time.Time  `json:"to,omitzero"`
+	Page
 }
+
+// Key prefixes of the records lists, as laid out by contracts/records (store.go, fetchlog.go),
+// which keeps them private: pages seek into them.
+func recordsPrefix(kind string, owner string) []byte { return []byte("rc/" + kind + "/" + owner + "/") }
 
 // Recipient is an account that must hold a record's key, with its encryption key.
 type Recipient struct {
@@ -75,9 +81,12 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 	case PathRecord:
 		return jsonResp(records.Get(view, q.ID))
 	case PathHistory:
-		return jsonResp(records.History(view, q.ID))
+		if err := records.ValidID(q.ID); err != nil {
+			return nil, err
+		}
+		return pageResp(listPage[records.Record](view, recordsPrefix("v", q.ID), q.Page, nil))
 	case PathRecordList:
-		return jsonResp(records.List(view, q.Patient))
+		return pageResp(recordList(view, q))
 	case PathRecordBlob:
 		return jsonResp(records.ByBlob(view, q.Hash))
 	case PathRecipients:
@@ -97,22 +106,19 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 	case PathAccess:
 		return jsonResp(records.GetAccess(view, q.Patient, q.Access))
 	case PathAudit:
-		all, err := records.AccessEvents(view, q.Patient)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]records.AccessEvent, 0, len(all))
-		for _, e := range all {
-			if (q.Requester == "" || e.Requester == q.Requester) && (q.Category == "" || e.Category == q.Category) &&
-				(q.From.IsZero() || !e.Time.Before(q.From)) && (q.To.IsZero() || e.Time.Before(q.To)) {
-				out = append(out, e)
+		// Events are in id order, which is block order, so the trail ends at the first event at
+		// or after To.
+		return pageResp(listPage(view, recordsPrefix("a", string(q.Patient)), q.Page, func(e *records.AccessEvent) (bool, bool) {
+			if !q.To.IsZero() && !e.Time.Before(q.To) {
+				return false, true
 			}
-		}
-		return jsonResp(out, nil)
+			return (q.Requester == "" || e.Requester == q.Requester) && (q.Category == "" || e.Category == q.Category) &&
+				(q.From.IsZero() || !e.Time.Before(q.From)), false
+		}))
 	case PathEmergency:
-		return jsonResp(records.EmergencySessions(view, q.Patient))
+		return pageResp(listPage[records.EmergencySession](view, recordsPrefix("e", string(q.Patient)), q.Page, nil))
 	case PathFeed:
-		return jsonResp(records.Notifications(view, q.Patient))
+		return pageResp(listPage[records.Notification](view, recordsPrefix("n", string(q.Patient)), q.Page, nil))
 	case PathSettings:
 		return jsonResp(records.GetSettings(view, q.Patient))
 	case PathFetchable:
@@ -120,7 +126,28 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 	case PathAccessActive:
 		return jsonResp(accessActive(view, q))
 	case PathFetches:
-		return jsonResp(records.FetchEvents(view, q.Patient))
+		return pageResp(listPage[records.FetchEvent](view, recordsPrefix("f", string(q.Patient)), q.Page, nil))
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown query path %q", path)
+}
+
+// recordList answers one page of a patient's records (the latest version of each), reading
+// only that page's anchors. Its cursor is the last record id.
+func recordList(view *state.View, q *RecordsQuery) ([]records.Record, string, error) {
+	if err := q.Patient.Validate(); err != nil {
+		return nil, "", err
+	}
+	ids, next, err := pageKeys(view, recordsPrefix("p", string(q.Patient)), q.Page)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]records.Record, 0, len(ids))
+	for _, id := range ids {
+		rec, err := records.Get(view, id)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, *rec)
+	}
+	return out, next, nil
 }

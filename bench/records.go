@@ -66,7 +66,7 @@ func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 		}
 	}
 	patient := signers["patient"].Address()
-	doctor := agent.New(signers["doctor"], agent.Config{DefaultPatient: "example", Patients: map[string]tx.Address{"example": patient}})
+	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": patient}})
 	if _, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor); err != nil {
 		return res, err
 	}

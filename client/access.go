@@ -22,6 +22,5 @@ func (c *Client) AccessActive(ctx context.Context, patient tx.Address, access ui
 // Fetches returns a patient's committed fetch log entries: who was served (or refused) the
 // ciphertext of which record, by which node.
 func (c *Client) Fetches(ctx context.Context, patient tx.Address) ([]records.FetchEvent, error) {
-	var out []records.FetchEvent
-	return out, c.do(ctx, http.MethodGet, patientPath(patient, "fetches"), nil, &out)
+	return listAll[records.FetchEvent](ctx, c, patientPath(patient, "fetches"), nil)
 }

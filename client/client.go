@@ -9,28 +9,55 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/tx"
 )
 
-// Client talks to one node's API.
+// Client talks to one node's API. Every request it makes has a deadline: a node that accepts a
+// connection and never answers, or trickles its answer, costs a caller at most the timeout.
 type Client struct {
 	base string
-	http *http.Client
+	http *http.Client // every call but a submission that waits for its commit
+	long *http.Client // POST /v1/txs?wait=commit: the node itself waits up to api.CommitTimeout
+}
+
+// DefaultTimeout bounds one API request, its answer's body included.
+const DefaultTimeout = 30 * time.Second
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithTimeout sets the bound of one request (DefaultTimeout by default); a submission that waits
+// for its commit gets api.CommitTimeout more.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		c.http.Timeout = d
+		c.long.Timeout = d + api.CommitTimeout
+	}
 }
 
 // New returns a client for the API at base, e.g. http://127.0.0.1:8080.
-func New(base string) *Client {
+func New(base string, opts ...Option) *Client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &Client{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	c := &Client{base: strings.TrimRight(base, "/"),
+		http: &http.Client{Transport: transport, Timeout: DefaultTimeout},
+		long: &http.Client{Transport: transport, Timeout: DefaultTimeout + api.CommitTimeout}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Error is a non-2xx API answer.
@@ -43,33 +70,40 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	_, err := c.doWith(ctx, c.http, method, path, body, out)
+	return err
+}
+
+// doWith sends a request with hc and decodes a 2xx answer into out; it returns the answer's
+// headers.
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body []byte, out any) (http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		// A rejected tx answers with a TxResult and a 4xx status.
 		if r, ok := out.(*api.TxResult); ok && json.Unmarshal(raw, r) == nil && r.Hash != "" {
-			return nil
+			return resp.Header, nil
 		}
-		return errorOf(resp.StatusCode, raw)
+		return nil, errorOf(resp.StatusCode, raw)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			return fmt.Errorf("decode %s: %w", path, err)
+			return nil, fmt.Errorf("decode %s: %w", path, err)
 		}
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // errorOf turns a non-2xx answer into an *Error.
@@ -91,7 +125,11 @@ func IsNotFound(err error) bool {
 // a result with a non-zero Code, not as an error.
 func (c *Client) Submit(ctx context.Context, raw []byte, wait string) (*api.TxResult, error) {
 	var r api.TxResult
-	if err := c.do(ctx, http.MethodPost, "/v1/txs?wait="+url.QueryEscape(wait), raw, &r); err != nil {
+	hc := c.http
+	if wait != "check" {
+		hc = c.long
+	}
+	if _, err := c.doWith(ctx, hc, http.MethodPost, "/v1/txs?wait="+url.QueryEscape(wait), raw, &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -122,22 +160,100 @@ func (c *Client) Account(ctx context.Context, a tx.Address, prove bool) (*identi
 	return &acc, &p, nil
 }
 
-// Attestations returns a subject's attestations, each with its proof when prove is set.
+// Attestations returns a subject's attestations, each with its proof when prove is set, following
+// every page.
 func (c *Client) Attestations(ctx context.Context, a tx.Address, prove bool) ([]identity.Attestation, []api.Proven, error) {
-	var out struct {
-		Height       int64        `json:"height"`
-		Attestations []api.Proven `json:"attestations"`
-	}
-	if err := c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/accounts/%s/attestations?prove=%t", url.PathEscape(string(a)), prove), nil, &out); err != nil {
+	var proven []api.Proven
+	err := eachPage(func(cursor string) (string, error) {
+		var out struct {
+			Height       int64        `json:"height"`
+			Attestations []api.Proven `json:"attestations"`
+		}
+		q := url.Values{"prove": {strconv.FormatBool(prove)}, "limit": {strconv.Itoa(app.MaxPageLimit)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		hdr, err := c.doWith(ctx, c.http, http.MethodGet, "/v1/accounts/"+url.PathEscape(string(a))+"/attestations?"+q.Encode(), nil, &out)
+		if err != nil {
+			return "", err
+		}
+		proven = append(proven, out.Attestations...)
+		return hdr.Get(api.NextCursorHeader), nil
+	})
+	if err != nil {
 		return nil, nil, err
 	}
-	list := make([]identity.Attestation, len(out.Attestations))
-	for i, p := range out.Attestations {
+	list := make([]identity.Attestation, len(proven))
+	for i, p := range proven {
 		if err := json.Unmarshal(p.Value, &list[i]); err != nil {
 			return nil, nil, fmt.Errorf("decode attestation: %w", err)
 		}
 	}
-	return list, out.Attestations, nil
+	return list, proven, nil
+}
+
+// MaxPages bounds the pages a whole-list call follows (at MaxPageLimit items each), so that a
+// node answering cursor after cursor cannot keep a caller busy forever.
+const MaxPages = 10_000
+
+// eachPage calls page with "" and then with each next cursor it returns until one is empty. A
+// cursor seen before, or more than MaxPages pages, is an error.
+func eachPage(page func(cursor string) (next string, err error)) error {
+	seen := map[string]bool{}
+	cursor := ""
+	for range MaxPages {
+		next, err := page(cursor)
+		if err != nil || next == "" {
+			return err
+		}
+		if seen[next] {
+			return fmt.Errorf("the node answered cursor %q twice", next)
+		}
+		seen[next], cursor = true, next
+	}
+	return fmt.Errorf("list longer than %d pages", MaxPages)
+}
+
+// listPage fetches one page of the list at path (query q, cursor, limit; 0 = the node's
+// default) and returns it with the next page's cursor ("" after the last page).
+func listPage[T any](ctx context.Context, c *Client, path string, q url.Values, cursor string, limit int) ([]T, string, error) {
+	q = maps.Clone(q)
+	if q == nil {
+		q = url.Values{}
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []T
+	hdr, err := c.doWith(ctx, c.http, http.MethodGet, path+"?"+q.Encode(), nil, &out)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, hdr.Get(api.NextCursorHeader), nil
+}
+
+// listAll follows every page of the list at path.
+func listAll[T any](ctx context.Context, c *Client, path string, q url.Values) ([]T, error) {
+	var all []T
+	err := eachPage(func(cursor string) (string, error) {
+		page, next, err := listPage[T](ctx, c, path, q, cursor, app.MaxPageLimit)
+		all = append(all, page...)
+		return next, err
+	})
+	return all, err
+}
+
+// State returns the value stored at a state key and, with prove, its proof.
+func (c *Client) State(ctx context.Context, key []byte, prove bool) (*api.Proven, error) {
+	segs := strings.Split(string(key), "/")
+	for i := range segs {
+		segs[i] = url.PathEscape(segs[i])
+	}
+	var p api.Proven
+	return &p, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/state/%s?prove=%t", strings.Join(segs, "/"), prove), nil, &p)
 }
 
 // Registrars returns the registrar set.

@@ -66,16 +66,21 @@ func (c *Client) Record(ctx context.Context, id string) (*records.Record, error)
 	return &r, c.do(ctx, http.MethodGet, "/v1/records/"+url.PathEscape(id), nil, &r)
 }
 
-// History returns every version of a record's anchor.
+// History returns every version of a record's anchor, oldest first.
 func (c *Client) History(ctx context.Context, id string) ([]records.Record, error) {
-	var r []records.Record
-	return r, c.do(ctx, http.MethodGet, "/v1/records/"+url.PathEscape(id)+"/history", nil, &r)
+	return listAll[records.Record](ctx, c, "/v1/records/"+url.PathEscape(id)+"/history", nil)
 }
 
-// PatientRecords returns the latest version of each of a patient's record anchors.
+// PatientRecords returns the latest version of each of a patient's record anchors, by id.
 func (c *Client) PatientRecords(ctx context.Context, patient tx.Address) ([]records.Record, error) {
-	var r []records.Record
-	return r, c.do(ctx, http.MethodGet, patientPath(patient, "records"), nil, &r)
+	return listAll[records.Record](ctx, c, patientPath(patient, "records"), nil)
+}
+
+// PatientRecordsPage returns one page of PatientRecords, from cursor ("" for the first page),
+// at most limit (0 = the node's default) records, and the next page's cursor ("" after the
+// last). The records list's cursor is the id of the last record of the page.
+func (c *Client) PatientRecordsPage(ctx context.Context, patient tx.Address, cursor string, limit int) ([]records.Record, string, error) {
+	return listPage[records.Record](ctx, c, patientPath(patient, "records"), nil, cursor, limit)
 }
 
 // Recipients returns who must hold the key of a record that author adds to patient's category.
@@ -100,6 +105,16 @@ type AuditFilter struct {
 
 // Audit returns a patient's access events that match f, oldest first.
 func (c *Client) Audit(ctx context.Context, patient tx.Address, f AuditFilter) ([]records.AccessEvent, error) {
+	return listAll[records.AccessEvent](ctx, c, patientPath(patient, "audit"), f.values())
+}
+
+// AuditPage returns one page of Audit (see PatientRecordsPage). A page of a filtered trail may
+// hold fewer events than limit, even none, and still have a next page.
+func (c *Client) AuditPage(ctx context.Context, patient tx.Address, f AuditFilter, cursor string, limit int) ([]records.AccessEvent, string, error) {
+	return listPage[records.AccessEvent](ctx, c, patientPath(patient, "audit"), f.values(), cursor, limit)
+}
+
+func (f AuditFilter) values() url.Values {
 	q := url.Values{}
 	if f.Requester != "" {
 		q.Set("requester", string(f.Requester))
@@ -113,32 +128,32 @@ func (c *Client) Audit(ctx context.Context, patient tx.Address, f AuditFilter) (
 	if !f.To.IsZero() {
 		q.Set("to", f.To.UTC().Format(time.RFC3339))
 	}
-	var e []records.AccessEvent
-	return e, c.do(ctx, http.MethodGet, patientPath(patient, "audit")+"?"+q.Encode(), nil, &e)
+	return q
 }
 
-// EmergencySessions returns a patient's break-glass sessions.
+// EmergencySessions returns a patient's break-glass sessions, oldest first.
 func (c *Client) EmergencySessions(ctx context.Context, patient tx.Address) ([]records.EmergencySession, error) {
-	var s []records.EmergencySession
-	return s, c.do(ctx, http.MethodGet, patientPath(patient, "emergency"), nil, &s)
+	return listAll[records.EmergencySession](ctx, c, patientPath(patient, "emergency"), nil)
 }
 
-// Feed returns a patient's notifications.
+// Feed returns a patient's notifications, oldest first.
 func (c *Client) Feed(ctx context.Context, patient tx.Address) ([]records.Notification, error) {
-	var n []records.Notification
-	return n, c.do(ctx, http.MethodGet, patientPath(patient, "feed"), nil, &n)
+	return listAll[records.Notification](ctx, c, patientPath(patient, "feed"), nil)
 }
 
-// Grants returns a patient's consent grants, revoked and expired included.
+// Grants returns a patient's stored consent grants, revoked and expired included, by id.
 func (c *Client) Grants(ctx context.Context, patient tx.Address) ([]consent.Grant, error) {
-	var g []consent.Grant
-	return g, c.do(ctx, http.MethodGet, patientPath(patient, "grants"), nil, &g)
+	return listAll[consent.Grant](ctx, c, patientPath(patient, "grants"), nil)
+}
+
+// GrantsPage returns one page of Grants (see PatientRecordsPage).
+func (c *Client) GrantsPage(ctx context.Context, patient tx.Address, cursor string, limit int) ([]consent.Grant, string, error) {
+	return listPage[consent.Grant](ctx, c, patientPath(patient, "grants"), nil, cursor, limit)
 }
 
 // Affiliations returns a practitioner's organization affiliations.
 func (c *Client) Affiliations(ctx context.Context, practitioner tx.Address) ([]identity.Affiliation, error) {
-	var a []identity.Affiliation
-	return a, c.do(ctx, http.MethodGet, "/v1/accounts/"+url.PathEscape(string(practitioner))+"/affiliations", nil, &a)
+	return listAll[identity.Affiliation](ctx, c, "/v1/accounts/"+url.PathEscape(string(practitioner))+"/affiliations", nil)
 }
 
 func patientPath(p tx.Address, rest string) string {

@@ -5,6 +5,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 
@@ -208,6 +209,19 @@ func (v *View) Get(key []byte) ([]byte, error) {
 // Iterate visits keys with prefix in ascending order.
 func (v *View) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
 	it, err := v.tree.Iterator(prefix, prefixEnd(prefix), true)
+	if err != nil {
+		return err
+	}
+	return drain(it, fn)
+}
+
+// IterateFrom visits keys with prefix that are >= start, in ascending order: a page of a list
+// starts where the previous one stopped without walking the keys before it.
+func (v *View) IterateFrom(prefix, start []byte, fn func(k, v []byte) bool) error {
+	if bytes.Compare(start, prefix) < 0 {
+		start = prefix
+	}
+	it, err := v.tree.Iterator(start, prefixEnd(prefix), true)
 	if err != nil {
 		return err
 	}

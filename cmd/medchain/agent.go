@@ -21,7 +21,6 @@ import (
 type agentFlags struct {
 	txFlags
 	patients  []string // fhirID=account
-	defPat    string
 	purpose   string
 	orgAgents []string // account=url
 }
@@ -29,7 +28,6 @@ type agentFlags struct {
 func (f *agentFlags) register(cmd *cobra.Command) {
 	f.txFlags.register(cmd)
 	cmd.PersistentFlags().StringArrayVar(&f.patients, "patient", nil, "map a FHIR Patient id to an account: ID=ADDRESS|KEYNAME (repeatable)")
-	cmd.PersistentFlags().StringVar(&f.defPat, "default-patient", "", "FHIR Patient id for resources that name none")
 	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
 	cmd.PersistentFlags().StringArrayVar(&f.orgAgents, "org-agent", nil, "agent URL of an organization you act for: ADDRESS|KEYNAME=URL (repeatable)")
 }
@@ -47,7 +45,7 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
 	}
-	cfg := agent.Config{DefaultPatient: f.defPat, Purpose: f.purpose, Patients: map[string]tx.Address{}, OrgAgents: map[tx.Address]string{}}
+	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}, OrgAgents: map[tx.Address]string{}}
 	for _, kv := range f.patients {
 		id, acct, ok := strings.Cut(kv, "=")
 		if !ok {

@@ -100,8 +100,7 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 			return nil, err
 		}
 	}
-	doctor := agent.New(signers["doctor"], agent.Config{DefaultPatient: "example",
-		Patients: map[string]tx.Address{"example": signers["patient"].Address()}})
+	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}})
 	fmt.Fprintln(w, "  seeding demo consent and records (first run only)...")
 	seeded, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor)
 	if err != nil {

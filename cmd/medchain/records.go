@@ -40,10 +40,9 @@ func recordsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if res, err := parseRef(raw); err == nil {
-					a.SetPatient(res, addr)
+				if ref, err := parseRef(raw); err == nil && ref != "" {
+					a.SetPatient(ref, addr)
 				}
-				a.SetPatient("", addr)
 			}
 			s, err := a.Add(cmd.Context(), raw)
 			if err != nil {
@@ -54,7 +53,7 @@ func recordsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	add.Flags().StringVar(&patientFlag, "for", "", "the patient (address or key name) the resource is about, if it does not say")
+	add.Flags().StringVar(&patientFlag, "for", "", "the account (address or key name) of the Patient the resource references")
 	get := &cobra.Command{
 		Use: "get ID", Short: "Request access to a record, fetch and decrypt it (prints the FHIR JSON)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -145,7 +144,7 @@ func readInput(name string) ([]byte, error) {
 // parseRef returns the Patient id a resource refers to.
 func parseRef(raw []byte) (string, error) {
 	var doc struct {
-		Subject, Patient struct {
+		Subject, Patient, Beneficiary struct {
 			Reference string `json:"reference"`
 		}
 	}
@@ -155,6 +154,9 @@ func parseRef(raw []byte) (string, error) {
 	ref := doc.Subject.Reference
 	if ref == "" {
 		ref = doc.Patient.Reference
+	}
+	if ref == "" {
+		ref = doc.Beneficiary.Reference
 	}
 	return strings.TrimPrefix(ref, "Patient/"), nil
 }
