@@ -1,81 +1,217 @@
 package client
 
 import (
-	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	dbm "github.com/cometbft/cometbft-db"
+	"github.com/cometbft/cometbft/light"
+	"github.com/cometbft/cometbft/light/provider"
+	lighthttp "github.com/cometbft/cometbft/light/provider/http"
+	lightdb "github.com/cometbft/cometbft/light/store/db"
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	"github.com/cometbft/cometbft/types"
 
 	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/fsutil"
 	"github.com/medchain/medchain/state"
 )
+
+// Trusted reads. A proof is checked against the AppHash of a header that CometBFT's light client
+// verified from a trust anchor pinned in the home (`light/anchor.json`), following validator-set
+// changes by skipping verification; a node cannot make the client accept a header its validators
+// did not sign. The anchor is pinned once: from a height and hash the operator gives
+// (`medchain light trust`), or on first use from the home's genesis.json: the header at height 1
+// must carry the genesis validator set and be signed by more than 2/3 of it.
+
+// TrustingPeriod is how long a verified header may serve as the base of the next verification.
+// A permissioned network has no unbonding period; a client unused for longer re-pins its anchor.
+const TrustingPeriod = 365 * 24 * time.Hour
+
+// rpcTimeoutSeconds bounds each CometBFT RPC call, so a hanging node cannot hang a read.
+const rpcTimeoutSeconds = 10
 
 // Verified says what a proof was checked against.
 type Verified struct {
 	Height     int64  // state height of the value
 	HeaderAt   int64  // the header whose AppHash commits that state (Height+1)
 	AppHash    []byte // that header's AppHash
-	Validators int    // validators whose signatures cover more than 2/3 of the voting power
+	Validators int    // validators in the set that signed that header
 }
 
-// VerifyProven fetches the signed header at p.Height+1 from CometBFT RPC at rpcAddr (waiting for
-// it up to wait), checks that more than two thirds of the validator set signed it for chainID,
-// and checks the value's ics23 proof against its AppHash.
-//
-// Trust: the validator set is fetched from the same RPC endpoint; a client that must not trust
-// that node should pin the validator set (or use a light client from a trusted height).
-func VerifyProven(ctx context.Context, rpcAddr, chainID string, p *api.Proven, wait time.Duration) (*Verified, error) {
+// Anchor is a pinned trusted header.
+type Anchor struct {
+	ChainID string `json:"chain_id"`
+	Height  int64  `json:"height"`
+	Hash    string `json:"hash"` // hex header hash
+}
+
+// AnchorPath is where home keeps its trust anchor.
+func AnchorPath(home string) string { return filepath.Join(home, "light", "anchor.json") }
+
+// SaveAnchor pins a trust anchor in home and drops light blocks verified from an older one.
+func SaveAnchor(home string, a Anchor) error {
+	if _, err := hex.DecodeString(a.Hash); err != nil || len(a.Hash) != 64 || a.Height < 1 || a.ChainID == "" {
+		return fmt.Errorf("a trust anchor is a chain id, a height >= 1 and a 64-hex-digit header hash")
+	}
+	raw, _ := json.MarshalIndent(a, "", "  ")
+	if err := os.MkdirAll(filepath.Dir(AnchorPath(home)), 0o700); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(home, "light", "blocks.db")); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(AnchorPath(home), raw, 0o600)
+}
+
+// LoadAnchor reads home's trust anchor; ok is false if none is pinned.
+func LoadAnchor(home string) (a Anchor, ok bool, err error) {
+	raw, err := os.ReadFile(AnchorPath(home))
+	if errors.Is(err, os.ErrNotExist) {
+		return a, false, nil
+	}
+	if err != nil {
+		return a, false, err
+	}
+	return a, true, json.Unmarshal(raw, &a)
+}
+
+// VerifyProven checks p against the header at p.Height+1, which a light client verifies from
+// home's trust anchor using the CometBFT RPC at rpcAddr as primary and witness. It waits up to
+// wait for that header.
+func VerifyProven(ctx context.Context, home, rpcAddr, chainID string, p *api.Proven, wait time.Duration) (*Verified, error) {
 	if len(p.Proof) == 0 {
 		return nil, fmt.Errorf("the answer carries no proof")
 	}
-	rpc, err := rpchttp.New("tcp://"+rpcAddr, "/websocket")
+	remote := "tcp://" + rpcAddr
+	rpc, err := rpchttp.NewWithTimeout(remote, "/websocket", rpcTimeoutSeconds)
 	if err != nil {
 		return nil, fmt.Errorf("cometbft rpc %s: %w", rpcAddr, err)
 	}
 	h := p.Height + 1
+	if err := waitHeight(ctx, rpc, h, wait); err != nil {
+		return nil, err
+	}
+	anchor, err := anchorFor(ctx, home, rpc, chainID)
+	if err != nil {
+		return nil, err
+	}
+	lb, err := verifyHeader(ctx, home, remote, anchor, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := state.VerifyMembership(lb.AppHash, p.Proof, []byte(p.Key), p.Value); err != nil {
+		return nil, err
+	}
+	return &Verified{Height: p.Height, HeaderAt: h, AppHash: lb.AppHash, Validators: lb.ValidatorSet.Size()}, nil
+}
+
+func waitHeight(ctx context.Context, rpc *rpchttp.HTTP, h int64, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		st, err := rpc.Status(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("cometbft rpc %s: %w", rpcAddr, err)
+			return fmt.Errorf("cometbft rpc: %w", err)
 		}
 		if st.SyncInfo.LatestBlockHeight >= h {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("header %d not committed within %s", h, wait)
+			return fmt.Errorf("header %d not committed within %s", h, wait)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	commit, err := rpc.Commit(ctx, &h)
+}
+
+// verifyHeader runs the light client from anchor (and the light blocks it verified before, kept
+// in home) up to height h.
+func verifyHeader(ctx context.Context, home, remote string, anchor Anchor, h int64) (*types.LightBlock, error) {
+	hash, _ := hex.DecodeString(anchor.Hash)
+	var db dbm.DB
+	db, err := dbm.NewGoLevelDB("blocks", filepath.Join(home, "light"))
 	if err != nil {
-		return nil, fmt.Errorf("fetch header %d: %w", h, err)
+		// Another process verifies from this home right now: verify from the anchor in memory.
+		db = dbm.NewMemDB()
+	}
+	defer db.Close()
+	primary, err := lighthttp.New(anchor.ChainID, remote)
+	if err != nil {
+		return nil, err
+	}
+	witness, err := lighthttp.New(anchor.ChainID, remote)
+	if err != nil {
+		return nil, err
+	}
+	lc, err := light.NewClient(ctx, anchor.ChainID,
+		light.TrustOptions{Period: TrustingPeriod, Height: anchor.Height, Hash: hash},
+		primary, []provider.Provider{witness}, lightdb.New(db, anchor.ChainID), light.MaxRetryAttempts(3))
+	if err != nil {
+		return nil, fmt.Errorf("light client from the trust anchor (height %d): %w", anchor.Height, err)
+	}
+	lb, err := lc.VerifyLightBlockAtHeight(ctx, h, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("header %d does not verify from the trust anchor: %w", h, err)
+	}
+	return lb, nil
+}
+
+// anchorFor returns home's pinned anchor for chainID, pinning one from home's genesis.json on
+// first use.
+func anchorFor(ctx context.Context, home string, rpc *rpchttp.HTTP, chainID string) (Anchor, error) {
+	a, ok, err := LoadAnchor(home)
+	if err != nil {
+		return a, fmt.Errorf("read trust anchor: %w", err)
+	}
+	if ok {
+		if a.ChainID != chainID {
+			return a, fmt.Errorf("the node serves chain %q; this home trusts %q", chainID, a.ChainID)
+		}
+		return a, nil
+	}
+	gen, err := types.GenesisDocFromFile(filepath.Join(home, "config", "genesis.json"))
+	if err != nil {
+		return a, fmt.Errorf("no trust anchor in %s: pin one with `medchain light trust --height H --hash HEX`, "+
+			"or put the network's genesis.json in %s (%v)", AnchorPath(home), filepath.Join(home, "config"), err)
+	}
+	if gen.ChainID != chainID {
+		return a, fmt.Errorf("the node serves chain %q; this home's genesis is for %q", chainID, gen.ChainID)
+	}
+	first := gen.InitialHeight
+	if first < 1 {
+		first = 1
+	}
+	commit, err := rpc.Commit(ctx, &first)
+	if err != nil {
+		return a, fmt.Errorf("fetch header %d: %w", first, err)
 	}
 	sh := commit.SignedHeader
-	if sh.ChainID != chainID {
-		return nil, fmt.Errorf("header is for chain %q, expected %q", sh.ChainID, chainID)
-	}
-	vals, err := rpc.Validators(ctx, &h, nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch validators at %d: %w", h, err)
-	}
 	if err := sh.ValidateBasic(chainID); err != nil {
-		return nil, fmt.Errorf("header %d: %w", h, err)
+		return a, fmt.Errorf("header %d: %w", first, err)
 	}
-	valSet, err := valSetOf(vals.Validators)
+	vals := make([]*types.Validator, len(gen.Validators))
+	for i, v := range gen.Validators {
+		vals[i] = types.NewValidator(v.PubKey, v.Power)
+	}
+	set, err := valSetOf(vals)
 	if err != nil {
-		return nil, err
+		return a, err
 	}
-	if !bytes.Equal(valSet.Hash(), sh.ValidatorsHash) {
-		return nil, fmt.Errorf("validator set does not match header %d", h)
+	if string(set.Hash()) != string(sh.ValidatorsHash) {
+		return a, fmt.Errorf("header %d is not from this home's genesis validators", first)
 	}
-	if err := valSet.VerifyCommitLight(chainID, sh.Commit.BlockID, h, sh.Commit); err != nil {
-		return nil, fmt.Errorf("header %d is not signed by 2/3 of its validators: %w", h, err)
+	if err := set.VerifyCommitLight(chainID, sh.Commit.BlockID, first, sh.Commit); err != nil {
+		return a, fmt.Errorf("header %d is not signed by 2/3 of the genesis validators: %w", first, err)
 	}
-	if err := state.VerifyMembership(sh.AppHash, p.Proof, []byte(p.Key), p.Value); err != nil {
-		return nil, err
-	}
-	return &Verified{Height: p.Height, HeaderAt: h, AppHash: sh.AppHash, Validators: len(vals.Validators)}, nil
+	a = Anchor{ChainID: chainID, Height: first, Hash: hex.EncodeToString(sh.Hash())}
+	return a, SaveAnchor(home, a)
 }

@@ -18,7 +18,7 @@ func queryCmd() *cobra.Command {
 	var home, nodeURL, rpcAddr string
 	var prove bool
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Query chain state (with --prove, verified against a signed header)"}
-	cmd.PersistentFlags().StringVar(&home, "home", ".medchain", "home whose keyring resolves key names")
+	cmd.PersistentFlags().StringVar(&home, "home", ".medchain", "home whose keyring resolves key names and whose trust anchor verifies --prove")
 	cmd.PersistentFlags().StringVar(&nodeURL, "node", "http://127.0.0.1:8080", "node API URL")
 	cmd.PersistentFlags().StringVar(&rpcAddr, "rpc", "127.0.0.1:26657", "CometBFT RPC address for fetching headers")
 	cmd.PersistentFlags().BoolVar(&prove, "prove", false, "verify a Merkle proof against the AppHash of a signed block header")
@@ -34,7 +34,7 @@ func queryCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		v, err := client.VerifyProven(ctx, rpcAddr, st.ChainID, p, 15*time.Second)
+		v, err := client.VerifyProven(ctx, home, rpcAddr, st.ChainID, p, 15*time.Second)
 		if err != nil {
 			return fmt.Errorf("PROOF NOT VERIFIED: %w", err)
 		}
