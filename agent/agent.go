@@ -65,6 +65,11 @@ type Config struct {
 	// BodyWait is how long a request waits for room in BodyBudget before it is answered 503
 	// with Retry-After (default 2 s; negative: not at all).
 	BodyWait time.Duration
+
+	// Trust, when set, verifies with proofs and the light client what the agent relies on: the
+	// encryption keys it seals to, the signing keys it checks, the anchors it opens. Without it
+	// the agent believes its node (tests and benchmarks of the node alone).
+	Trust *client.Trust
 }
 
 // Defaults of the facade's body budget.
@@ -233,6 +238,9 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 		}
 		recips := make([]seal.Recipient, len(rs))
 		for i, r := range rs {
+			if err := a.checkRecipientKey(ctx, r.Address, r.EncryptionKey); err != nil {
+				return nil, err
+			}
 			recips[i] = seal.Recipient{ID: string(r.Address), PublicKey: r.EncryptionKey}
 		}
 		s, err := seal.Seal(res.JSON, sealCtx, recips)
@@ -345,6 +353,9 @@ func (a *Agent) Access(ctx context.Context, m records.Access) (*records.AccessEv
 
 // open fetches a record's ciphertext with access event accessID and decrypts it.
 func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) (*Plain, error) {
+	if err := a.checkRecord(ctx, rec); err != nil {
+		return nil, err
+	}
 	ct, err := a.node.GetBlob(ctx, a.signer, rec.CiphertextHash, rec.Patient, accessID)
 	if err != nil {
 		return nil, notFound(err)

@@ -63,7 +63,7 @@ func (a *Agent) Rewrap(ctx context.Context, patient, grantee tx.Address, categor
 	if err != nil {
 		return 0, err
 	}
-	acct, _, err := a.node.Account(ctx, grantee, false)
+	acct, err := a.account(ctx, grantee)
 	if err != nil {
 		return 0, fmt.Errorf("grantee: %w", err)
 	}

@@ -25,12 +25,13 @@ import (
 
 // world is a real in-process dev node with signers for its demo accounts and extra ones.
 type world struct {
-	t    *testing.T
-	ctx  context.Context
-	node *node.Node
-	c    *client.Client
-	home string
-	keys map[string]*client.Signer
+	t     *testing.T
+	ctx   context.Context
+	node  *node.Node
+	c     *client.Client
+	home  string
+	keys  map[string]*client.Signer
+	trust *client.Trust // the home's light client: world agents verify what they rely on
 }
 
 func startWorld(t *testing.T) *world {
@@ -53,7 +54,12 @@ func startWorld(t *testing.T) *world {
 	t.Cleanup(func() { n.Stop() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	w := &world{t: t, ctx: ctx, node: n, c: client.New(n.APIAddr), home: home, keys: map[string]*client.Signer{}}
+	trust, err := client.NewTrust(home, n.RPCAddr, n.ChainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trust.Close() })
+	w := &world{t: t, ctx: ctx, node: n, c: client.New(n.APIAddr), home: home, keys: map[string]*client.Signer{}, trust: trust}
 	if err := w.c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +109,7 @@ func (w *world) account(name string, role identity.Role, kind string, scopes ...
 
 func (w *world) agent(name string, purpose string) *agent.Agent {
 	patient := w.keys["patient"].Address()
-	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, Purpose: purpose})
+	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, Purpose: purpose, Trust: w.trust})
 }
 
 func (w *world) later(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }

@@ -102,7 +102,7 @@ func (a *Agent) rewrapFor(ctx context.Context, requester tx.Address, req *Unwrap
 	if own == nil {
 		return nil, errors.New("no key for this organization")
 	}
-	acct, _, err := a.node.Account(ctx, requester, false)
+	acct, err := a.account(ctx, requester)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (a *Agent) rewrapFor(ctx context.Context, requester tx.Address, req *Unwrap
 // signingKey looks accounts' signing keys up on the node.
 func (a *Agent) signingKey(ctx context.Context) reqsig.KeyLookup {
 	return func(addr tx.Address) (ed25519.PublicKey, error) {
-		acc, _, err := a.node.Account(ctx, addr, false)
+		acc, err := a.account(ctx, addr)
 		if err != nil {
 			return nil, err
 		}

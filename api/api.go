@@ -39,6 +39,7 @@ type Config struct {
 	Replicas    Replicas      // peers to fetch a missing ciphertext from; nil: none
 	Commits     CommitWaiter  // tells submissions waiting for commit; nil uses CometBFT's subscriptions
 	StallAfter  time.Duration // health fails after this long without a block (default DefaultStallAfter)
+	RPCAddr     string        // CometBFT RPC address reported in /v1/status
 	Metrics     *prometheus.Registry
 	Log         *slog.Logger
 }

@@ -248,12 +248,23 @@ func listAll[T any](ctx context.Context, c *Client, path string, q url.Values) (
 
 // State returns the value stored at a state key and, with prove, its proof.
 func (c *Client) State(ctx context.Context, key []byte, prove bool) (*api.Proven, error) {
+	var p api.Proven
+	return &p, c.do(ctx, http.MethodGet, fmt.Sprintf("%s?prove=%t", statePath(key), prove), nil, &p)
+}
+
+// StateAt returns the raw value of key in the state after block height, with its proof.
+func (c *Client) StateAt(ctx context.Context, key []byte, height int64) (*api.Proven, error) {
+	var p api.Proven
+	return &p, c.do(ctx, http.MethodGet, fmt.Sprintf("%s?prove=true&height=%d", statePath(key), height), nil, &p)
+}
+
+// statePath is the API path of a state key, each segment escaped.
+func statePath(key []byte) string {
 	segs := strings.Split(string(key), "/")
 	for i := range segs {
 		segs[i] = url.PathEscape(segs[i])
 	}
-	var p api.Proven
-	return &p, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/state/%s?prove=%t", strings.Join(segs, "/"), prove), nil, &p)
+	return "/v1/state/" + strings.Join(segs, "/")
 }
 
 // Registrars returns the registrar set.

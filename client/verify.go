@@ -11,6 +11,7 @@ import (
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/light"
 	"github.com/cometbft/cometbft/light/provider"
 	lighthttp "github.com/cometbft/cometbft/light/provider/http"
@@ -136,33 +137,46 @@ func waitHeight(ctx context.Context, rpc *rpchttp.HTTP, h int64, wait time.Durat
 // verifyHeader runs the light client from anchor (and the light blocks it verified before, kept
 // in home) up to height h.
 func verifyHeader(ctx context.Context, home, remote string, anchor Anchor, h int64) (*types.LightBlock, error) {
-	hash, _ := hex.DecodeString(anchor.Hash)
-	var db dbm.DB
-	db, err := dbm.NewGoLevelDB("blocks", filepath.Join(home, "light"))
+	lc, db, err := openLight(ctx, home, remote, anchor)
 	if err != nil {
-		// Another process verifies from this home right now: verify from the anchor in memory.
-		db = dbm.NewMemDB()
+		return nil, err
 	}
 	defer db.Close()
-	primary, err := lighthttp.New(anchor.ChainID, remote)
-	if err != nil {
-		return nil, err
-	}
-	witness, err := lighthttp.New(anchor.ChainID, remote)
-	if err != nil {
-		return nil, err
-	}
-	lc, err := light.NewClient(ctx, anchor.ChainID,
-		light.TrustOptions{Period: TrustingPeriod, Height: anchor.Height, Hash: hash},
-		primary, []provider.Provider{witness}, lightdb.New(db, anchor.ChainID), light.MaxRetryAttempts(3))
-	if err != nil {
-		return nil, fmt.Errorf("light client from the trust anchor (height %d): %w", anchor.Height, err)
-	}
 	lb, err := lc.VerifyLightBlockAtHeight(ctx, h, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("header %d does not verify from the trust anchor: %w", h, err)
 	}
 	return lb, nil
+}
+
+// openLight starts a light client from anchor with the CometBFT RPC at remote as primary and
+// witness, keeping verified light blocks in home (in memory while another process holds them).
+func openLight(ctx context.Context, home, remote string, anchor Anchor) (*light.Client, dbm.DB, error) {
+	hash, _ := hex.DecodeString(anchor.Hash)
+	var db dbm.DB
+	db, err := dbm.NewGoLevelDB("blocks", filepath.Join(home, "light"))
+	if err != nil {
+		db = dbm.NewMemDB()
+	}
+	primary, err := lighthttp.New(anchor.ChainID, remote)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	witness, err := lighthttp.New(anchor.ChainID, remote)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	lc, err := light.NewClient(ctx, anchor.ChainID,
+		light.TrustOptions{Period: TrustingPeriod, Height: anchor.Height, Hash: hash},
+		primary, []provider.Provider{witness}, lightdb.New(db, anchor.ChainID), light.MaxRetryAttempts(3),
+		light.Logger(cmtlog.NewNopLogger()))
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("light client from the trust anchor (height %d): %w", anchor.Height, err)
+	}
+	return lc, db, nil
 }
 
 // anchorFor returns home's pinned anchor for chainID, pinning one from home's genesis.json on

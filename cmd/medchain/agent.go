@@ -23,12 +23,16 @@ type agentFlags struct {
 	patients  []string // fhirID=account
 	purpose   string
 	orgAgents []string // account=url
+	rpc       string   // CometBFT RPC for the light client ("" = the one the node reports)
+	trustNode bool     // believe the node without proofs
 }
 
 func (f *agentFlags) register(cmd *cobra.Command) {
 	f.txFlags.register(cmd)
 	cmd.PersistentFlags().StringArrayVar(&f.patients, "patient", nil, "map a FHIR Patient id to an account: ID=ADDRESS|KEYNAME (repeatable)")
 	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
+	cmd.PersistentFlags().StringVar(&f.rpc, "rpc", "", "CometBFT RPC address for verifying proofs (default: the one the node reports; its headers are verified from the home's trust anchor either way)")
+	cmd.PersistentFlags().BoolVar(&f.trustNode, "trust-node", false, "believe the node's answers without proofs (development only)")
 	cmd.PersistentFlags().StringArrayVar(&f.orgAgents, "org-agent", nil, "agent URL of an organization you act for: ADDRESS|KEYNAME=URL (repeatable)")
 }
 
@@ -66,7 +70,27 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		}
 		cfg.OrgAgents[addr] = url
 	}
+	if !f.trustNode {
+		if cfg.Trust, err = f.openTrust(ctx, s); err != nil {
+			return nil, nil, err
+		}
+	}
 	return agent.New(s, cfg), s, nil
+}
+
+// openTrust prepares the light client that checks what the agent relies on.
+func (f *agentFlags) openTrust(ctx context.Context, s *client.Signer) (*client.Trust, error) {
+	rpc := f.rpc
+	if rpc == "" {
+		st, err := s.C.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
+		}
+		if rpc = st.RPCAddr; rpc == "" {
+			return nil, fmt.Errorf("the node at %s reports no CometBFT RPC address: pass --rpc (or --trust-node)", f.nodeURL)
+		}
+	}
+	return client.NewTrust(f.home, rpc, s.ChainID)
 }
 
 func agentCmd() *cobra.Command {

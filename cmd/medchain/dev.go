@@ -100,19 +100,26 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 			return nil, err
 		}
 	}
-	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}})
+	trust, err := client.NewTrust(n.Home, n.RPCAddr, n.ChainID)
+	if err != nil {
+		return nil, err
+	}
+	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}, Trust: trust})
 	fmt.Fprintln(w, "  seeding demo consent and records (first run only)...")
 	seeded, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor)
 	if err != nil {
+		trust.Close()
 		return nil, fmt.Errorf("seed demo data: %w", err)
 	}
 	if seeded {
 		fmt.Fprintln(w, "  demo data: the patient granted the doctor TREAT access; 4 demo records added")
 	}
-	addr, stop, err := startAgent(doctor, n.Home, listen, node.NewLogger("info").With("module", "agent"))
+	addr, stopAgent, err := startAgent(doctor, n.Home, listen, node.NewLogger("info").With("module", "agent"))
 	if err != nil {
+		trust.Close()
 		return nil, err
 	}
+	stop := func() { stopAgent(); trust.Close() }
 	fmt.Fprintf(w, "  FHIR agent    http://%s/fhir  (the demo doctor; token: %s)\n", addr, agent.TokenFile(n.Home))
 	fmt.Fprintf(w, "Try: curl -H \"Authorization: Bearer $(cat %s)\" http://%s/fhir/Patient/example/\\$everything\n", agent.TokenFile(n.Home), addr)
 	return stop, nil

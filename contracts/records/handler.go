@@ -212,7 +212,7 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 		Status: StatusActive, Keys: keys, CreatedAt: ctx.Time, Height: ctx.Height}
 	if prev != nil {
 		prev.Status = StatusSuperseded
-		if err := contracts.PutJSON(kv, versionKey(prev.ID, prev.Version), prev); err != nil {
+		if err := contracts.PutJSON(kv, VersionKey(prev.ID, prev.Version), prev); err != nil {
 			return nil, err
 		}
 	}
@@ -220,7 +220,7 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 	for _, w := range []struct {
 		key []byte
 		v   any
-	}{{versionKey(m.ID, m.Version), &rec}, {headKey(m.ID), &ref}, {blobKey(m.CiphertextHash), &ref}, {patientKey(m.Patient, m.ID), 1}} {
+	}{{VersionKey(m.ID, m.Version), &rec}, {headKey(m.ID), &ref}, {blobKey(m.CiphertextHash), &ref}, {patientKey(m.Patient, m.ID), 1}} {
 		if err := contracts.PutJSON(kv, w.key, w.v); err != nil {
 			return nil, err
 		}
@@ -280,7 +280,7 @@ func addKeys(kv state.KV, ctx contracts.Context, m *AddKeys) ([]contracts.Event,
 		}
 		i, _ := slices.BinarySearchFunc(rec.Keys, k.Recipient, func(w WrappedKey, a tx.Address) int { return strings.Compare(string(w.Recipient), string(a)) })
 		rec.Keys = slices.Insert(rec.Keys, i, WrappedKey{Recipient: k.Recipient, Wrapped: k.Wrapped})
-		if err := contracts.PutJSON(kv, versionKey(rec.ID, rec.Version), rec); err != nil {
+		if err := contracts.PutJSON(kv, VersionKey(rec.ID, rec.Version), rec); err != nil {
 			return nil, err
 		}
 	}
@@ -384,7 +384,7 @@ func erase(kv state.KV, ctx contracts.Context, m *Erase) ([]contracts.Event, err
 		for i := range versions {
 			v := &versions[i]
 			v.Keys, v.Commitment, v.Status, v.Erased = nil, nil, StatusErased, &receipt
-			if err := contracts.PutJSON(kv, versionKey(id, v.Version), v); err != nil {
+			if err := contracts.PutJSON(kv, VersionKey(id, v.Version), v); err != nil {
 				return nil, err
 			}
 			events = append(events, contracts.NewEvent("records.erased", "patient", string(patient), "id", id,

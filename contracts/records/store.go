@@ -29,7 +29,8 @@ var (
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
 
-func versionKey(id string, v uint32) []byte {
+// VersionKey is the state key of one version of a record's anchor.
+func VersionKey(id string, v uint32) []byte {
 	return []byte(root + "v/" + id + "/" + contracts.SeqKey(uint64(v)))
 }
 func versionPrefix(id string) []byte              { return []byte(root + "v/" + id + "/") }
@@ -56,7 +57,7 @@ func Get(r state.Reader, id string) (*Record, error) {
 
 // GetVersion returns one version of a record, or NotFound.
 func GetVersion(r state.Reader, id string, v uint32) (*Record, error) {
-	return contracts.Load[Record](r, versionKey(id, v), "record %s version %d not found", id, v)
+	return contracts.Load[Record](r, VersionKey(id, v), "record %s version %d not found", id, v)
 }
 
 // History returns every version of a record, oldest first.

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/tx"
+)
+
+// ErrUntrusted is a node's answer that the ledger, read with proofs checked by the light client,
+// contradicts: the node is lying or broken, and the agent goes no further with it.
+var ErrUntrusted = errors.New("the node's answer does not match the verified ledger")
+
+// account returns an account the agent relies on (for its encryption or signing key): verified
+// against a signed header when the agent has a Trust, else as its node says.
+func (a *Agent) account(ctx context.Context, addr tx.Address) (*identity.Account, error) {
+	if a.cfg.Trust == nil {
+		acc, _, err := a.node.Account(ctx, addr, false)
+		return acc, err
+	}
+	return a.cfg.Trust.Account(ctx, a.node, addr)
+}
+
+// checkRecipientKey checks the encryption key the node gave for a recipient against the ledger.
+func (a *Agent) checkRecipientKey(ctx context.Context, addr tx.Address, key []byte) error {
+	if a.cfg.Trust == nil {
+		return nil
+	}
+	acc, err := a.cfg.Trust.Account(ctx, a.node, addr)
+	if err != nil {
+		return fmt.Errorf("verify recipient %s: %w", addr, err)
+	}
+	if !bytes.Equal(acc.EncryptionKey, key) {
+		return fmt.Errorf("recipient %s's encryption key: %w", addr, ErrUntrusted)
+	}
+	return nil
+}
+
+// checkRecord checks what a read relies on in an anchor the node gave (the ciphertext's hash,
+// the commitment, whose record it is and what it holds) against the ledger. The wrapped keys need
+// no proof: a key that is not the record's fails to open its ciphertext.
+func (a *Agent) checkRecord(ctx context.Context, rec *records.Record) error {
+	if a.cfg.Trust == nil {
+		return nil
+	}
+	raw, err := a.cfg.Trust.Get(ctx, a.node, records.VersionKey(rec.ID, rec.Version), rec.Height)
+	if err != nil {
+		return fmt.Errorf("verify record %s: %w", rec.ID, err)
+	}
+	var v records.Record
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return fmt.Errorf("verify record %s: %w", rec.ID, err)
+	}
+	if v.ID != rec.ID || v.Version != rec.Version || v.Patient != rec.Patient || v.ResourceType != rec.ResourceType ||
+		v.Category != rec.Category || !bytes.Equal(v.CiphertextHash, rec.CiphertextHash) || !bytes.Equal(v.Commitment, rec.Commitment) {
+		return fmt.Errorf("record %s: %w", rec.ID, ErrUntrusted)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	"github.com/cometbft/cometbft/light"
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+// Trust reads state values an agent relies on (accounts' keys, record anchors, grants) with
+// proofs checked against headers its light client verified from the home's trust anchor, so a
+// node that lies about them is caught. One Trust serves many goroutines; Close it when done.
+type Trust struct {
+	home, remote, chainID string
+	rpc                   *rpchttp.HTTP
+
+	mu      sync.Mutex
+	lc      *light.Client
+	db      dbm.DB
+	latest  *types.LightBlock
+	fetched time.Time
+	cache   map[string]cached // values verified against latest
+}
+
+type cached struct {
+	height int64
+	value  []byte
+}
+
+// maxTrustCache bounds the verified values kept for the latest header.
+const maxTrustCache = 4096
+
+// Bounds of Trust's header refreshes.
+const (
+	// TrustFreshness is how old the latest verified header may be before a read asks for a
+	// newer one (values read with no minimum height may lag the chain by this much).
+	TrustFreshness = 2 * time.Second
+	// TrustWait bounds the wait for a header at a height a read needs.
+	TrustWait = 15 * time.Second
+)
+
+// NewTrust prepares trusted reads of chainID through the CometBFT RPC at rpcAddr, from home's
+// trust anchor (pinned from home's genesis.json on first use). The light client starts lazily.
+func NewTrust(home, rpcAddr, chainID string) (*Trust, error) {
+	remote := "tcp://" + rpcAddr
+	rpc, err := rpchttp.NewWithTimeout(remote, "/websocket", rpcTimeoutSeconds)
+	if err != nil {
+		return nil, fmt.Errorf("cometbft rpc %s: %w", rpcAddr, err)
+	}
+	return &Trust{home: home, remote: remote, chainID: chainID, rpc: rpc}, nil
+}
+
+// Close releases the light client's store.
+func (t *Trust) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.db == nil {
+		return nil
+	}
+	err := t.db.Close()
+	t.db, t.lc = nil, nil
+	return err
+}
+
+// header returns a verified header at least at height min, no older than TrustFreshness.
+func (t *Trust) header(ctx context.Context, min int64) (*types.LightBlock, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lc == nil {
+		anchor, err := anchorFor(ctx, t.home, t.rpc, t.chainID)
+		if err != nil {
+			return nil, err
+		}
+		if t.lc, t.db, err = openLight(ctx, t.home, t.remote, anchor); err != nil {
+			return nil, err
+		}
+	}
+	if t.latest != nil && t.latest.Height >= min && time.Since(t.fetched) < TrustFreshness {
+		return t.latest, nil
+	}
+	deadline := time.Now().Add(TrustWait)
+	for {
+		if _, err := t.lc.Update(ctx, time.Now()); err != nil {
+			return nil, fmt.Errorf("verify the latest header: %w", err)
+		}
+		h, err := t.lc.LastTrustedHeight()
+		if err != nil {
+			return nil, err
+		}
+		lb, err := t.lc.TrustedLightBlock(h)
+		if err != nil {
+			return nil, err
+		}
+		t.latest, t.fetched = lb, time.Now()
+		if lb.Height >= min {
+			return lb, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no verified header at height %d within %s", min, TrustWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Get returns the value of key in a state that a verified header commits, at least the state
+// after block minHeight. The value is whatever the proof shows; a node's answer that does not
+// verify is an error.
+func (t *Trust) Get(ctx context.Context, c *Client, key []byte, minHeight int64) ([]byte, error) {
+	// State height 0 would mean "the latest" to a query: the first verifiable state is height 1.
+	lb, err := t.header(ctx, max(minHeight, 1)+1)
+	if err != nil {
+		return nil, err
+	}
+	h := lb.Height - 1
+	if v, ok := t.cached(key, h); ok {
+		return v, nil
+	}
+	p, err := c.StateAt(ctx, key, h)
+	if err != nil {
+		return nil, err
+	}
+	if p.Height != h || p.Key != string(key) {
+		return nil, fmt.Errorf("node answered for %q at height %d, asked for height %d", p.Key, p.Height, h)
+	}
+	if err := state.VerifyMembership(lb.AppHash, p.Proof, key, p.Value); err != nil {
+		return nil, fmt.Errorf("%s at height %d does not verify against the signed header: %w", key, h, err)
+	}
+	t.remember(key, h, p.Value)
+	return p.Value, nil
+}
+
+func (t *Trust) cached(key []byte, h int64) ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.cache[string(key)]
+	return c.value, ok && c.height == h
+}
+
+func (t *Trust) remember(key []byte, h int64, v []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cache == nil || len(t.cache) >= maxTrustCache {
+		t.cache = make(map[string]cached)
+	}
+	t.cache[string(key)] = cached{height: h, value: v}
+}
+
+// Account returns an account as a verified header commits it.
+func (t *Trust) Account(ctx context.Context, c *Client, a tx.Address) (*identity.Account, error) {
+	raw, err := t.Get(ctx, c, identity.AccountKey(a), 0)
+	if err != nil {
+		return nil, err
+	}
+	var acc identity.Account
+	if err := json.Unmarshal(raw, &acc); err != nil {
+		return nil, fmt.Errorf("decode account: %w", err)
+	}
+	return &acc, nil
+}
