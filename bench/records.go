@@ -29,10 +29,10 @@ type RecordsResult struct {
 	ReadP50, ReadP99 time.Duration
 	// The same reads by an agent that verifies the anchor with the light client (Config.Trust).
 	VerifiedP50, VerifiedP99 time.Duration
-	Accesses         int
-	AccessPerSecond  float64
-	AccessP50        time.Duration
-	AccessP99        time.Duration
+	Accesses                 int
+	AccessPerSecond          float64
+	AccessP50                time.Duration
+	AccessP99                time.Duration
 }
 
 func (r RecordsResult) String() string {
