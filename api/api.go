@@ -67,6 +67,8 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/accounts/{addr}", s.getAccount)
 	s.route(mux, "GET /v1/accounts/{addr}/attestations", s.getAttestations)
 	s.route(mux, "GET /v1/registrars", s.getRegistrars)
+	s.route(mux, "GET /v1/network/members", s.getMembers)
+	s.route(mux, "GET /v1/network/proposals/{id}", s.getNetworkProposal)
 	s.route(mux, "GET /v1/accounts/{addr}/affiliations", s.accountList(app.PathAffiliations))
 	s.route(mux, "GET /v1/proposals/{id}", s.getProposal)
 	s.route(mux, "GET /v1/state/{key...}", s.getKey)

@@ -144,6 +144,14 @@ func (s *server) getRegistrars(w http.ResponseWriter, r *http.Request) {
 	s.moduleQuery(w, r, app.PathRegistrars, nil)
 }
 
+func (s *server) getMembers(w http.ResponseWriter, r *http.Request) {
+	s.moduleQuery(w, r, app.PathMembers, nil)
+}
+
+func (s *server) getNetworkProposal(w http.ResponseWriter, r *http.Request) {
+	s.moduleQuery(w, r, app.PathNetworkProp, []byte(r.PathValue("id")))
+}
+
 func (s *server) getProposal(w http.ResponseWriter, r *http.Request) {
 	s.moduleQuery(w, r, app.PathProposal, []byte(r.PathValue("id")))
 }

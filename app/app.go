@@ -220,7 +220,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		hashes[i] = sha256.Sum256(raw)
 	}
 	a.waiters.stage(req.Height, req.Txs, hashes, results)
-	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.store.WorkingHash()}, nil
+	return &abci.ResponseFinalizeBlock{TxResults: results, ValidatorUpdates: validatorUpdates(results),
+		AppHash: a.store.WorkingHash()}, nil
 }
 
 func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) *abci.ExecTxResult {

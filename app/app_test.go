@@ -57,6 +57,9 @@ type chain struct {
 	skew   time.Duration // added to block times, to move the clock forward
 	log    []loggedBlock
 	regs   []*key
+	vals   []abci.ValidatorUpdate // genesis validators
+	// updates are the validator updates of the last block.
+	updates []abci.ValidatorUpdate
 }
 
 // loggedBlock is a block as executed, for replay.
@@ -66,6 +69,12 @@ type loggedBlock struct {
 }
 
 func newChain(t testing.TB, registrars ...*key) *chain {
+	t.Helper()
+	return newChainWithValidators(t, nil, registrars...)
+}
+
+// newChainWithValidators is newChain with genesis validators.
+func newChainWithValidators(t testing.TB, vals []abci.ValidatorUpdate, registrars ...*key) *chain {
 	t.Helper()
 	st, err := state.OpenMemory()
 	if err != nil {
@@ -80,17 +89,17 @@ func newChain(t testing.TB, registrars ...*key) *chain {
 	}
 	raw, _ := json.Marshal(g)
 	a := app.New(chainID, st, nil)
-	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, AppStateBytes: raw, Time: genesisTime}); err != nil {
+	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, AppStateBytes: raw, Time: genesisTime, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
-	return &chain{t: t, app: a, regs: registrars}
+	return &chain{t: t, app: a, regs: registrars, vals: vals}
 }
 
 // assertReplays executes c's blocks again on a fresh app and requires the same app hash at
 // every height: the state machine depends on nothing but state and block.
 func (c *chain) assertReplays() {
 	c.t.Helper()
-	r := newChain(c.t, c.regs...)
+	r := newChainWithValidators(c.t, c.vals, c.regs...)
 	ctx := context.Background()
 	for i, b := range c.log {
 		resp, err := r.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Txs: b.txs, Height: int64(i + 1), Time: b.time})
@@ -121,6 +130,7 @@ func (c *chain) block(txs ...[]byte) []*abci.ExecTxResult {
 		c.t.Fatal(err)
 	}
 	c.hashes = append(c.hashes, resp.AppHash)
+	c.updates = resp.ValidatorUpdates
 	return resp.TxResults
 }
 

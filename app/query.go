@@ -11,6 +11,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -26,6 +27,8 @@ const (
 	PathRegistrars   = "/identity/registrars"
 	PathProposal     = "/identity/proposal"
 	PathAffiliations = "/identity/affiliations"
+	PathMembers      = "/network/members"
+	PathNetworkProp  = "/network/proposal"
 )
 
 // ProofOpType names the proof format in ResponseQuery.ProofOps.
@@ -100,6 +103,16 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 			return nil, codes.Errorf(codes.Invalid, "proposal id must be a number")
 		}
 		p, err := identity.GetProposal(view, id)
+		return jsonResp(p, err)
+	case PathMembers:
+		list, err := network.Members(view)
+		return jsonResp(list, err)
+	case PathNetworkProp:
+		id, err := strconv.ParseUint(string(req.Data), 10, 64)
+		if err != nil {
+			return nil, codes.Errorf(codes.Invalid, "proposal id must be a number")
+		}
+		p, err := network.GetProposal(view, id)
 		return jsonResp(p, err)
 	}
 	if resp, ok, err := queryConsent(view, req); ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/state"
@@ -133,7 +134,7 @@ func precheck(typ string, msg json.RawMessage) error {
 }
 
 func knownType(typ string) bool {
-	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ)
+	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -147,6 +148,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return consent.Deliver(kv, ctx, typ, msg)
 	case records.Handles(typ):
 		return records.Deliver(kv, ctx, typ, msg)
+	case network.Handles(typ):
+		return network.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

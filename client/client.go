@@ -19,6 +19,7 @@ import (
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -273,6 +274,22 @@ func (c *Client) Registrars(ctx context.Context) ([]tx.Address, error) {
 		Value []tx.Address `json:"value"`
 	}
 	return out.Value, c.do(ctx, http.MethodGet, "/v1/registrars", nil, &out)
+}
+
+// Members returns the network's member nodes.
+func (c *Client) Members(ctx context.Context) ([]network.Member, error) {
+	var out struct {
+		Value []network.Member `json:"value"`
+	}
+	return out.Value, c.do(ctx, http.MethodGet, "/v1/network/members", nil, &out)
+}
+
+// NetworkProposal returns a network membership proposal.
+func (c *Client) NetworkProposal(ctx context.Context, id uint64) (*network.Proposal, error) {
+	var out struct {
+		Value network.Proposal `json:"value"`
+	}
+	return &out.Value, c.do(ctx, http.MethodGet, fmt.Sprintf("/v1/network/proposals/%d", id), nil, &out)
 }
 
 // Proposal returns a registrar proposal.

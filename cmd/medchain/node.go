@@ -71,7 +71,80 @@ command can simply be run again. --home must not exist or be an empty directory.
 	startCmd.Flags().StringVar(&startHome, "home", "", "node home directory (required)")
 	startCmd.Flags().StringVar(&apiAddr, "api", "", "override the API listen address")
 	startCmd.MarkFlagRequired("home")
-	cmd.AddCommand(initCmd, startCmd)
+	cmd.AddCommand(initCmd, startCmd, joinCmd(), identityCmd())
+	return cmd
+}
+
+// joinCmd writes the home of a node that joins a running network.
+func joinCmd() *cobra.Command {
+	var o node.JoinOptions
+	var genesisFile string
+	cmd := &cobra.Command{
+		Use:   "join",
+		Short: "Write a new home for a node that joins a running network (then ask its registrars to admit it)",
+		Long: `Write a new home for a node of a running network: new node and consensus keys, the
+network's genesis.json (--genesis, from any member's config/genesis.json) and its peers
+(--peers, "nodeID@host:port" as ` + "`medchain node identity`" + ` prints them on a member).
+Started, the node follows the chain as a full node. It becomes a member (a node account that
+replicates ciphertext and commits its fetch log; a validator with --power > 0) when two thirds
+of the registrars approve its admission:
+
+  medchain network propose --action add --pub-key KEY --power 10 --name NAME --from registrar
+  medchain network vote ID --from another-registrar
+
+The home is written completely or not at all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			gen, err := os.ReadFile(genesisFile)
+			if err != nil {
+				return fmt.Errorf("read --genesis: %w", err)
+			}
+			o.Genesis = gen
+			v, err := node.Join(o)
+			if err != nil {
+				return err
+			}
+			id, err := node.ShowIdentity(v.Home)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s written to %s\nconsensus key %s (account %s)\n"+
+				"start it with: medchain node start --home %s\n"+
+				"to admit it, a registrar runs: medchain network propose --action add --pub-key %s --power 10 --name %s --from registrar\n",
+				id.NodeID, v.Home, id.PubKey, id.Address, v.Home, id.PubKey, o.Moniker)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Home, "home", "", "home directory of the new node (required)")
+	cmd.Flags().StringVar(&genesisFile, "genesis", "", "the network's genesis.json (required)")
+	cmd.Flags().StringSliceVar(&o.Peers, "peers", nil, "persistent peers, nodeID@host:port (required, comma-separated)")
+	cmd.Flags().StringSliceVar(&o.PeerAPIs, "peer-apis", nil, "other nodes' API URLs to replicate ciphertext from (comma-separated)")
+	cmd.Flags().StringVar(&o.Moniker, "moniker", hostname(), "node name")
+	cmd.Flags().IntVar(&o.Ports.P2P, "p2p-port", node.DefaultPorts.P2P, "P2P port on 127.0.0.1")
+	cmd.Flags().IntVar(&o.Ports.RPC, "rpc-port", node.DefaultPorts.RPC, "CometBFT RPC port on 127.0.0.1")
+	cmd.Flags().IntVar(&o.Ports.API, "api-port", node.DefaultPorts.API, "node API port on 127.0.0.1")
+	for _, f := range []string{"home", "genesis", "peers"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+// identityCmd prints what other operators need to peer with and admit a node.
+func identityCmd() *cobra.Command {
+	var home string
+	cmd := &cobra.Command{
+		Use: "identity", Short: "Show the node's P2P id and address and its consensus key (for peers and admission)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, err := node.ShowIdentity(home)
+			if err != nil {
+				return err
+			}
+			printJSON(cmd.OutOrStdout(), id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&home, "home", "", "node home directory (required)")
+	cmd.MarkFlagRequired("home")
 	return cmd
 }
 

@@ -21,9 +21,13 @@ const (
 	RolePractitioner Role = "practitioner"
 	RoleOrganization Role = "organization"
 	RoleRegistrar    Role = "registrar"
-	// RoleNode is a validator node's own account (its consensus key), created from genesis. It
-	// only commits the node's fetch log (records/fetch_log).
+	// RoleNode is a member node's own account (its consensus key), created from genesis or when
+	// the network admits the node (contracts/network). It commits the node's fetch log
+	// (records/fetch_log) and fetches ciphertext from peers for replication.
 	RoleNode Role = "node"
+	// RoleRetiredNode is the account of a node that left the network or whose key was rotated:
+	// it can do nothing a node could.
+	RoleRetiredNode Role = "retired_node"
 )
 
 // OrgKinds lists the kinds of organization, in a stable order.

@@ -22,12 +22,14 @@ type testnet struct {
 	dir     string
 	procs   []*proc
 	clients []*client.Client
+	base    int // node i listens on base+10i (P2P), +1 (RPC), +2 (API)
 }
 
 func startTestnet(t *testing.T, n int, chainID string) *testnet {
 	t.Helper()
 	net := &testnet{dir: t.TempDir()}
 	base := freeBase(t, n)
+	net.base = base
 	gen := exec.Command(binary, "testnet", "--validators", fmt.Sprint(n), "--out", net.dir, "--chain-id", chainID, "--base-port", fmt.Sprint(base))
 	gen.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
 	if b, err := gen.CombinedOutput(); err != nil {

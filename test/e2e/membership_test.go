@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/node"
+)
+
+// cli runs the medchain binary and fails the test on error.
+func cli(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("medchain %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func nodeIdentity(t *testing.T, home string) node.Identity {
+	t.Helper()
+	var id node.Identity
+	if err := json.Unmarshal([]byte(cli(t, "node", "identity", "--home", home)), &id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// validatorSet returns the validator set CometBFT applies at the latest height, by address.
+func validatorSet(t *testing.T, rpc *rpchttp.HTTP) map[string]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := rpc.Validators(ctx, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, v := range res.Validators {
+		out[v.Address.String()] = v.VotingPower
+	}
+	return out
+}
+
+// waitFor polls cond for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestNetworkJoinAndLeave: a fifth organization's node is created with `node join`, follows the
+// chain, is admitted as a validator by the registrar's vote and signs blocks; then a validator
+// that died is voted out, and the chain commits throughout.
+func TestNetworkJoinAndLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	net := startTestnet(t, 4, "e2e-members")
+	rpc0, err := rpchttp.New(fmt.Sprintf("tcp://127.0.0.1:%d", net.base+1), "/websocket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regFlags := []string{"--home", net.home(0), "--from", "registrar", "--node", fmt.Sprintf("http://127.0.0.1:%d", net.base+2)}
+
+	// The fifth node joins with the genesis and peers of the running network.
+	ports, err := node.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers, apis []string
+	for i := range 4 {
+		peers = append(peers, nodeIdentity(t, net.home(i)).P2P)
+		apis = append(apis, fmt.Sprintf("http://127.0.0.1:%d", net.base+10*i+2))
+	}
+	home5 := filepath.Join(net.dir, "org5")
+	out := cli(t, "node", "join", "--home", home5, "--genesis", filepath.Join(net.home(0), "config", "genesis.json"),
+		"--peers", strings.Join(peers, ","), "--peer-apis", strings.Join(apis, ","), "--moniker", "org5",
+		"--p2p-port", fmt.Sprint(ports.P2P), "--rpc-port", fmt.Sprint(ports.RPC), "--api-port", fmt.Sprint(ports.API))
+	id5 := nodeIdentity(t, home5)
+	if !strings.Contains(out, id5.PubKey) {
+		t.Fatalf("join output does not name the consensus key:\n%s", out)
+	}
+	p5 := start(t, "node", "start", "--home", home5)
+	c5 := client.New(fmt.Sprintf("127.0.0.1:%d", ports.API))
+	st, _ := net.clients[0].Status(context.Background())
+	waitHealthy(t, p5, c5, st.LatestHeight) // it follows the chain as a full node
+
+	// Before admission it is no member and no validator.
+	addr5 := strings.ToUpper(string(id5.Address)) // CometBFT shows the same SHA-256[:20] address in upper-case hex
+	if _, ok := validatorSet(t, rpc0)[addr5]; ok {
+		t.Fatal("a node that was not admitted is a validator")
+	}
+	// The registrar (the only one: its vote is two thirds) admits it with power 10.
+	out = cli(t, append([]string{"network", "propose", "--action", "add", "--pub-key", id5.PubKey, "--power", "10", "--name", "org5"}, regFlags...)...)
+	if !strings.Contains(out, "network.admitted") || !strings.Contains(out, "network.validator_update") {
+		t.Fatalf("admission:\n%s", out)
+	}
+	waitFor(t, 30*time.Second, "org5 in the validator set", func() bool { return validatorSet(t, rpc0)[addr5] == 10 })
+	// It signs blocks.
+	waitFor(t, 30*time.Second, "a commit signed by org5", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := rpc0.Commit(ctx, nil)
+		if err != nil {
+			return false
+		}
+		for _, s := range c.Commit.Signatures {
+			if s.ValidatorAddress.String() == addr5 && s.BlockIDFlag == types.BlockIDFlagCommit {
+				return true
+			}
+		}
+		return false
+	})
+	if acc, _, err := c5.Account(context.Background(), id5.Address, false); err != nil || acc.Role != identity.RoleNode {
+		t.Fatalf("org5's node account: %+v %v", acc, err)
+	}
+
+	// node1 dies; the other four (40 of 50) keep committing; the registrar votes it out.
+	net.procs[1].kill()
+	id1 := nodeIdentity(t, net.home(1))
+	h := waitHealthy(t, net.procs[0], net.clients[0], 0)
+	waitHealthy(t, net.procs[0], net.clients[0], h+2)
+	cli(t, append([]string{"network", "propose", "--action", "remove", "--pub-key", id1.PubKey}, regFlags...)...)
+	addr1 := strings.ToUpper(string(id1.Address))
+	waitFor(t, 30*time.Second, "node1 out of the validator set", func() bool {
+		vs := validatorSet(t, rpc0)
+		_, in := vs[addr1]
+		return !in && len(vs) == 4
+	})
+	h = waitHealthy(t, net.procs[0], net.clients[0], 0)
+	waitHealthy(t, p5, c5, h+3) // still committing, and org5 follows
+	if acc, _, err := net.clients[0].Account(context.Background(), id1.Address, false); err != nil || acc.Role != identity.RoleRetiredNode {
+		t.Fatalf("node1's account after removal: %+v %v", acc, err)
+	}
+	members := cli(t, "network", "members", "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API))
+	if !strings.Contains(members, "org5") || strings.Contains(members, string(id1.Address)) {
+		t.Fatalf("members on org5's node:\n%s", members)
+	}
+}
