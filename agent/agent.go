@@ -66,6 +66,12 @@ type Config struct {
 	// with Retry-After (default 2 s; negative: not at all).
 	BodyWait time.Duration
 
+	// MinCopies is how many nodes must hold a new record's ciphertext before a write succeeds
+	// (default 2; a network of fewer nodes needs them all). CopiesWait bounds the wait for them
+	// (default 20 s).
+	MinCopies  int
+	CopiesWait time.Duration
+
 	// Trust, when set, verifies with proofs and the light client what the agent relies on: the
 	// encryption keys it seals to, the signing keys it checks, the anchors it opens. Without it
 	// the agent believes its node (tests and benchmarks of the node alone).
@@ -81,6 +87,8 @@ const (
 	MinBodyWeight     = 64 << 10
 	DefaultBodyWait   = 2 * time.Second
 	DefaultOrgTimeout = 10 * time.Second
+	DefaultMinCopies  = 2
+	DefaultCopiesWait = 20 * time.Second
 )
 
 // Agent acts for one account.
@@ -113,6 +121,12 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	}
 	if cfg.BodyWait == 0 {
 		cfg.BodyWait = DefaultBodyWait
+	}
+	if cfg.MinCopies <= 0 {
+		cfg.MinCopies = DefaultMinCopies
+	}
+	if cfg.CopiesWait <= 0 {
+		cfg.CopiesWait = DefaultCopiesWait
 	}
 	return &Agent{signer: signer, node: signer.C, cfg: cfg, org: &http.Client{Timeout: cfg.OrgAgentTimeout}}
 }
@@ -261,6 +275,9 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 			continue
 		}
 		if err != nil {
+			return nil, err
+		}
+		if err := a.confirmCopies(ctx, id, s.Hash[:]); err != nil {
 			return nil, err
 		}
 		return &Stored{Anchor: m, Resource: res, Height: result.Height, TxHash: result.Hash}, nil

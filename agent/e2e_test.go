@@ -36,6 +36,12 @@ type world struct {
 
 func startWorld(t *testing.T) *world {
 	t.Helper()
+	return startWorldWith(t, nil)
+}
+
+// startWorldWith is startWorld with a chance to change the dev home before the node starts.
+func startWorldWith(t *testing.T, prepare func(home string)) *world {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
@@ -46,6 +52,9 @@ func startWorld(t *testing.T) *world {
 	}
 	if _, err := node.EnsureDev(home, ports); err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(home)
 	}
 	n, err := node.Start(home, node.Options{Log: slog.New(slog.DiscardHandler)})
 	if err != nil {

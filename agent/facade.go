@@ -104,6 +104,9 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 		writeOutcome(w, http.StatusNotFound, "not-found", "resource not found")
 	case errors.As(err, &te):
 		writeOutcome(w, http.StatusBadRequest, "business-rule", te.Result.Log)
+	case errors.Is(err, ErrNotReplicated):
+		w.Header().Set("Retry-After", "10")
+		writeOutcome(w, http.StatusServiceUnavailable, "transient", err.Error()+"; read it back before writing it again")
 	case errors.As(err, &ce) && ce.Status < 500:
 		writeOutcome(w, http.StatusBadRequest, "processing", ce.Message)
 	default:

@@ -62,3 +62,22 @@ func (a *Agent) checkRecord(ctx context.Context, rec *records.Record) error {
 	}
 	return nil
 }
+
+// ErrNotReplicated is a write whose anchor committed but whose ciphertext too few nodes hold
+// yet: the record exists and replication goes on, but losing the one node that has it would
+// lose it, so the write is not reported as a success.
+var ErrNotReplicated = errors.New("the ciphertext is not yet held by enough nodes")
+
+// confirmCopies waits until Config.MinCopies nodes (all of them in a smaller network) hold the
+// new record's ciphertext.
+func (a *Agent) confirmCopies(ctx context.Context, id string, hash []byte) error {
+	c, err := a.node.Copies(ctx, a.signer, hash, a.cfg.MinCopies, a.cfg.CopiesWait)
+	if err != nil {
+		return fmt.Errorf("record %s: count the nodes holding its ciphertext: %w", id, err)
+	}
+	if c.Held < min(a.cfg.MinCopies, c.Of) {
+		return fmt.Errorf("record %s is anchored but its ciphertext is on %d of %d nodes after %s: %w",
+			id, c.Held, c.Of, a.cfg.CopiesWait, ErrNotReplicated)
+	}
+	return nil
+}

@@ -79,6 +79,7 @@ func New(c Config) http.Handler {
 	s.routeRecords(mux)
 	s.route(mux, "PUT /v1/blobs/{hash}", s.putBlob)
 	s.route(mux, "GET /v1/blobs/{hash}", s.getBlob)
+	s.route(mux, "GET /v1/blobs/{hash}/copies", s.blobCopies)
 	s.route(mux, "GET /v1/status", s.status)
 	s.route(mux, "GET /v1/health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics, promhttp.HandlerOpts{}))

@@ -27,9 +27,13 @@ type FetchAuditor interface {
 	Log(records.FetchEntry) error
 }
 
-// Replicas fetches a ciphertext this node lacks from its peers (and stores it).
+// Replicas fetches a ciphertext this node lacks from its peers (and stores it), and counts the
+// nodes that hold one.
 type Replicas interface {
 	Fetch(ctx context.Context, h blob.Hash) ([]byte, error)
+	// Copies reports how many nodes hold h (this one and the peers that confirm it) of how
+	// many it knows.
+	Copies(ctx context.Context, h blob.Hash) (held, of int)
 }
 
 // UploadGate admits uploads of ciphertext no anchor names yet against quotas, and collects
@@ -160,6 +164,12 @@ func (s *server) serveReplica(w http.ResponseWriter, r *http.Request, requester 
 		blobNotFound(w)
 		return
 	}
+	if r.Method == http.MethodHead { // a peer counting copies
+		if ok, err := s.Blobs.Has(r.Context(), h); err != nil || !ok {
+			blobNotFound(w)
+		}
+		return
+	}
 	data, err := s.Blobs.Get(r.Context(), h)
 	if err != nil {
 		blobNotFound(w)
@@ -205,4 +215,67 @@ func (s *server) signingKey(ctx context.Context) reqsig.KeyLookup {
 		}
 		return acc.SigningKey, nil
 	}
+}
+
+// Bounds of a copies request.
+const (
+	MaxCopiesWait = 30 * time.Second
+	copiesPoll    = 250 * time.Millisecond
+)
+
+// Copies is the answer to GET /v1/blobs/{hash}/copies.
+type Copies struct {
+	Held int `json:"held"` // nodes that hold the ciphertext now
+	Of   int `json:"of"`   // nodes this node knows (itself and its peers)
+}
+
+// blobCopies tells the author of an anchored record how many nodes hold its ciphertext, waiting
+// up to ?wait= seconds (at most 30) for ?min= of them. Only the record's author may ask (the
+// question makes this node call its peers); any other request is the same 404 as a missing blob.
+func (s *server) blobCopies(w http.ResponseWriter, r *http.Request) {
+	h, err := blob.ParseHash(r.PathValue("hash"))
+	if err != nil {
+		blobNotFound(w)
+		return
+	}
+	ctx := r.Context()
+	requester, err := s.signedRequests().Verify(r, nil, time.Now(), s.signingKey(ctx))
+	if err != nil {
+		blobNotFound(w)
+		return
+	}
+	rec, err := s.recordOf(ctx, h)
+	if err != nil || rec.Author != requester || rec.Status == records.StatusErased {
+		blobNotFound(w)
+		return
+	}
+	q := r.URL.Query()
+	want, _ := strconv.Atoi(q.Get("min"))
+	waitSec, _ := strconv.Atoi(q.Get("wait"))
+	wait := min(time.Duration(waitSec)*time.Second, MaxCopiesWait)
+	deadline := time.Now().Add(wait)
+	for {
+		c := s.copies(ctx, h)
+		if c.Held >= want || c.Held >= c.Of || !time.Now().Before(deadline) {
+			writeJSON(w, http.StatusOK, c)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(copiesPoll):
+		}
+	}
+}
+
+func (s *server) copies(ctx context.Context, h blob.Hash) Copies {
+	if s.Replicas != nil {
+		held, of := s.Replicas.Copies(ctx, h)
+		return Copies{Held: held, Of: of}
+	}
+	c := Copies{Of: 1}
+	if ok, err := s.Blobs.Has(ctx, h); err == nil && ok {
+		c.Held = 1
+	}
+	return c
 }

@@ -197,3 +197,45 @@ func (r *replicator) Fetch(ctx context.Context, h blob.Hash) ([]byte, error) {
 	}
 	return r.fetch(ctx, h)
 }
+
+// copiesTimeout bounds one peer's answer to a copies check.
+const copiesTimeout = 5 * time.Second
+
+// Copies implements api.Replicas: this node (if it holds h) and every peer that confirms, to a
+// signed HEAD replication request, that it holds h; of is 1 + the number of peers.
+func (r *replicator) Copies(ctx context.Context, h blob.Hash) (held, of int) {
+	if ok, err := r.blobs.Has(ctx, h); err == nil && ok {
+		held = 1
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, peer := range r.peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r.peerHolds(ctx, peer, h) {
+				mu.Lock()
+				held++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return held, 1 + len(r.peers)
+}
+
+func (r *replicator) peerHolds(ctx context.Context, peer string, h blob.Hash) bool {
+	ctx, cancel := context.WithTimeout(ctx, copiesTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, peer+"/v1/blobs/"+h.String()+"?"+ReplicaQuery+"=1", nil)
+	if err != nil {
+		return false
+	}
+	reqsig.Sign(req, r.chainID, r.addr, r.key, nil, time.Now())
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}

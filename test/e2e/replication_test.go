@@ -11,6 +11,7 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/node"
@@ -56,10 +57,11 @@ func (n *testnet) blobOn(i int, h []byte) bool {
 
 const replicatedResult = `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hemoglobin"},"subject":{"reference":"Patient/example"},"valueQuantity":{"value":13.2,"unit":"g/dL"}}`
 
-// TestReplicatedRecordAcrossNodes: a record written through node 0 is replicated to every node;
-// it is read through node 2; node 0 is killed and its blob folder deleted, and the record is
-// still read through node 3, which, after losing its own copy too, fetches it from a peer on
-// demand.
+// TestReplicatedRecordAcrossNodes is the records scenario across organizations: a doctor writes
+// through node 0 (and hears of success only once a second node holds the ciphertext), the
+// patient grants through node 1, another doctor reads through node 2; node 0 is killed and its
+// blob folder deleted, and the record is still read through node 3, which, after losing its own
+// copy too, fetches it from a peer on demand.
 func TestReplicatedRecordAcrossNodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
@@ -68,24 +70,65 @@ func TestReplicatedRecordAcrossNodes(t *testing.T) {
 	net := startTestnet(t, 4, chainID)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	k, _ := keyring.Generate("patient")
-	agentVia := func(i int) *agent.Agent {
+	kr, err := keyring.OpenFile(node.KeyringDir(net.home(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	regKey, err := kr.Get("registrar", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pat, _ := keyring.Generate("patient")
+	docA, _ := keyring.Generate("docA")
+	docB, _ := keyring.Generate("docB")
+	signer := func(i int, k *keyring.Key) *client.Signer {
 		s, err := client.NewSigner(ctx, net.clients[i], k)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return agent.New(s, agent.Config{Patients: map[string]tx.Address{"example": k.Address}})
+		return s
 	}
-	raw, _ := tx.Sign(k.Signing, chainID, k.Address, 0, identity.TypeRegister, identity.Register{
-		Role: identity.RolePatient, Name: "Replicated Patient", EncryptionKey: k.Encryption.PublicKey().Bytes()})
-	if res, err := net.clients[0].Submit(ctx, raw, "commit"); err != nil || res.Code != 0 {
-		t.Fatalf("register: %+v %v", res, err)
+	agentVia := func(i int, k *keyring.Key) *agent.Agent {
+		return agent.New(signer(i, k), agent.Config{Patients: map[string]tx.Address{"example": pat.Address}})
 	}
-	stored, err := agentVia(0).Add(ctx, []byte(replicatedResult))
+	reg := signer(0, regKey)
+	for _, a := range []struct {
+		k    *keyring.Key
+		role identity.Role
+	}{{pat, identity.RolePatient}, {docA, identity.RolePractitioner}, {docB, identity.RolePractitioner}} {
+		raw, _ := tx.Sign(a.k.Signing, chainID, a.k.Address, 0, identity.TypeRegister, identity.Register{
+			Role: a.role, Name: "E2E " + string(a.role), EncryptionKey: a.k.Encryption.PublicKey().Bytes()})
+		if res, err := net.clients[0].Submit(ctx, raw, "commit"); err != nil || res.Code != 0 {
+			t.Fatalf("register: %+v %v", res, err)
+		}
+		if a.role == identity.RolePractitioner {
+			if _, err := reg.Send(ctx, identity.TypeAttest, identity.Attest{Subject: a.k.Address, Licence: "MD", Jurisdiction: "NL",
+				ExpiresAt: time.Now().Add(24 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	patient := agentVia(1, pat)
+	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: docA.Address, Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Doctor A writes through node 0: success means a second node holds the ciphertext already.
+	stored, err := agentVia(0, docA).Add(ctx, []byte(replicatedResult))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := stored.Anchor.CiphertextHash
+	held := 0
+	for i := range 4 {
+		if net.blobOn(i, h) {
+			held++
+		}
+	}
+	if held < 2 {
+		t.Fatalf("the write succeeded with the ciphertext on %d node(s)", held)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 1; i < 4; i++ {
 		for !net.blobOn(i, h) {
@@ -95,7 +138,12 @@ func TestReplicatedRecordAcrossNodes(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	got, err := agentVia(2).Read(ctx, stored.Anchor.ID)
+	// The patient grants doctor B through node 1; B reads through node 2.
+	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: docB.Address, Categories: []string{"laboratory"},
+		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := agentVia(2, docB).Read(ctx, stored.Anchor.ID)
 	if err != nil || string(got.JSON) != replicatedResult {
 		t.Fatalf("read through node2: %v", err)
 	}
@@ -108,7 +156,7 @@ func TestReplicatedRecordAcrossNodes(t *testing.T) {
 	if err := os.Remove(filepath.Join(node.BlobDir(net.home(3)), s[:2], s)); err != nil {
 		t.Fatal(err)
 	}
-	got, err = agentVia(3).Read(ctx, stored.Anchor.ID)
+	got, err = agentVia(3, docB).Read(ctx, stored.Anchor.ID)
 	if err != nil || string(got.JSON) != replicatedResult {
 		t.Fatalf("read through node3 with node0 gone: %v", err)
 	}
