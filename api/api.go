@@ -38,6 +38,9 @@ type Config struct {
 	Uploads     UploadGate    // quotas and collection of unanchored uploads; nil admits all
 	Replicas    Replicas      // peers to fetch a missing ciphertext from; nil: none
 	Commits     CommitWaiter  // tells submissions waiting for commit; nil uses CometBFT's subscriptions
+	// PreVerify, if set, decodes a submitted tx and checks its signature in the request's own
+	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
+	PreVerify func(raw []byte)
 	StallAfter  time.Duration // health fails after this long without a block (default DefaultStallAfter)
 	RPCAddr     string        // CometBFT RPC address reported in /v1/status
 	Metrics     *prometheus.Registry

@@ -43,6 +43,9 @@ func (s *server) submitTx(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hash := strings.ToUpper(hex.EncodeToString(types.Tx(raw).Hash()))
+	if s.PreVerify != nil {
+		s.PreVerify(raw)
+	}
 	switch wait := r.URL.Query().Get("wait"); wait {
 	case "check":
 		res, err := s.Broadcaster.BroadcastTxSync(r.Context(), raw)

@@ -27,8 +27,12 @@ import (
 // its bytes never pass validate again and no committed tx is committed twice. A registration is
 // the one tx whose failure leaves no account to hold a nonce, so it must not fail at delivery:
 // its outcome depends only on committed state and the message (not on height or time), and
-// validate refuses it when the dry run fails.
-func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64) (*tx.Tx, error) {
+// validate refuses it when the dry run fails. The dry run guards admission (CheckTx) and the
+// proposal (PrepareProposal, ProcessProposal); delivery skips it (dryRun false): a block that
+// passed ProcessProposal holds no failing registration. Should a faulty majority commit one
+// anyway, delivering it fails identically on every node, as the dry run would, and changes
+// nothing.
+func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64, dryRun bool) (*tx.Tx, error) {
 	t, err := a.decodeVerified(raw)
 	if err != nil {
 		return nil, err
@@ -66,7 +70,7 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	if b.Nonce != expect {
 		return nil, codes.Errorf(codes.BadNonce, "nonce %d, expected %d", b.Nonce, expect)
 	}
-	if registering {
+	if registering && dryRun {
 		if err := a.dryRunRegistration(r, t); err != nil {
 			return nil, err
 		}
@@ -107,6 +111,12 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 	a.txMu.Unlock()
 	return t, nil
 }
+
+// PreVerify decodes raw and verifies its signature into the cache CheckTx reads, so that an
+// ingress (the API, one goroutine per request) does this CPU work in parallel instead of in the
+// mempool's one-at-a-time CheckTx. It decides nothing: CheckTx still runs every check and
+// reports any error.
+func (a *App) PreVerify(raw []byte) { _, _ = a.decodeVerified(raw) }
 
 // dryRunRegistration executes a registration by a signer without an account on a throwaway
 // cache over r and returns the module's error, if any. A failed registration leaves no account

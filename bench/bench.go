@@ -39,8 +39,10 @@ func (r Result) String() string {
 // Run submits txs to n with workers concurrent submitters and waits until all are committed
 // (or refused), or ctx ends. Submitters keep at most window txs in flight (submitted, not yet
 // committed): CometBFT silently drops a tx that finds the mempool full after the app's CheckTx,
-// so a client must apply backpressure; window should stay below the mempool's size.
-func Run(ctx context.Context, name string, n *nm.Node, txs [][]byte, workers, window int) (Result, error) {
+// so a client must apply backpressure; window should stay below the mempool's size. ingress,
+// if set, runs in the submitter's goroutine before each submission, as the node's API does
+// (medchain: app.PreVerify).
+func Run(ctx context.Context, name string, n *nm.Node, txs [][]byte, workers, window int, ingress func([]byte)) (Result, error) {
 	index := make(map[[32]byte]int, len(txs))
 	for i, t := range txs {
 		index[sha256.Sum256(t)] = i
@@ -72,6 +74,9 @@ func Run(ctx context.Context, name string, n *nm.Node, txs [][]byte, workers, wi
 				}
 				for {
 					submitted[i].Store(time.Now().UnixNano())
+					if ingress != nil {
+						ingress(txs[i])
+					}
 					res, err := c.BroadcastTxSync(ctx, txs[i])
 					if err != nil && strings.Contains(err.Error(), "mempool is full") {
 						time.Sleep(2 * time.Millisecond)

@@ -69,7 +69,7 @@ func Medchain(ctx context.Context, o Options) (Result, int, error) {
 	for _, t := range txs {
 		size += len(t)
 	}
-	r, err := Run(ctx, "medchain", n.Comet, txs, o.Workers, o.Window)
+	r, err := Run(ctx, "medchain", n.Comet, txs, o.Workers, o.Window, n.App.PreVerify)
 	return r, size / len(txs), err
 }
 
@@ -103,7 +103,7 @@ func KVStore(ctx context.Context, o Options, txSize int) (Result, error) {
 		}
 		txs[i] = t
 	}
-	return Run(ctx, "kvstore", n, txs, o.Workers, o.Window)
+	return Run(ctx, "kvstore", n, txs, o.Workers, o.Window, nil)
 }
 
 // Compare runs kvstore, then medchain, in scratch homes under o.Dir (created if empty).

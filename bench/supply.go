@@ -78,7 +78,7 @@ func Supply(ctx context.Context, o SupplyOptions) (SupplyResult, error) {
 		}
 	}
 	// One submitter keeps nonce order; CheckTx is serial in CometBFT anyway.
-	if res.Commit, err = Run(ctx, "supply", n.Comet, txs, 1, 5000); err != nil {
+	if res.Commit, err = Run(ctx, "supply", n.Comet, txs, 1, 5000, n.App.PreVerify); err != nil {
 		return res, err
 	}
 	if res.Commit.Failed > 0 {
