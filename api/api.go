@@ -33,18 +33,18 @@ type Config struct {
 	ChainID     string
 	Broadcaster rpcclient.Client // CometBFT's client: broadcast, tx lookup, status
 	Querier     Querier
-	Blobs       blob.Store    // ciphertexts, served only against granted access events
-	Audit       FetchAuditor  // logs every ciphertext request before it is answered; nil serves none
-	Uploads     UploadGate    // quotas and collection of unanchored uploads; nil admits all
-	Replicas    Replicas      // peers to fetch a missing ciphertext from; nil: none
-	Commits     CommitWaiter  // tells submissions waiting for commit; nil uses CometBFT's subscriptions
+	Blobs       blob.Store   // ciphertexts, served only against granted access events
+	Audit       FetchAuditor // logs every ciphertext request before it is answered; nil serves none
+	Uploads     UploadGate   // quotas and collection of unanchored uploads; nil admits all
+	Replicas    Replicas     // peers to fetch a missing ciphertext from; nil: none
+	Commits     CommitWaiter // tells submissions waiting for commit; nil uses CometBFT's subscriptions
 	// PreVerify, if set, decodes a submitted tx and checks its signature in the request's own
 	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
-	PreVerify func(raw []byte)
-	StallAfter  time.Duration // health fails after this long without a block (default DefaultStallAfter)
-	RPCAddr     string        // CometBFT RPC address reported in /v1/status
-	Metrics     *prometheus.Registry
-	Log         *slog.Logger
+	PreVerify  func(raw []byte)
+	StallAfter time.Duration // health fails after this long without a block (default DefaultStallAfter)
+	RPCAddr    string        // CometBFT RPC address reported in /v1/status
+	Metrics    *prometheus.Registry
+	Log        *slog.Logger
 }
 
 type server struct {
