@@ -56,6 +56,8 @@ type App struct {
 
 	waiters   commitWaiters // submissions waiting for their tx's commit
 	retention Retention
+	snaps     snapshots // state-sync snapshots made and restored (snapshots.go)
+	onRestore func(height int64)
 
 	onErase  func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
 	erased   [][32]byte              // ciphertexts erased by the block being finalized
@@ -336,6 +338,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if keep := a.retention.Blocks; keep > 0 && height > keep {
 		resp.RetainHeight = height - keep + 1
 	}
+	a.maybeSnapshot(height)
 	a.metrics.height.Set(float64(height))
 	a.log.Debug("committed", "height", height, "app_hash", fmt.Sprintf("%X", hash))
 	return resp, nil

@@ -34,12 +34,20 @@ type Settings struct {
 	// KeepBlocks is how many recent blocks to keep (0 = all, the default: a node joining by
 	// replay needs them from genesis).
 	KeepBlocks int64 `toml:"keep_blocks"`
+	// SnapshotInterval makes a state-sync snapshot every so many heights (0 = none).
+	SnapshotInterval int64 `toml:"snapshot_interval"`
+	// SnapshotKeepRecent is how many snapshots to keep.
+	SnapshotKeepRecent int `toml:"snapshot_keep_recent"`
 }
 
 // DefaultSettings are used for anything medchain.toml does not set.
 func DefaultSettings() Settings {
-	return Settings{APIAddr: "127.0.0.1:8080", LogLevel: "info", KeepStateVersions: DefaultKeepStateVersions}
+	return Settings{APIAddr: "127.0.0.1:8080", LogLevel: "info", KeepStateVersions: DefaultKeepStateVersions,
+		SnapshotInterval: DefaultSnapshotInterval, SnapshotKeepRecent: 2}
 }
+
+// DefaultSnapshotInterval makes a snapshot about every 80 minutes at one block every 5 s.
+const DefaultSnapshotInterval = 1000
 
 // DefaultKeepStateVersions keeps about a week of state at one block every 5 s.
 const DefaultKeepStateVersions = 100_000

@@ -23,6 +23,8 @@ type JoinOptions struct {
 	Genesis  []byte   // the network's genesis.json
 	Peers    []string // persistent peers, "nodeID@host:port"
 	PeerAPIs []string // other nodes' API URLs, to replicate ciphertext from
+	// StateSync, when set, makes the node start from a peer's snapshot.
+	StateSync *StateSync
 }
 
 // Join writes a new home for a node of an existing network: its own node and consensus keys, the
@@ -55,6 +57,11 @@ func Join(o JoinOptions) (*Validator, error) {
 			return err
 		}
 		c.P2P.PersistentPeers = strings.Join(o.Peers, ",")
+		if o.StateSync != nil {
+			if err := o.StateSync.apply(c); err != nil {
+				return err
+			}
+		}
 		cfg.WriteConfigFile(filepath.Join(tmp, "config", "config.toml"), c)
 		s, err := LoadSettings(tmp)
 		if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/fetchlog"
+	"github.com/medchain/medchain/snapshot"
 	"github.com/medchain/medchain/state"
 )
 
@@ -101,6 +102,12 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	}
 	application := app.New(genDoc.ChainID, store, log.With("module", "app"))
 	application.SetRetention(app.Retention{StateVersions: settings.KeepStateVersions, Blocks: settings.KeepBlocks})
+	snaps, err := snapshot.Open(SnapshotDir(home))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	application.SetSnapshots(app.SnapshotConfig{Store: snaps, Interval: settings.SnapshotInterval, Keep: settings.SnapshotKeepRecent})
 	blobs, err := blob.OpenFS(BlobDir(home))
 	if err != nil {
 		store.Close()
@@ -115,6 +122,11 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	}
 	replicas := newReplicator(settings.PeerAPIs, blobs, key, genDoc.ChainID, log.With("module", "replicate"))
 	application.OnAnchor(replicas.enqueue)
+	application.OnRestore(func(height int64) { // a state sync: fetch the ciphertext of the restored anchors
+		if v, err := store.At(height); err == nil {
+			go replicas.catchUp(context.Background(), v)
+		}
+	})
 	// One mutex per ABCI connection: mempool checks run beside block execution (see app.App).
 	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application), log)
 	if err != nil {
@@ -211,6 +223,7 @@ func (n *Node) stopComet() error {
 		err = n.Comet.Stop()
 		n.Comet.Wait()
 	}
+	n.App.WaitSnapshots() // it reads the store
 	return errors.Join(err, n.store.Close(), n.unlock())
 }
 

@@ -33,6 +33,7 @@ type KV interface {
 // Store is the application's Merkle store. Its methods are safe for concurrent use.
 type Store struct {
 	mu      sync.RWMutex
+	dir     string // the database's directory; empty for a memory store
 	db      dbm.DB
 	tree    *iavl.MutableTree
 	pending map[string][]byte // this block's writes (nil = delete), for the value cache
@@ -47,30 +48,58 @@ const valueCacheBytes = 256 << 20
 const cacheSize = 1_000_000
 
 // Open opens (or creates) the store in dir/app.db with goleveldb. Each Commit is synced to disk.
+// A state restore that a crash interrupted is completed or discarded first.
 func Open(dir string) (*Store, error) {
-	db, err := dbm.NewGoLevelDBWithOpts("app", dir, &opt.Options{
+	if err := recoverRestore(dir); err != nil {
+		return nil, err
+	}
+	db, err := openLevelDB(appDBName, dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := load(db, iavl.SyncOption(true))
+	if err != nil {
+		return nil, err
+	}
+	s.dir = dir
+	return s, nil
+}
+
+// appDBName is the state database's name in its directory (appDBName.db).
+const appDBName = "app"
+
+func openLevelDB(name, dir string) (dbm.DB, error) {
+	db, err := dbm.NewGoLevelDBWithOpts(name, dir, &opt.Options{
 		Filter:             filter.NewBloomFilter(10), // absent keys (new accounts) skip tables
 		BlockCacheCapacity: 64 << 20,
 		WriteBuffer:        32 << 20,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open app state db in %s: %w", dir, err)
+		return nil, fmt.Errorf("open state db %s in %s: %w", name, dir, err)
 	}
-	return load(db, iavl.SyncOption(true))
+	return db, nil
 }
 
 // OpenMemory opens an empty in-memory store, for tests and benchmarks.
 func OpenMemory() (*Store, error) { return load(dbm.NewMemDB()) }
 
 func load(db dbm.DB, opts ...iavl.Option) (*Store, error) {
-	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cacheSize, false, iavl.NewNopLogger(), opts...)
-	if _, err := tree.Load(); err != nil {
+	tree, err := loadTree(db, opts...)
+	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("load app state tree: %w", err)
+		return nil, err
 	}
 	s := &Store{db: db, tree: tree, pending: map[string][]byte{}, values: newValueCache(valueCacheBytes)}
 	s.values.version = tree.Version()
 	return s, nil
+}
+
+func loadTree(db dbm.DB, opts ...iavl.Option) (*iavl.MutableTree, error) {
+	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cacheSize, false, iavl.NewNopLogger(), opts...)
+	if _, err := tree.Load(); err != nil {
+		return nil, fmt.Errorf("load app state tree: %w", err)
+	}
+	return tree, nil
 }
 
 // Close closes the underlying database.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -79,6 +81,8 @@ command can simply be run again. --home must not exist or be an empty directory.
 func joinCmd() *cobra.Command {
 	var o node.JoinOptions
 	var genesisFile string
+	var sync node.StateSync
+	var stateSync bool
 	cmd := &cobra.Command{
 		Use:   "join",
 		Short: "Write a new home for a node that joins a running network (then ask its registrars to admit it)",
@@ -92,6 +96,13 @@ of the registrars approve its admission:
   medchain network propose --action add --pub-key KEY --power 10 --name NAME --from registrar
   medchain network vote ID --from another-registrar
 
+With --state-sync the node starts from a snapshot that the network's nodes offer instead of
+replaying every block: it restores the state of a recent height in seconds, verified against
+the app hash that CometBFT's light client checks from a trusted header (--trust-height and
+--trust-hash; without them the latest header of the first --rpc-servers entry is trusted and
+printed: compare it with another organization's node). The first --rpc-servers entry is the
+light client's primary, the others its witnesses; give at least two organizations' nodes.
+
 The home is written completely or not at all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,6 +111,22 @@ The home is written completely or not at all.`,
 				return fmt.Errorf("read --genesis: %w", err)
 			}
 			o.Genesis = gen
+			if stateSync {
+				if sync.TrustHeight == 0 || sync.TrustHash == "" {
+					if len(sync.RPCServers) == 0 {
+						return fmt.Errorf("--state-sync needs --rpc-servers")
+					}
+					ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+					sync.TrustHeight, sync.TrustHash, err = node.TrustPoint(ctx, sync.RPCServers[0])
+					cancel()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "trusting height %d hash %s from %s: compare it with another organization's node\n",
+						sync.TrustHeight, sync.TrustHash, sync.RPCServers[0])
+				}
+				o.StateSync = &sync
+			}
 			v, err := node.Join(o)
 			if err != nil {
 				return err
@@ -120,6 +147,10 @@ The home is written completely or not at all.`,
 	cmd.Flags().StringSliceVar(&o.Peers, "peers", nil, "persistent peers, nodeID@host:port (required, comma-separated)")
 	cmd.Flags().StringSliceVar(&o.PeerAPIs, "peer-apis", nil, "other nodes' API URLs to replicate ciphertext from (comma-separated)")
 	cmd.Flags().StringVar(&o.Moniker, "moniker", hostname(), "node name")
+	cmd.Flags().BoolVar(&stateSync, "state-sync", false, "start from a peer's snapshot instead of replaying every block")
+	cmd.Flags().StringSliceVar(&sync.RPCServers, "rpc-servers", nil, "CometBFT RPC addresses (host:port) for state sync's light client, at least two (comma-separated)")
+	cmd.Flags().Int64Var(&sync.TrustHeight, "trust-height", 0, "state sync: a trusted header's height")
+	cmd.Flags().StringVar(&sync.TrustHash, "trust-hash", "", "state sync: that header's hash (hex)")
 	cmd.Flags().IntVar(&o.Ports.P2P, "p2p-port", node.DefaultPorts.P2P, "P2P port on 127.0.0.1")
 	cmd.Flags().IntVar(&o.Ports.RPC, "rpc-port", node.DefaultPorts.RPC, "CometBFT RPC port on 127.0.0.1")
 	cmd.Flags().IntVar(&o.Ports.API, "api-port", node.DefaultPorts.API, "node API port on 127.0.0.1")

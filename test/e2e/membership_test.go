@@ -56,6 +56,47 @@ func validatorSet(t *testing.T, rpc *rpchttp.HTTP) map[string]int64 {
 	return out
 }
 
+// waitSnapshot waits until every node holds a snapshot at a height >= min and the chain is two
+// blocks past it (state sync verifies the next headers), checks the snapshot is byte-identical
+// on all nodes, and returns its height.
+func waitSnapshot(t *testing.T, net *testnet, min int64) int64 {
+	t.Helper()
+	var height int64
+	waitFor(t, 90*time.Second, "a snapshot on every node", func() bool {
+		height = 0
+		entries, _ := os.ReadDir(node.SnapshotDir(net.home(0)))
+		for _, e := range entries {
+			var h int64
+			if _, err := fmt.Sscan(e.Name(), &h); err == nil && h > height {
+				height = h
+			}
+		}
+		if height < min {
+			return false
+		}
+		for i := range net.procs {
+			if _, err := os.Stat(filepath.Join(node.SnapshotDir(net.home(i)), fmt.Sprint(height), "metadata")); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	meta := func(i int) []byte {
+		b, err := os.ReadFile(filepath.Join(node.SnapshotDir(net.home(i)), fmt.Sprint(height), "metadata"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for i := 1; i < len(net.procs); i++ {
+		if string(meta(i)) != string(meta(0)) {
+			t.Fatalf("node %d's snapshot at height %d differs from node 0's", i, height)
+		}
+	}
+	waitHealthy(t, net.procs[0], net.clients[0], height+2)
+	return height
+}
+
 // waitFor polls cond for up to d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -68,14 +109,24 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestNetworkJoinAndLeave: a fifth organization's node is created with `node join`, follows the
-// chain, is admitted as a validator by the registrar's vote and signs blocks; then a validator
-// that died is voted out, and the chain commits throughout.
+// TestNetworkJoinAndLeave: a fifth organization's node is created with `node join --state-sync`,
+// starts from the other nodes' snapshot (byte-identical on all four) instead of replaying from
+// genesis, follows the chain, is admitted as a validator by the registrar's vote and signs
+// blocks; then a validator that died is voted out, and the chain commits throughout.
 func TestNetworkJoinAndLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	net := startTestnet(t, 4, "e2e-members")
+	net := startTestnetWith(t, 4, "e2e-members", func(home string) {
+		s, err := node.LoadSettings(home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SnapshotInterval, s.SnapshotKeepRecent = 3, 2
+		if err := node.SaveSettings(home, s); err != nil {
+			t.Fatal(err)
+		}
+	})
 	rpc0, err := rpchttp.New(fmt.Sprintf("tcp://127.0.0.1:%d", net.base+1), "/websocket")
 	if err != nil {
 		t.Fatal(err)
@@ -92,18 +143,33 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 		peers = append(peers, nodeIdentity(t, net.home(i)).P2P)
 		apis = append(apis, fmt.Sprintf("http://127.0.0.1:%d", net.base+10*i+2))
 	}
+	snap := waitSnapshot(t, net, 3)
 	home5 := filepath.Join(net.dir, "org5")
 	out := cli(t, "node", "join", "--home", home5, "--genesis", filepath.Join(net.home(0), "config", "genesis.json"),
 		"--peers", strings.Join(peers, ","), "--peer-apis", strings.Join(apis, ","), "--moniker", "org5",
+		"--state-sync", "--rpc-servers", fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", net.base+1, net.base+21),
 		"--p2p-port", fmt.Sprint(ports.P2P), "--rpc-port", fmt.Sprint(ports.RPC), "--api-port", fmt.Sprint(ports.API))
 	id5 := nodeIdentity(t, home5)
 	if !strings.Contains(out, id5.PubKey) {
 		t.Fatalf("join output does not name the consensus key:\n%s", out)
 	}
+	started := time.Now()
 	p5 := start(t, "node", "start", "--home", home5)
 	c5 := client.New(fmt.Sprintf("127.0.0.1:%d", ports.API))
 	st, _ := net.clients[0].Status(context.Background())
 	waitHealthy(t, p5, c5, st.LatestHeight) // it follows the chain as a full node
+	t.Logf("org5 started from the snapshot of height %d and was healthy at height %d after %s", snap, st.LatestHeight, time.Since(started).Round(time.Millisecond))
+	rpc5, err := rpchttp.New(fmt.Sprintf("tcp://127.0.0.1:%d", ports.RPC), "/websocket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s5, err := rpc5.Status(context.Background()); err != nil || s5.SyncInfo.EarliestBlockHeight < snap {
+		t.Fatalf("org5 holds blocks from height %d, want it to start from a snapshot at %d or later (%v)\n%s",
+			s5.SyncInfo.EarliestBlockHeight, snap, err, p5.output())
+	}
+	if !strings.Contains(p5.output(), "state sync: state restored") {
+		t.Fatalf("org5 did not restore a snapshot:\n%s", p5.output())
+	}
 
 	// Before admission it is no member and no validator.
 	addr5 := strings.ToUpper(string(id5.Address)) // CometBFT shows the same SHA-256[:20] address in upper-case hex

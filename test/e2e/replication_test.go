@@ -28,6 +28,12 @@ type testnet struct {
 
 func startTestnet(t *testing.T, n int, chainID string) *testnet {
 	t.Helper()
+	return startTestnetWith(t, n, chainID, nil)
+}
+
+// startTestnetWith is startTestnet with prepare called on each home before its node starts.
+func startTestnetWith(t *testing.T, n int, chainID string, prepare func(home string)) *testnet {
+	t.Helper()
 	net := &testnet{dir: t.TempDir()}
 	base := freeBase(t, n)
 	net.base = base
@@ -37,6 +43,9 @@ func startTestnet(t *testing.T, n int, chainID string) *testnet {
 		t.Fatalf("testnet: %v\n%s", err, b)
 	}
 	for i := 0; i < n; i++ {
+		if prepare != nil {
+			prepare(net.home(i))
+		}
 		net.procs = append(net.procs, start(t, "node", "start", "--home", net.home(i)))
 		net.clients = append(net.clients, client.New(fmt.Sprintf("127.0.0.1:%d", base+10*i+2)))
 	}
