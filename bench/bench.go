@@ -43,6 +43,19 @@ func (r Result) String() string {
 // if set, runs in the submitter's goroutine before each submission, as the node's API does
 // (medchain: app.PreVerify).
 func Run(ctx context.Context, name string, n *nm.Node, txs [][]byte, workers, window int, ingress func([]byte)) (Result, error) {
+	return RunSpread(ctx, name, []Target{{Node: n, Ingress: ingress}}, txs, workers, window)
+}
+
+// Target is a node that takes submissions, with its ingress check (nil for none).
+type Target struct {
+	Node    *nm.Node
+	Ingress func([]byte)
+}
+
+// RunSpread is Run against a network: submitter w sends to targets[w % len(targets)], as clients
+// of several organizations would, and latency is measured at the first target's commits.
+func RunSpread(ctx context.Context, name string, targets []Target, txs [][]byte, workers, window int) (Result, error) {
+	n := targets[0].Node
 	index := make(map[[32]byte]int, len(txs))
 	for i, t := range txs {
 		index[sha256.Sum256(t)] = i
@@ -55,13 +68,17 @@ func Run(ctx context.Context, name string, n *nm.Node, txs [][]byte, workers, wi
 
 	submitted := make([]atomic.Int64, len(txs)) // unix nanos
 	var refused, committed atomic.Int64
-	c := local.New(n)
+	clients := make([]*local.Local, len(targets))
+	for i, t := range targets {
+		clients[i] = local.New(t.Node)
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	submitErr := make(chan error, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
+		c, ingress := clients[w%len(targets)], targets[w%len(targets)].Ingress
 		go func() {
 			defer wg.Done()
 			for {

@@ -127,8 +127,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 			go replicas.catchUp(context.Background(), v)
 		}
 	})
-	// One mutex per ABCI connection: mempool checks run beside block execution (see app.App).
-	cmt, err := startComet(conf, genDoc, proxy.NewConnSyncLocalClientCreator(application), log)
+	cmt, err := startComet(conf, genDoc, newClientCreator(application), log)
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -17,13 +18,18 @@ func benchCmd() *cobra.Command {
 	var o bench.Options
 	var timeout time.Duration
 	var cpuProfile string
-	var rounds int
+	var rounds, validators int
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure committed tx/s and commit latency: medchain vs CometBFT's kvstore, same settings",
 		Long: `Starts a fresh single-validator medchain node, submits --txs pre-signed identity registrations
 at full speed, then does the same against CometBFT's kvstore example app (same CometBFT settings,
-same tx size) as the consensus engine's ceiling on this machine, and prints both and their ratio.`,
+same tx size) as the consensus engine's ceiling on this machine, and prints both and their ratio.
+
+With --validators N (N > 1) each round runs the single node and then a fresh network of N
+validators in this process (separate homes, loopback P2P; submitters spread over the nodes,
+latency measured at node 0), and prints the network's throughput and its ratio to the single
+node's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
@@ -35,6 +41,9 @@ same tx size) as the consensus engine's ceiling on this machine, and prints both
 				return err
 			}
 			defer stop()
+			if validators > 1 {
+				return benchNetwork(ctx, out, o, rounds, validators)
+			}
 			var meds, kvs []bench.Result
 			for i := 0; i < rounds; i++ {
 				med, kv, err := bench.Compare(ctx, o)
@@ -66,10 +75,32 @@ same tx size) as the consensus engine's ceiling on this machine, and prints both
 	cmd.Flags().IntVar(&rounds, "rounds", 1, "alternate medchain and kvstore runs this many times; report medians")
 	cmd.Flags().IntVar(&o.Workers, "workers", 16, "concurrent submitters")
 	cmd.Flags().IntVar(&o.Window, "window", 15000, "max txs in flight (keep below the mempool size, 20000)")
+	cmd.Flags().IntVar(&validators, "validators", 1, "also run a network of this many validators and compare it with the single node")
 	cmd.Flags().StringVar(&o.Only, "only", "", "run only medchain or kvstore (for profiling)")
 	cmd.Flags().StringVar(&o.Dir, "dir", "", "scratch directory (default: a temp dir, removed after)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
 	return cmd
+}
+
+// benchNetwork alternates single-node and N-validator rounds and prints their medians.
+func benchNetwork(ctx context.Context, out io.Writer, o bench.Options, rounds, validators int) error {
+	var singles, nets []bench.Result
+	for i := 0; i < rounds; i++ {
+		single, network, err := bench.CompareNetwork(ctx, o, validators)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "round %d: %s\nround %d: %s\n", i+1, single, i+1, network)
+		if single.Failed > 0 || network.Failed > 0 {
+			return fmt.Errorf("%d + %d txs failed", single.Failed, network.Failed)
+		}
+		singles, nets = append(singles, single), append(nets, network)
+	}
+	single, network := bench.Median(singles), bench.Median(nets)
+	fmt.Fprintf(out, "median of %d rounds: 1 node %.0f tx/s (p50 %v, p99 %v), %d validators %.0f tx/s (p50 %v, p99 %v): network / single node = %.0f%%\n",
+		rounds, single.TPS, single.P50.Round(time.Millisecond), single.P99.Round(time.Millisecond), validators,
+		network.TPS, network.P50.Round(time.Millisecond), network.P99.Round(time.Millisecond), 100*network.TPS/single.TPS)
+	return nil
 }
 
 func benchSupplyCmd() *cobra.Command {
