@@ -112,7 +112,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // TestNetworkJoinAndLeave: a fifth organization's node is created with `node join --state-sync`,
 // starts from the other nodes' snapshot (byte-identical on all four) instead of replaying from
 // genesis, follows the chain, is admitted as a validator by the registrar's vote and signs
-// blocks; then a validator that died is voted out, and the chain commits throughout.
+// blocks; then a validator that died is voted out and another's key is rotated (stopped,
+// voted, new key in place, restarted: it signs again), and the chain commits throughout.
 func TestNetworkJoinAndLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
@@ -221,5 +222,52 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	members := cli(t, "network", "members", "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API))
 	if !strings.Contains(members, "org5") || strings.Contains(members, string(id1.Address)) {
 		t.Fatalf("members on org5's node:\n%s", members)
+	}
+
+	// node2's key is replaced as docs/OPERATIONS.md says: stop the node, take a new key from a
+	// scratch home, vote the rotation, put the key file in place and start the node again.
+	old2 := nodeIdentity(t, net.home(2))
+	power2 := validatorSet(t, rpc0)[strings.ToUpper(string(old2.Address))]
+	net.procs[2].stop(t)
+	scratchPorts, err := node.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scratch := filepath.Join(net.dir, "scratch")
+	cli(t, "node", "join", "--home", scratch, "--genesis", filepath.Join(net.home(0), "config", "genesis.json"), "--peers", peers[0],
+		"--p2p-port", fmt.Sprint(scratchPorts.P2P), "--rpc-port", fmt.Sprint(scratchPorts.RPC), "--api-port", fmt.Sprint(scratchPorts.API))
+	new2 := nodeIdentity(t, scratch)
+	cli(t, append([]string{"network", "propose", "--action", "rotate", "--pub-key", old2.PubKey, "--new-pub-key", new2.PubKey}, regFlags...)...)
+	addrOld2, addrNew2 := strings.ToUpper(string(old2.Address)), strings.ToUpper(string(new2.Address))
+	waitFor(t, 30*time.Second, "node2's new key in the validator set with its power", func() bool {
+		vs := validatorSet(t, rpc0)
+		_, oldIn := vs[addrOld2]
+		return !oldIn && vs[addrNew2] == power2
+	})
+	key, err := os.ReadFile(filepath.Join(scratch, "config", "priv_validator_key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(net.home(2), "config", "priv_validator_key.json"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p2 := start(t, "node", "start", "--home", net.home(2))
+	waitHealthy(t, p2, net.clients[2], 0)
+	waitFor(t, 60*time.Second, "a commit signed by node2's new key", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := rpc0.Commit(ctx, nil)
+		if err != nil {
+			return false
+		}
+		for _, s := range c.Commit.Signatures {
+			if s.ValidatorAddress.String() == addrNew2 && s.BlockIDFlag == types.BlockIDFlagCommit {
+				return true
+			}
+		}
+		return false
+	})
+	if acc, _, err := net.clients[0].Account(context.Background(), old2.Address, false); err != nil || acc.Role != identity.RoleRetiredNode {
+		t.Fatalf("node2's old key account after rotation: %+v %v", acc, err)
 	}
 }
