@@ -3,7 +3,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,8 +11,10 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/medchain/medchain/api"
@@ -23,12 +24,14 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
-// Client talks to one node's API. Every request it makes has a deadline: a node that accepts a
-// connection and never answers, or trickles its answer, costs a caller at most the timeout.
+// Client talks to the API of one node or, given several, of whichever of them answers (see
+// send). Every request it makes has a deadline: a node that accepts a connection and never
+// answers, or trickles its answer, costs a caller at most the timeout.
 type Client struct {
-	base string
-	http *http.Client // every call but a submission that waits for its commit
-	long *http.Client // POST /v1/txs?wait=commit: the node itself waits up to api.CommitTimeout
+	nodes []string     // API base URLs, in the order given
+	cur   atomic.Int64 // index in nodes of the node that answered last
+	http  *http.Client // every call but a submission that waits for its commit
+	long  *http.Client // POST /v1/txs?wait=commit: the node itself waits up to api.CommitTimeout
 }
 
 // DefaultTimeout bounds one API request, its answer's body included.
@@ -46,13 +49,12 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// New returns a client for the API at base, e.g. http://127.0.0.1:8080.
+// New returns a client for the API at base, e.g. http://127.0.0.1:8080, or for the APIs of
+// several nodes of one network separated by commas ("http://a:8080,http://b:8080"): a request
+// that cannot reach one node goes to the next (see send). A missing scheme means http.
 func New(base string, opts ...Option) *Client {
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	c := &Client{base: strings.TrimRight(base, "/"),
+	c := &Client{nodes: splitNodes(base),
 		http: &http.Client{Transport: transport, Timeout: DefaultTimeout},
 		long: &http.Client{Transport: transport, Timeout: DefaultTimeout + api.CommitTimeout}}
 	for _, o := range opts {
@@ -60,6 +62,27 @@ func New(base string, opts ...Option) *Client {
 	}
 	return c
 }
+
+// splitNodes turns a comma-separated list of API addresses into base URLs.
+func splitNodes(list string) []string {
+	var nodes []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		if !strings.Contains(n, "://") {
+			n = "http://" + n
+		}
+		nodes = append(nodes, strings.TrimRight(n, "/"))
+	}
+	if len(nodes) == 0 {
+		nodes = []string{"http://"} // every request fails, as a client of "" always did
+	}
+	return nodes
+}
+
+// Nodes are the API base URLs the client uses, in the order given.
+func (c *Client) Nodes() []string { return slices.Clone(c.nodes) }
 
 // Error is a non-2xx API answer.
 type Error struct {
@@ -75,17 +98,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return err
 }
 
-// doWith sends a request with hc and decodes a 2xx answer into out; it returns the answer's
-// headers.
+// doWith sends an unsigned request with hc and decodes a 2xx answer into out; it returns the
+// answer's headers. It may be answered by any of the client's nodes (see send).
 func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body []byte, out any) (http.Header, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	resp, err := c.send(ctx, hc, method, path, body, "application/json", nil)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))

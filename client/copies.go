@@ -9,19 +9,13 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/api"
-	"github.com/medchain/medchain/reqsig"
 )
 
 // Copies asks the node how many nodes hold the ciphertext hash of a record s authored, waiting
 // up to wait (the node caps it at api.MaxCopiesWait) until min of them do.
 func (c *Client) Copies(ctx context.Context, s *Signer, hash []byte, min int, wait time.Duration) (*api.Copies, error) {
-	u := fmt.Sprintf("%s/v1/blobs/%s/copies?min=%d&wait=%d", c.base, hex.EncodeToString(hash), min, int(wait/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, nil, time.Now())
-	body, err := c.raw(req)
+	path := fmt.Sprintf("/v1/blobs/%s/copies?min=%d&wait=%d", hex.EncodeToString(hash), min, int(wait/time.Second))
+	body, err := c.signed(ctx, s, http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -22,42 +21,34 @@ import (
 // PutBlob uploads a ciphertext, signed by s, and returns its name.
 func (c *Client) PutBlob(ctx context.Context, s *Signer, data []byte) (blob.Hash, error) {
 	h := blob.Of(data)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.base+"/v1/blobs/"+h.String(), bytes.NewReader(data))
-	if err != nil {
-		return h, err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, data, time.Now())
-	_, err = c.raw(req)
+	_, err := c.signed(ctx, s, http.MethodPut, "/v1/blobs/"+h.String(), data, "application/octet-stream")
 	return h, err
 }
 
 // GetBlob fetches a ciphertext with the signer's granted access event (patient, access).
 func (c *Client) GetBlob(ctx context.Context, s *Signer, hash []byte, patient tx.Address, access uint64) ([]byte, error) {
-	u := fmt.Sprintf("%s/v1/blobs/%s?patient=%s&access=%d", c.base, hex.EncodeToString(hash), url.QueryEscape(string(patient)), access)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	path := fmt.Sprintf("/v1/blobs/%s?patient=%s&access=%d", hex.EncodeToString(hash), url.QueryEscape(string(patient)), access)
+	return c.signed(ctx, s, http.MethodGet, path, nil, "")
+}
+
+// signed sends a request signed by s (see send for when it goes to another node) and returns
+// the body of a 2xx answer, or an *Error.
+func (c *Client) signed(ctx context.Context, s *Signer, method, path string, body []byte, contentType string) ([]byte, error) {
+	resp, err := c.send(ctx, c.http, method, path, body, contentType, func(req *http.Request, body []byte) {
+		reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, body, time.Now())
+	})
 	if err != nil {
 		return nil, err
 	}
-	reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, nil, time.Now())
-	return c.raw(req)
-}
-
-// raw sends req and returns the body of a 2xx answer, or an *Error.
-func (c *Client) raw(req *http.Request) ([]byte, error) {
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
-	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, blob.MaxBytes+1<<10))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, blob.MaxBytes+1<<10))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", req.URL.Path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, errorOf(resp.StatusCode, body)
+		return nil, errorOf(resp.StatusCode, raw)
 	}
-	return body, nil
+	return raw, nil
 }
 
 // Record returns the latest version of a record's anchor.

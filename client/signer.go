@@ -2,7 +2,12 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,16 +20,41 @@ import (
 
 // Signer submits transactions for one account through a client, tracking the account's nonce
 // so that several transactions can be sent without re-reading it. Safe for concurrent use:
-// transactions are sent one at a time.
+// transactions enter the mempool one at a time, in nonce order.
 type Signer struct {
 	C       *Client
 	ChainID string
 	Key     *keyring.Key
 
-	mu    sync.Mutex
-	nonce uint64
-	known bool
+	// CommitWait bounds how long Send waits for a tx's commit after CheckTx admitted it,
+	// re-sending it meanwhile (default DefaultCommitWait).
+	CommitWait time.Duration
+	// Log, when set, hears of re-sent transactions.
+	Log *slog.Logger
+
+	mu       sync.Mutex
+	nonce    uint64 // the next nonce to sign with, when known
+	known    bool
+	stale    bool                // a tx failed after taking a nonce: re-read it once none is in flight
+	inflight map[uint64]struct{} // nonces of txs sent whose commit or rejection is not known yet
 }
+
+// Bounds of Send's wait for a commit.
+const (
+	// DefaultCommitWait is how long Send waits for an admitted tx's commit.
+	DefaultCommitWait = 2 * time.Minute
+	// ResendAfter is how long Send waits for a commit before it submits the tx again, and
+	// again after each further ResendAfter: a node that admitted it may have crashed and lost
+	// its mempool. A node that still holds it answers "duplicate" and nothing else happens.
+	ResendAfter = 5 * time.Second
+	// indexWait bounds the wait for a tx whose nonce the chain has used to show up by hash
+	// (the node indexes txs just after it commits them).
+	indexWait = 5 * time.Second
+)
+
+// ErrNonceTaken is the error of a tx that will never commit because another tx of the same
+// account, sent by another client, was committed with its nonce.
+var ErrNonceTaken = errors.New("its nonce was used by another transaction of the account")
 
 // NewSigner returns a signer for key on the node c talks to, reading the chain id from it.
 func NewSigner(ctx context.Context, c *Client, key *keyring.Key) (*Signer, error) {
@@ -70,20 +100,23 @@ func (e *TxError) Code() codes.Code { return codes.Code(e.Result.Code) }
 // transaction is a *TxError. Transactions of one signer enter the mempool one at a time, in
 // nonce order, but their commits are awaited concurrently, so parallel callers share blocks.
 // A stale nonce (another client used the account) is re-read and the transaction re-sent once.
+//
+// A transaction admitted by CheckTx whose commit does not show up within ResendAfter is
+// submitted again, the same bytes with the same nonce, to whichever node answers, until it
+// is committed, rejected, or CommitWait (or ctx) runs out: a node that crashed before putting
+// it in a block lost it with its mempool. The nonce guarantees it is applied at most once.
 func (s *Signer) Send(ctx context.Context, typ string, msg any) (*api.TxResult, error) {
-	res, err := s.admit(ctx, typ, msg)
-	if err != nil || res.Code != 0 {
+	p, res, err := s.admit(ctx, typ, msg)
+	if err != nil || p == nil {
 		if err == nil {
 			err = &TxError{Type: typ, Result: res}
 		}
 		return res, err
 	}
-	res, err = s.C.WaitTx(ctx, res.Hash)
+	res, err = s.await(ctx, p)
+	s.settle(p, err == nil)
 	if err != nil {
-		s.mu.Lock()
-		s.known = false // the tx may have been dropped; re-read the nonce next time
-		s.mu.Unlock()
-		return nil, err
+		return res, err
 	}
 	if res.Code != 0 {
 		return res, &TxError{Type: typ, Result: res}
@@ -91,42 +124,206 @@ func (s *Signer) Send(ctx context.Context, typ string, msg any) (*api.TxResult, 
 	return res, nil
 }
 
+// sent is a signed tx that took a nonce of the signer and may be in a mempool.
+type sent struct {
+	raw   []byte
+	hash  string // hex, upper case, as the API writes it
+	nonce uint64
+	typ   string
+	// admitted is whether a node's CheckTx is known to have admitted it; false when the
+	// submission got no answer (the node may have admitted it and died).
+	admitted bool
+}
+
 // admit signs and submits a tx until it passes CheckTx (or fails for another reason than a stale
-// nonce), advancing the nonce on admission.
-func (s *Signer) admit(ctx context.Context, typ string, msg any) (*api.TxResult, error) {
+// nonce), taking the nonce on admission. It returns the tx in flight, or the rejection.
+func (s *Signer) admit(ctx context.Context, typ string, msg any) (*sent, *api.TxResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
-		if !s.known {
-			acc, _, err := s.C.Account(ctx, s.Key.Address, false)
-			switch {
-			case err == nil:
-				s.nonce = acc.Nonce
-			case typ == identity.TypeRegister && IsNotFound(err):
-				s.nonce = 0
-			default:
-				return nil, fmt.Errorf("account %s: %w", s.Key.Address, err)
+		if !s.known || s.stale && len(s.inflight) == 0 {
+			if err := s.readNonce(ctx, typ, false); err != nil {
+				return nil, nil, err
 			}
-			s.known = true
 		}
 		raw, err := tx.Sign(s.Key.Signing, s.ChainID, s.Key.Address, s.nonce, typ, msg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		p := &sent{raw: raw, hash: txHash(raw), nonce: s.nonce, typ: typ}
 		res, err := s.C.Submit(ctx, raw, "check")
-		if err != nil {
-			s.known = false
-			return nil, err
+		switch {
+		case err == nil && res.Code == 0, IsDuplicate(err):
+			p.admitted = true
+		case err != nil && (NeverSent(err) || refused(err)):
+			return nil, nil, err // no node took it: the nonce is still free
+		case err != nil:
+			// No answer, or a node's failure: one may have admitted it before failing. It
+			// keeps its nonce and is re-sent until its fate is known.
+		case codes.Code(res.Code) == codes.BadNonce && attempt == 0:
+			if len(s.inflight) == 0 {
+				s.known = false
+				continue
+			}
+			// Txs of this signer are in flight: a nonce is re-read only forwards, so that
+			// none of theirs is given to this tx.
+			if err := s.readNonce(ctx, typ, true); err != nil {
+				return nil, nil, err
+			}
+			if s.nonce != p.nonce {
+				continue
+			}
+			// The node expects an earlier nonce of ours it has not admitted (yet): this tx
+			// waits behind it, re-sent until that one is in.
+		default:
+			return nil, res, nil
 		}
-		if codes.Code(res.Code) == codes.BadNonce && attempt == 0 {
-			s.known = false
-			continue
+		if s.inflight == nil {
+			s.inflight = map[uint64]struct{}{}
 		}
-		if res.Code == 0 {
-			s.nonce++
-		}
-		return res, nil
+		s.inflight[s.nonce] = struct{}{}
+		s.nonce++
+		return p, nil, nil
 	}
+}
+
+// readNonce sets the next nonce from the committed account (0 for a registration of an
+// account not yet registered); with forwardOnly it never moves it back.
+func (s *Signer) readNonce(ctx context.Context, typ string, forwardOnly bool) error {
+	acc, _, err := s.C.Account(ctx, s.Key.Address, false)
+	var n uint64
+	switch {
+	case err == nil:
+		n = acc.Nonce
+	case typ == identity.TypeRegister && IsNotFound(err):
+	default:
+		return fmt.Errorf("account %s: %w", s.Key.Address, err)
+	}
+	switch {
+	case !forwardOnly:
+		s.nonce, s.known, s.stale = n, true, false
+	case n > s.nonce:
+		s.nonce = n
+	}
+	return nil
+}
+
+// refused reports whether err is a node's 4xx answer: it refused the request as such.
+func refused(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status/100 == 4
+}
+
+// settle ends a tx's flight. One that failed may have left its nonce unused: the nonce is
+// re-read once no other tx is in flight.
+func (s *Signer) settle(p *sent, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, p.nonce)
+	if !ok {
+		s.stale = true
+	}
+}
+
+// await waits for p's commit, re-sending it every ResendAfter (at once if its submission got
+// no answer) until it is committed or rejected, or CommitWait or ctx runs out.
+func (s *Signer) await(ctx context.Context, p *sent) (*api.TxResult, error) {
+	wait := s.CommitWait
+	if wait <= 0 {
+		wait = DefaultCommitWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	lastSent := time.Now()
+	if !p.admitted {
+		lastSent = time.Time{}
+	}
+	var lastErr error
+	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
+		res, err := s.C.Tx(ctx, p.hash)
+		if err == nil {
+			return res, nil
+		}
+		if !IsNotFound(err) {
+			lastErr = err // no node answers now; one may later
+		}
+		if time.Since(lastSent) >= ResendAfter && ctx.Err() == nil {
+			lastSent = time.Now()
+			res, done, err := s.resend(ctx, p)
+			if done {
+				return res, err
+			}
+			if err != nil {
+				lastErr = err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr != nil {
+				return nil, fmt.Errorf("tx %s (nonce %d) not committed: %w (last error: %v)", p.hash, p.nonce, ctx.Err(), lastErr)
+			}
+			return nil, fmt.Errorf("tx %s (nonce %d) not committed: %w", p.hash, p.nonce, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// resend submits p again. done reports that p's fate is known: committed (res), rejected (res
+// and a *TxError), or its nonce taken by another tx (ErrNonceTaken).
+func (s *Signer) resend(ctx context.Context, p *sent) (res *api.TxResult, done bool, err error) {
+	res, err = s.C.Submit(ctx, p.raw, "check")
+	switch {
+	case IsDuplicate(err):
+		return nil, false, nil // still in the mempool (or the recent cache) of the node that answered
+	case err != nil:
+		return nil, false, err
+	case res.Code == 0:
+		if s.Log != nil {
+			s.Log.Info("re-sent tx admitted again", "tx", p.hash, "type", p.typ, "signer", s.Key.Address, "nonce", p.nonce)
+		}
+		p.admitted = true
+		return nil, false, nil
+	case codes.Code(res.Code) == codes.BadNonce:
+		return s.nonceUsed(ctx, p)
+	}
+	// CheckTx refuses it now. It may still have been committed meanwhile (a later tx of the
+	// account changed its key, say): its result then stands.
+	if committed, err := s.C.Tx(ctx, p.hash); err == nil {
+		return committed, true, nil
+	}
+	return res, true, &TxError{Type: p.typ, Result: res}
+}
+
+// nonceUsed handles a re-sent tx refused for its nonce. If the account's committed nonce is
+// past p's, p or another tx took it: p's result, or ErrNonceTaken. Otherwise the node expects
+// an earlier nonce (a tx of ours not yet re-sent) or holds another tx with this one: p waits.
+func (s *Signer) nonceUsed(ctx context.Context, p *sent) (*api.TxResult, bool, error) {
+	acc, _, err := s.C.Account(ctx, s.Key.Address, false)
+	if err != nil || acc.Nonce <= p.nonce {
+		return nil, false, err
+	}
+	ictx, cancel := context.WithTimeout(ctx, indexWait)
+	defer cancel()
+	for {
+		res, err := s.C.Tx(ictx, p.hash)
+		if err == nil {
+			return res, true, nil
+		}
+		select {
+		case <-ictx.Done():
+			if ctx.Err() != nil {
+				return nil, false, nil // the caller's bound, not the index wait, ran out
+			}
+			return nil, true, fmt.Errorf("tx %s (nonce %d) not committed: %w", p.hash, p.nonce, ErrNonceTaken)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// txHash is the hex hash by which the API knows a tx.
+func txHash(raw []byte) string {
+	h := sha256.Sum256(raw)
+	return strings.ToUpper(hex.EncodeToString(h[:]))
 }
 
 // WaitTx polls for a submitted tx's commit (the node indexes txs just after committing them).

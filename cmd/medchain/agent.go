@@ -36,7 +36,7 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringArrayVar(&f.orgAgents, "org-agent", nil, "agent URL of an organization you act for: ADDRESS|KEYNAME=URL (repeatable)")
 }
 
-// open builds the agent for --from against --node.
+// open builds the agent for --from against --node (one or several nodes).
 func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, error) {
 	if f.from == "" {
 		return nil, nil, fmt.Errorf("--from is required: %w", errUsage)
@@ -49,6 +49,7 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
 	}
+	s.Log = slog.Default()
 	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}, OrgAgents: map[tx.Address]string{}}
 	for _, kv := range f.patients {
 		id, acct, ok := strings.Cut(kv, "=")
@@ -102,7 +103,12 @@ func agentCmd() *cobra.Command {
 		Long: `Runs the agent for the --from account: it validates FHIR resources, encrypts them for the
 recipients the patient's consent requires, stores ciphertext on the node and anchors it, and
 decrypts what the account may read. EHRs use its FHIR API at http://LISTEN/fhir with the bearer
-token in <home>/agent.token (generated at first start).`,
+token in <home>/agent.token (generated at first start).
+
+Give --node several nodes of the network (--node http://a:8080,http://b:8080) and the agent
+keeps working when one is down: a request that cannot reach a node goes to the next, and a
+transaction a crashed node admitted but never put in a block is re-sent, with the same nonce,
+until it commits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, _, err := f.open(cmd.Context())

@@ -19,7 +19,7 @@ func queryCmd() *cobra.Command {
 	var prove bool
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Query chain state (with --prove, verified against a signed header)"}
 	cmd.PersistentFlags().StringVar(&home, "home", ".medchain", "home whose keyring resolves key names and whose trust anchor verifies --prove")
-	cmd.PersistentFlags().StringVar(&nodeURL, "node", "http://127.0.0.1:8080", "node API URL")
+	cmd.PersistentFlags().StringVar(&nodeURL, "node", "http://127.0.0.1:8080", nodeHelp)
 	cmd.PersistentFlags().StringVar(&rpcAddr, "rpc", "127.0.0.1:26657", "CometBFT RPC address for fetching headers")
 	cmd.PersistentFlags().BoolVar(&prove, "prove", false, "verify a Merkle proof against the AppHash of a signed block header")
 
@@ -160,7 +160,7 @@ func statusCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&nodeURL, "node", "http://127.0.0.1:8080", "node API URL")
+	cmd.Flags().StringVar(&nodeURL, "node", "http://127.0.0.1:8080", nodeHelp)
 	return cmd
 }
 

@@ -20,6 +20,9 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
+// nodeHelp describes the --node flag of every command that talks to a node's API.
+const nodeHelp = "node API URL, or several of one network separated by commas (http://a:8080,http://b:8080): a request a node cannot answer goes to the next"
+
 // txFlags are shared by every transaction command.
 type txFlags struct {
 	home, from, nodeURL, wait string
@@ -28,7 +31,7 @@ type txFlags struct {
 func (f *txFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.home, "home", ".medchain", "home whose keyring holds --from")
 	cmd.PersistentFlags().StringVar(&f.from, "from", "", "name of the signing key (required)")
-	cmd.PersistentFlags().StringVar(&f.nodeURL, "node", "http://127.0.0.1:8080", "node API URL")
+	cmd.PersistentFlags().StringVar(&f.nodeURL, "node", "http://127.0.0.1:8080", nodeHelp)
 	cmd.PersistentFlags().StringVar(&f.wait, "wait", "commit", "wait for check or commit")
 }
 
