@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,10 +22,12 @@ import (
 // proofs checked against headers its light client verified from the home's trust anchor, so a
 // node that lies about them is caught. One Trust serves many goroutines; Close it when done.
 type Trust struct {
-	home, remote, chainID string
-	rpc                   *rpchttp.HTTP
+	home, chainID string
+	remotes       []string // CometBFT RPC servers, "tcp://host:port"
+	rpcs          []*rpchttp.HTTP
 
 	mu      sync.Mutex
+	at      int // index in remotes of the light client's server
 	lc      *light.Client
 	db      dbm.DB
 	latest  *types.LightBlock
@@ -51,19 +54,35 @@ const (
 
 // NewTrust prepares trusted reads of chainID through the CometBFT RPC at rpcAddr, from home's
 // trust anchor (pinned from home's genesis.json on first use). The light client starts lazily.
+// rpcAddr may name several RPC servers of the network separated by commas: when the light
+// client cannot get a verified header from one, it is opened again on the next.
 func NewTrust(home, rpcAddr, chainID string) (*Trust, error) {
-	remote := "tcp://" + rpcAddr
-	rpc, err := rpchttp.NewWithTimeout(remote, "/websocket", rpcTimeoutSeconds)
-	if err != nil {
-		return nil, fmt.Errorf("cometbft rpc %s: %w", rpcAddr, err)
+	t := &Trust{home: home, chainID: chainID}
+	for _, addr := range strings.Split(rpcAddr, ",") {
+		if addr = strings.TrimSpace(addr); addr == "" {
+			continue
+		}
+		remote := "tcp://" + strings.TrimPrefix(addr, "tcp://")
+		rpc, err := rpchttp.NewWithTimeout(remote, "/websocket", rpcTimeoutSeconds)
+		if err != nil {
+			return nil, fmt.Errorf("cometbft rpc %s: %w", addr, err)
+		}
+		t.remotes, t.rpcs = append(t.remotes, remote), append(t.rpcs, rpc)
 	}
-	return &Trust{home: home, remote: remote, chainID: chainID, rpc: rpc}, nil
+	if len(t.remotes) == 0 {
+		return nil, fmt.Errorf("no cometbft rpc address given")
+	}
+	return t, nil
 }
 
 // Close releases the light client's store.
 func (t *Trust) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.closeLight()
+}
+
+func (t *Trust) closeLight() error {
 	if t.db == nil {
 		return nil
 	}
@@ -72,21 +91,35 @@ func (t *Trust) Close() error {
 	return err
 }
 
-// header returns a verified header at least at height min, no older than TrustFreshness.
+// header returns a verified header at least at height min, no older than TrustFreshness. When
+// the light client's RPC server fails it, the next one is tried, each at most once.
 func (t *Trust) header(ctx context.Context, min int64) (*types.LightBlock, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.latest != nil && t.latest.Height >= min && time.Since(t.fetched) < TrustFreshness {
+		return t.latest, nil
+	}
+	for tried := 1; ; tried++ {
+		lb, err := t.headerFrom(ctx, min)
+		if err == nil || tried == len(t.remotes) || ctx.Err() != nil {
+			return lb, err
+		}
+		// Whatever the next server answers is verified from the same trusted store.
+		t.closeLight()
+		t.at = (t.at + 1) % len(t.remotes)
+	}
+}
+
+// headerFrom is header through the light client on remotes[at], opened if need be.
+func (t *Trust) headerFrom(ctx context.Context, min int64) (*types.LightBlock, error) {
 	if t.lc == nil {
-		anchor, err := anchorFor(ctx, t.home, t.rpc, t.chainID)
+		anchor, err := anchorFor(ctx, t.home, t.rpcs[t.at], t.chainID)
 		if err != nil {
 			return nil, err
 		}
-		if t.lc, t.db, err = openLight(ctx, t.home, t.remote, anchor); err != nil {
+		if t.lc, t.db, err = openLight(ctx, t.home, t.remotes[t.at], anchor); err != nil {
 			return nil, err
 		}
-	}
-	if t.latest != nil && t.latest.Height >= min && time.Since(t.fetched) < TrustFreshness {
-		return t.latest, nil
 	}
 	deadline := time.Now().Add(TrustWait)
 	for {

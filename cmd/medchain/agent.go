@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	f.txFlags.register(cmd)
 	cmd.PersistentFlags().StringArrayVar(&f.patients, "patient", nil, "map a FHIR Patient id to an account: ID=ADDRESS|KEYNAME (repeatable)")
 	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
-	cmd.PersistentFlags().StringVar(&f.rpc, "rpc", "", "CometBFT RPC address for verifying proofs (default: the one the node reports; its headers are verified from the home's trust anchor either way)")
+	cmd.PersistentFlags().StringVar(&f.rpc, "rpc", "", "CometBFT RPC address(es), comma-separated, for verifying proofs (default: the ones the --node nodes report; headers are verified from the home's trust anchor either way)")
 	cmd.PersistentFlags().BoolVar(&f.trustNode, "trust-node", false, "believe the node's answers without proofs (development only)")
 	cmd.PersistentFlags().StringArrayVar(&f.orgAgents, "org-agent", nil, "agent URL of an organization you act for: ADDRESS|KEYNAME=URL (repeatable)")
 }
@@ -79,17 +80,29 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 	return agent.New(s, cfg), s, nil
 }
 
-// openTrust prepares the light client that checks what the agent relies on.
+// openTrust prepares the light client that checks what the agent relies on. Without --rpc it
+// uses the CometBFT RPC address each --node reports (of those that answer now).
 func (f *agentFlags) openTrust(ctx context.Context, s *client.Signer) (*client.Trust, error) {
 	rpc := f.rpc
 	if rpc == "" {
-		st, err := s.C.Status(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
+		var addrs []string
+		var lastErr error
+		for _, n := range s.C.Nodes() {
+			st, err := client.New(n).Status(ctx)
+			switch {
+			case err != nil:
+				lastErr = fmt.Errorf("node at %s: %w", n, err)
+			case st.RPCAddr != "" && !slices.Contains(addrs, st.RPCAddr):
+				addrs = append(addrs, st.RPCAddr)
+			}
 		}
-		if rpc = st.RPCAddr; rpc == "" {
+		if len(addrs) == 0 {
+			if lastErr != nil {
+				return nil, lastErr
+			}
 			return nil, fmt.Errorf("the node at %s reports no CometBFT RPC address: pass --rpc (or --trust-node)", f.nodeURL)
 		}
+		rpc = strings.Join(addrs, ",")
 	}
 	return client.NewTrust(f.home, rpc, s.ChainID)
 }

@@ -35,8 +35,9 @@ import (
 // apiURL is node i's API address in a testnet.
 func (n *testnet) apiURL(i int) string { return fmt.Sprintf("http://127.0.0.1:%d", n.base+10*i+2) }
 
-// TestFailoverWhenFirstNodeKilled: a client, a signer, an agent's FHIR facade and the CLI given
-// node 0 and node 1 keep working, reads and committed writes, after node 0 is SIGKILLed.
+// TestFailoverWhenFirstNodeKilled: a client, a signer, an agent's FHIR facade (its light client
+// too) and the CLI given node 0 and node 1 keep working, reads and committed writes, after node 0
+// is SIGKILLed.
 func TestFailoverWhenFirstNodeKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
@@ -83,8 +84,25 @@ func TestFailoverWhenFirstNodeKilled(t *testing.T) {
 		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour), Write: true}); err != nil {
 		t.Fatal(err)
 	}
+	// The doctor's agent checks what it relies on with a light client given both nodes' RPC.
+	home := t.TempDir()
+	genesis, err := os.ReadFile(filepath.Join(net.home(0), "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(home, "config"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "config", "genesis.json"), genesis, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	docCfg := cfg
+	if docCfg.Trust, err = client.NewTrust(home, fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", net.base+1, net.base+11), chainID); err != nil {
+		t.Fatal(err)
+	}
+	defer docCfg.Trust.Close()
 	const token = "failover-token"
-	facade := httptest.NewServer(agent.NewFacade(agent.New(docS, cfg), token, slog.New(slog.DiscardHandler)))
+	facade := httptest.NewServer(agent.NewFacade(agent.New(docS, docCfg), token, slog.New(slog.DiscardHandler)))
 	defer facade.Close()
 	fhir := func(method, path string, body []byte) (int, []byte, http.Header) {
 		t.Helper()
