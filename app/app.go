@@ -44,15 +44,16 @@ type App struct {
 	metrics *Metrics
 
 	mu          sync.Mutex            // guards the fields below
-	checkView   state.Reader          // committed state as the mempool and proposals see it
 	checkNonces map[tx.Address]uint64 // next nonce per signer, counting txs admitted to the mempool
 
-	latest atomic.Pointer[state.View] // last committed version, for queries at height 0
+	latest    atomic.Pointer[state.View]  // last committed version, for queries at height 0
+	checkView atomic.Pointer[versionView] // committed state as the mempool and proposals see it (committed)
 
 	prepared proposal // the tx list this node last proposed (PrepareProposal and ProcessProposal share the consensus connection)
 
 	txMu    sync.Mutex
-	txCache map[[32]byte]*tx.Tx // decoded txs whose signature verified, by SHA-256 of their bytes
+	txCache map[[32]byte]*tx.Tx       // decoded txs whose signature verified, by SHA-256 of their bytes
+	passed  map[[32]byte]passedChecks // memoized checks each tx passed (validate.go)
 
 	waiters   commitWaiters // submissions waiting for their tx's commit
 	retention Retention
@@ -95,7 +96,8 @@ func New(chainID string, store *state.Store, log *slog.Logger) *App {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &App{chainID: chainID, store: store, log: log, metrics: newMetrics(),
-		checkNonces: map[tx.Address]uint64{}, txCache: map[[32]byte]*tx.Tx{}}
+		checkNonces: map[tx.Address]uint64{}, txCache: map[[32]byte]*tx.Tx{},
+		passed: map[[32]byte]passedChecks{}}
 }
 
 // Metrics returns the app's Prometheus collectors.
@@ -138,19 +140,28 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 // the first commit the working version, which then holds exactly the genesis state (genesis is
 // committed together with block 1, so that versions equal heights).
 func (a *App) committed() (state.Reader, error) {
-	if h, _ := a.store.LastCommit(); h == 0 {
+	h, _ := a.store.LastCommit()
+	if h == 0 {
 		return a.store.Working(), nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.checkView == nil {
-		v, err := a.store.At(0)
-		if err != nil {
-			return nil, err
-		}
-		a.checkView = state.NewReadCache(v)
+	if cv := a.checkView.Load(); cv != nil && cv.version == h {
+		return cv.r, nil
 	}
-	return a.checkView, nil
+	v, err := a.store.At(h)
+	if err != nil {
+		return nil, err
+	}
+	// Two callers may build the same version's view at once, or an older one may be stored
+	// after a newer one: the version check above makes the next caller rebuild.
+	cv := &versionView{version: h, r: state.NewReadCache(v)}
+	a.checkView.Store(cv)
+	return cv.r, nil
+}
+
+// versionView is committed state at one version, as the mempool and proposals read it.
+type versionView struct {
+	version int64
+	r       *state.ReadCache
 }
 
 // CheckTx admits a tx to the mempool if it is valid against committed state plus the nonces of
@@ -316,7 +327,6 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 		return nil, err
 	}
 	a.mu.Lock()
-	a.checkView = nil
 	clear(a.checkNonces)
 	a.mu.Unlock()
 	if v, err := a.store.At(height); err == nil {

@@ -179,9 +179,6 @@ func (a *App) ApplySnapshotChunk(_ context.Context, req *abci.RequestApplySnapsh
 	if v, err := a.store.At(height); err == nil {
 		a.latest.Store(v)
 	}
-	a.mu.Lock()
-	a.checkView = nil
-	a.mu.Unlock()
 	a.metrics.height.Set(float64(height))
 	a.log.Info("state sync: state restored", "height", height)
 	if a.onRestore != nil {

@@ -70,12 +70,7 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	if b.Nonce != expect {
 		return nil, codes.Errorf(codes.BadNonce, "nonce %d, expected %d", b.Nonce, expect)
 	}
-	if registering && dryRun {
-		if err := a.dryRunRegistration(r, t); err != nil {
-			return nil, err
-		}
-	}
-	if err := precheck(b.Type, b.Msg); err != nil {
+	if err := a.memoizedChecks(r, t, registering && dryRun); err != nil {
 		return nil, err
 	}
 	if pending != nil {
@@ -116,7 +111,65 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 // ingress (the API, one goroutine per request) does this CPU work in parallel instead of in the
 // mempool's one-at-a-time CheckTx. It decides nothing: CheckTx still runs every check and
 // reports any error.
-func (a *App) PreVerify(raw []byte) { _, _ = a.decodeVerified(raw) }
+//
+// It also runs the checks whose passing is memoized per tx (memoizedChecks) against committed
+// state, so that CheckTx under its lock, and the proposal checks, find them done.
+func (a *App) PreVerify(raw []byte) {
+	t, err := a.decodeVerified(raw)
+	if err != nil {
+		return
+	}
+	view, err := a.committed()
+	if err != nil {
+		return
+	}
+	_, err = identity.GetAccount(view, t.Body.Signer)
+	registering := codes.Of(err) == codes.NotFound && t.Body.Type == identity.TypeRegister && tx.AddressOf(t.PubKey) == t.Body.Signer
+	if err == nil || registering {
+		_ = a.memoizedChecks(view, t, registering)
+	}
+}
+
+// passedChecks records which of memoizedChecks a tx passed.
+type passedChecks uint8
+
+const (
+	passedPrecheck passedChecks = 1 << iota
+	passedDryRun
+)
+
+// memoizedChecks runs the message type's precheck and, with registering, the registration dry
+// run, skipping those the tx already passed. Both are pure functions of the tx's bytes (the dry
+// run's outcome depends only on the message and on the signer having no account, which the
+// caller checked), so remembering a pass by tx hash keeps every decision the same; failures
+// are not remembered.
+func (a *App) memoizedChecks(r state.Reader, t *tx.Tx, registering bool) error {
+	a.txMu.Lock()
+	passed := a.passed[t.Hash]
+	a.txMu.Unlock()
+	want := passed
+	if registering && passed&passedDryRun == 0 {
+		if err := a.dryRunRegistration(r, t); err != nil {
+			return err
+		}
+		want |= passedDryRun
+	}
+	if passed&passedPrecheck == 0 {
+		if err := precheck(t.Body.Type, t.Body.Msg); err != nil {
+			return err
+		}
+		want |= passedPrecheck
+	}
+	if want != passed {
+		a.txMu.Lock()
+		if len(a.passed) >= txCacheMax {
+			clear(a.passed)
+		}
+		a.passed[t.Hash] = want
+		a.txMu.Unlock()
+	}
+	return nil
+}
 
 // dryRunRegistration executes a registration by a signer without an account on a throwaway
 // cache over r and returns the module's error, if any. A failed registration leaves no account

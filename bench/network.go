@@ -46,12 +46,27 @@ func Network(ctx context.Context, o Options, validators int) (Result, error) {
 		return Result{}, err
 	}
 	var targets []Target
+	var nodes []*node.Node
+	defer func() {
+		// Disconnect every node before stopping any: CometBFT's consensus reactor may read a
+		// stopped node's block store from a peer routine that is still running (a panic on
+		// "leveldb: closed"); it checks every 2 s whether its peer is gone.
+		for _, n := range nodes {
+			n.Comet.Switch().Stop()
+		}
+		if len(nodes) > 1 {
+			time.Sleep(2500 * time.Millisecond)
+		}
+		for _, n := range nodes {
+			n.Stop()
+		}
+	}()
 	for _, v := range vals {
 		n, err := node.Start(v.Home, node.Options{Log: node.NewLogger("error")})
 		if err != nil {
 			return Result{}, err
 		}
-		defer n.Stop()
+		nodes = append(nodes, n)
 		targets = append(targets, Target{Node: n.Comet, Ingress: n.App.PreVerify})
 	}
 	if err := waitHeight(ctx, targets, 1); err != nil {
