@@ -171,9 +171,13 @@ func (a *App) ApplySnapshotChunk(_ context.Context, req *abci.RequestApplySnapsh
 	}
 	restore, appHash := s.restore, s.appHash
 	s.restore, s.restorer, s.appHash = nil, nil, nil
-	if err := restore.Finish(appHash); err != nil {
+	if err := restore.Finish(appHash); errors.Is(err, state.ErrRestoreInvalid) {
 		a.log.Warn("state sync: snapshot refused", "err", err)
 		return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_REJECT_SNAPSHOT}, nil
+	} else if err != nil {
+		// Not the snapshot's fault (a disk error while switching databases): stop state sync.
+		a.log.Error("state sync: cannot install the restored state", "err", err)
+		return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_ABORT}, nil
 	}
 	height, _ := a.store.LastCommit()
 	if v, err := a.store.At(height); err == nil {

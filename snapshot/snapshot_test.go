@@ -259,7 +259,7 @@ func TestAttackForgedSnapshot(t *testing.T) {
 	otherSnap := create(t, other, otherDir, 16<<10)
 	otherSnap.Height = snap.Height
 	dst, err := restore(t, otherSnap, chunks(t, otherDir, create(t, other, otherDir, 16<<10)), hash)
-	if !errors.Is(err, state.ErrRestoreHash) {
+	if !errors.Is(err, state.ErrRestoreInvalid) {
 		t.Fatalf("another state's snapshot: %v", err)
 	}
 	if v, _ := dst.LastCommit(); v != 0 {

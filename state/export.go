@@ -128,8 +128,9 @@ func (r *Restore) Add(n *Node) error {
 	return nil
 }
 
-// ErrRestoreHash is Finish's error when the imported tree's root is not the expected hash.
-var ErrRestoreHash = errors.New("restored state does not have the expected root hash")
+// ErrRestoreInvalid is Finish's error when the imported nodes do not form a tree whose root is
+// the expected hash: the snapshot, not the store, is at fault.
+var ErrRestoreInvalid = errors.New("restored state is not the expected state")
 
 // Finish completes the import and, if its root hash is wantHash, makes it the store's state.
 // On any error the store is unchanged and the import is discarded.
@@ -141,11 +142,11 @@ func (r *Restore) Finish(wantHash []byte) error {
 	r.imp = nil
 	if err != nil {
 		r.discard()
-		return fmt.Errorf("restore state: %w", err)
+		return fmt.Errorf("%w: %v", ErrRestoreInvalid, err)
 	}
 	if got := r.tree.Hash(); !bytes.Equal(got, wantHash) {
 		r.discard()
-		return fmt.Errorf("%w: %X, want %X", ErrRestoreHash, got, wantHash)
+		return fmt.Errorf("%w: root %X, want %X", ErrRestoreInvalid, got, wantHash)
 	}
 	return r.s.swapIn(r)
 }

@@ -161,7 +161,7 @@ func TestAttackRestoreWrongRoot(t *testing.T) {
 		}
 		return r.Finish(hash)
 	}
-	if err := restore(true); !errors.Is(err, state.ErrRestoreHash) {
+	if err := restore(true); !errors.Is(err, state.ErrRestoreInvalid) {
 		t.Fatalf("a forged value restored: %v", err)
 	}
 	if v, _ := dst.LastCommit(); v != 0 {
