@@ -17,11 +17,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"regexp"
-	"unicode"
-	"unicode/utf8"
+	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
 	"github.com/medchain/medchain/codes"
@@ -81,10 +81,53 @@ type Tx struct {
 // Decode parses raw envelope bytes strictly: unknown fields, trailing data, oversize fields,
 // malformed values, duplicate object keys and any encoding other than the canonical one (see the
 // package comment) are rejected with a coded error. It never panics on any input.
+//
+// A well-formed tx takes a fast path (decodeCanonical); anything that path does not accept goes
+// through the original strict decoding (decodeStrict), which reports why it is refused. The fast
+// path accepts only what decodeStrict accepts, with the same result, so the two together accept
+// exactly what decodeStrict alone does.
 func Decode(raw []byte) (*Tx, error) {
 	if len(raw) > MaxTxBytes {
 		return nil, codes.Errorf(codes.TooLarge, "tx is %d bytes, limit %d", len(raw), MaxTxBytes)
 	}
+	if t := decodeCanonical(raw); t != nil {
+		return t, nil
+	}
+	return decodeStrict(raw)
+}
+
+// decodeCanonical decodes a canonical tx, or returns nil. It reads the envelope and the body with
+// the JSON decoder of github.com/go-json-experiment/json (encoding/json/v2; about three times
+// faster than encoding/json's) and then requires, as decodeStrict does, that encoding/json
+// writes exactly raw for the envelope and exactly the body bytes for the body. Bytes that
+// encoding/json writes for an envelope or a body decode with encoding/json, strictly, to the
+// value they were written from: so whatever passes here passes decodeStrict, which would decode
+// the same value (its extra strictness, unknown fields and trailing data, cannot survive the
+// comparison with the canonical bytes).
+func decodeCanonical(raw []byte) *Tx {
+	var t Tx
+	if jsonv2.Unmarshal(raw, &t.Envelope, v2Syntax...) != nil ||
+		len(t.PubKey) != ed25519.PublicKeySize || len(t.Sig) != ed25519.SignatureSize ||
+		!encodesTo(&t.Envelope, raw) {
+		return nil
+	}
+	body := t.Envelope.Body
+	if CheckDuplicateKeys(body) != nil || jsonv2.Unmarshal(body, &t.Body, v2Syntax...) != nil ||
+		checkBody(&t.Body) != nil || !encodesTo(&t.Body, body) {
+		return nil
+	}
+	t.Hash = sha256.Sum256(raw)
+	return &t
+}
+
+// v2Syntax makes the v2 decoder accept the JSON syntax encoding/json does: invalid UTF-8 in
+// strings (in msg, which is kept as raw bytes) and duplicate names (CheckDuplicateKeys refuses
+// those, case-insensitively, before).
+var v2Syntax = []jsonv2.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// decodeStrict is Decode with encoding/json's strict decoder (unknown fields and trailing data
+// refused), step by step, each failure reported with its own message.
+func decodeStrict(raw []byte) (*Tx, error) {
 	var t Tx
 	if err := strictUnmarshal(raw, &t.Envelope); err != nil {
 		return nil, codes.Errorf(codes.Malformed, "envelope: %v", err)
@@ -97,7 +140,7 @@ func Decode(raw []byte) (*Tx, error) {
 	}
 	// The tx hash is the hash of these bytes: accept exactly one encoding of an envelope, so
 	// that nobody but the signer can make a second hash for the same signed body.
-	if canon, err := json.Marshal(&t.Envelope); err != nil || !bytes.Equal(canon, raw) {
+	if !encodesTo(&t.Envelope, raw) {
 		return nil, codes.Errorf(codes.Malformed, "envelope is not canonical: encode it as tx.Sign does (encoding/json, no whitespace, standard padded base64)")
 	}
 	if err := CheckDuplicateKeys(t.Envelope.Body); err != nil {
@@ -106,101 +149,57 @@ func Decode(raw []byte) (*Tx, error) {
 	if err := strictUnmarshal(t.Envelope.Body, &t.Body); err != nil {
 		return nil, codes.Errorf(codes.Malformed, "body: %v", err)
 	}
-	b := &t.Body
-	switch {
-	case len(b.ChainID) == 0 || len(b.ChainID) > MaxChainIDBytes:
-		return nil, codes.Errorf(codes.Malformed, "chain_id must be 1..%d bytes", MaxChainIDBytes)
-	case len(b.Type) == 0 || len(b.Type) > MaxTypeBytes:
-		return nil, codes.Errorf(codes.Malformed, "type must be 1..%d bytes", MaxTypeBytes)
-	case len(b.Msg) > MaxMsgBytes:
-		return nil, codes.Errorf(codes.TooLarge, "msg is %d bytes, limit %d", len(b.Msg), MaxMsgBytes)
-	case len(b.Msg) == 0:
-		return nil, codes.Errorf(codes.Malformed, "msg is missing")
+	if err := checkBody(&t.Body); err != nil {
+		return nil, err
 	}
-	if err := b.Signer.Validate(); err != nil {
-		return nil, codes.Errorf(codes.Malformed, "signer: %v", err)
-	}
-	if canon, err := json.Marshal(b); err != nil || !bytes.Equal(canon, t.Envelope.Body) {
+	if !encodesTo(&t.Body, t.Envelope.Body) {
 		return nil, codes.Errorf(codes.Malformed, "body is not canonical: encode it with encoding/json (field order chain_id, signer, nonce, type, msg; no whitespace)")
 	}
 	t.Hash = sha256.Sum256(raw)
 	return &t, nil
 }
 
-// CheckDuplicateKeys reports an error if any JSON object in raw, at any depth, names a key twice.
-// Keys are compared as encoding/json matches them to struct fields, that is case-insensitively
-// ({"role":1,"Role":2} is a duplicate: with encoding/json the last one would silently win). raw
-// must be one JSON value; syntax errors are reported too. It walks encoding/json's token stream.
-func CheckDuplicateKeys(raw []byte) error {
-	type frame struct {
-		keys    map[string]struct{} // nil for an array
-		wantKey bool                // in an object: the next token is a key
+// checkBody checks a decoded body's field limits and its signer's form.
+func checkBody(b *Body) error {
+	switch {
+	case len(b.ChainID) == 0 || len(b.ChainID) > MaxChainIDBytes:
+		return codes.Errorf(codes.Malformed, "chain_id must be 1..%d bytes", MaxChainIDBytes)
+	case len(b.Type) == 0 || len(b.Type) > MaxTypeBytes:
+		return codes.Errorf(codes.Malformed, "type must be 1..%d bytes", MaxTypeBytes)
+	case len(b.Msg) > MaxMsgBytes:
+		return codes.Errorf(codes.TooLarge, "msg is %d bytes, limit %d", len(b.Msg), MaxMsgBytes)
+	case len(b.Msg) == 0:
+		return codes.Errorf(codes.Malformed, "msg is missing")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber() // numbers stay text: no float parsing
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		if n := len(stack); n > 0 && stack[n-1].keys != nil {
-			top := &stack[n-1]
-			if top.wantKey {
-				key, ok := tok.(string)
-				if !ok { // the decoder yields only strings in key position; be safe anyway
-					return fmt.Errorf("object key is not a string")
-				}
-				k := foldKey(key)
-				if _, dup := top.keys[k]; dup {
-					return fmt.Errorf("duplicate object key %q", truncate(key))
-				}
-				top.keys[k] = struct{}{}
-				top.wantKey = false
-				continue
-			}
-			top.wantKey = true // this token is the value; a key follows it
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{keys: map[string]struct{}{}, wantKey: true})
-		case json.Delim('['):
-			stack = append(stack, frame{})
-		}
+	if err := b.Signer.Validate(); err != nil {
+		return codes.Errorf(codes.Malformed, "signer: %v", err)
 	}
+	return nil
 }
 
-// foldKey folds a key the way encoding/json does when it matches object keys to struct field
-// names: two keys fold equal exactly when encoding/json would treat them as the same field.
-func foldKey(s string) string {
-	out := make([]byte, 0, len(s))
-	for _, r := range s {
-		if r < utf8.RuneSelf {
-			if 'a' <= r && r <= 'z' {
-				r -= 'a' - 'A'
-			}
-			out = append(out, byte(r))
-			continue
-		}
-		for { // the smallest rune of r's fold set, as encoding/json's foldName
-			r2 := unicode.SimpleFold(r)
-			if r2 <= r {
-				r = r2
-				break
-			}
-			r = r2
-		}
-		out = utf8.AppendRune(out, r)
-	}
-	return string(out)
+// encodesTo reports whether encoding/json writes v (an *Envelope or a *Body) as exactly want,
+// as json.Marshal would write it (a json.Encoder writes the same bytes and a newline) into a
+// pooled buffer.
+func encodesTo(v any, want []byte) bool {
+	e := encoders.Get().(*encoder)
+	e.buf.Reset()
+	err := e.enc.Encode(v)
+	got := e.buf.Bytes()
+	ok := err == nil && len(got) == len(want)+1 && bytes.Equal(got[:len(want)], want)
+	encoders.Put(e)
+	return ok
 }
+
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := new(encoder)
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
 
 // verifyOpts gives Go standard library semantics (crypto/ed25519) with curve25519-voi's faster
 // verification (the implementation CometBFT itself uses for consensus signatures).
