@@ -50,12 +50,13 @@ func Network(ctx context.Context, o Options, validators int) (Result, error) {
 	defer func() {
 		// Disconnect every node before stopping any: CometBFT's consensus reactor may read a
 		// stopped node's block store from a peer routine that is still running (a panic on
-		// "leveldb: closed"); it checks every 2 s whether its peer is gone.
+		// "leveldb: closed"); that routine looks whether its peer is gone only after up to
+		// three 2 s sleeps.
 		for _, n := range nodes {
 			n.Comet.Switch().Stop()
 		}
 		if len(nodes) > 1 {
-			time.Sleep(2500 * time.Millisecond)
+			time.Sleep(7 * time.Second)
 		}
 		for _, n := range nodes {
 			n.Stop()

@@ -138,6 +138,10 @@ func cometConfig(home, moniker string, p Ports) *cfg.Config {
 	c.P2P.PexReactor = false // permissioned: peers are configured (persistent_peers), not discovered
 	c.Consensus.TimeoutCommit = 500 * time.Millisecond
 	c.Consensus.CreateEmptyBlocksInterval = 5 * time.Second
+	// CometBFT's 5 MB/s per peer throttles a 4-validator network whose blocks are a few MB
+	// and whose txs are gossiped to every peer (docs/BENCHMARKS.md); nodes are on one LAN or
+	// loopback.
+	c.P2P.SendRate, c.P2P.RecvRate = 20_480_000, 20_480_000
 	c.Mempool.MaxTxBytes = tx.MaxTxBytes
 	c.Mempool.Size = 20000
 	c.Mempool.CacheSize = 40000
