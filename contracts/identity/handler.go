@@ -217,14 +217,8 @@ func voteRegistrar(kv state.KV, ctx contracts.Context, m *VoteRegistrar) ([]cont
 	if err != nil {
 		return nil, err
 	}
-	if p.Status != "open" {
-		return nil, codes.Errorf(codes.Invalid, "proposal %d is %s", p.ID, p.Status)
-	}
-	if !ctx.Time.Before(p.ExpiresAt) {
-		return nil, codes.Errorf(codes.Expired, "proposal %d expired", p.ID)
-	}
-	if slices.Contains(p.Votes, ctx.Signer) {
-		return nil, codes.Errorf(codes.AlreadyExists, "already voted on proposal %d", p.ID)
+	if err := (Ballot{What: "proposal", ID: p.ID, Status: p.Status, ExpiresAt: p.ExpiresAt, Votes: p.Votes}).CheckVote(ctx.Signer, ctx.Time); err != nil {
+		return nil, err
 	}
 	return castVote(kv, ctx, p)
 }
@@ -233,20 +227,14 @@ func voteRegistrar(kv state.KV, ctx contracts.Context, m *VoteRegistrar) ([]cont
 // registrars have voted for it. Votes of accounts no longer registrars do not count.
 func castVote(kv state.KV, ctx contracts.Context, p *Proposal) ([]contracts.Event, error) {
 	p.Votes = append(p.Votes, ctx.Signer)
-	regs, err := Registrars(kv)
+	valid, needed, regs, err := Count(kv, p.Votes)
 	if err != nil {
 		return nil, err
 	}
-	valid := 0
-	for _, v := range p.Votes {
-		if slices.Contains(regs, v) {
-			valid++
-		}
-	}
 	events := []contracts.Event{contracts.NewEvent("identity.registrar_vote",
 		"proposal", strconv.FormatUint(p.ID, 10), "voter", string(ctx.Signer),
-		"votes", strconv.Itoa(valid), "needed", strconv.Itoa(Threshold(len(regs))))}
-	if valid >= Threshold(len(regs)) {
+		"votes", strconv.Itoa(valid), "needed", strconv.Itoa(needed))}
+	if valid >= needed {
 		if p.Action == "add" {
 			err = kv.Set(registrarKey(p.Account), []byte{1})
 		} else {

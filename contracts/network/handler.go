@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
-	"slices"
 	"strconv"
 
 	"github.com/medchain/medchain/codes"
@@ -97,14 +96,8 @@ func vote(kv state.KV, ctx contracts.Context, m *Vote) ([]contracts.Event, error
 	if err != nil {
 		return nil, err
 	}
-	if p.Status != "open" {
-		return nil, codes.Errorf(codes.Invalid, "network proposal %d is %s", p.ID, p.Status)
-	}
-	if !ctx.Time.Before(p.ExpiresAt) {
-		return nil, codes.Errorf(codes.Expired, "network proposal %d expired", p.ID)
-	}
-	if slices.Contains(p.Votes, ctx.Signer) {
-		return nil, codes.Errorf(codes.AlreadyExists, "already voted on network proposal %d", p.ID)
+	if err := (identity.Ballot{What: "network proposal", ID: p.ID, Status: p.Status, ExpiresAt: p.ExpiresAt, Votes: p.Votes}).CheckVote(ctx.Signer, ctx.Time); err != nil {
+		return nil, err
 	}
 	return castVote(kv, ctx, p)
 }
@@ -113,19 +106,13 @@ func vote(kv state.KV, ctx contracts.Context, m *Vote) ([]contracts.Event, error
 // registrars voted for it (votes of former registrars do not count).
 func castVote(kv state.KV, ctx contracts.Context, p *Proposal) ([]contracts.Event, error) {
 	p.Votes = append(p.Votes, ctx.Signer)
-	regs, err := identity.Registrars(kv)
+	valid, needed, _, err := identity.Count(kv, p.Votes)
 	if err != nil {
 		return nil, err
 	}
-	valid := 0
-	for _, v := range p.Votes {
-		if slices.Contains(regs, v) {
-			valid++
-		}
-	}
 	events := []contracts.Event{contracts.NewEvent("network.vote", "proposal", strconv.FormatUint(p.ID, 10),
-		"voter", string(ctx.Signer), "votes", strconv.Itoa(valid), "needed", strconv.Itoa(identity.Threshold(len(regs))))}
-	if valid >= identity.Threshold(len(regs)) {
+		"voter", string(ctx.Signer), "votes", strconv.Itoa(valid), "needed", strconv.Itoa(needed))}
+	if valid >= needed {
 		more, err := execute(kv, ctx, &p.Change)
 		if err != nil {
 			return nil, err

@@ -29,7 +29,7 @@ func repoRoot(t *testing.T) string {
 }
 
 // TestAttackRepoCarriesTestData (review 8, finding 19): tests read HL7 examples from a directory
-// beside the repository (../shared), which a clone does not have, so `make test` failed (or
+// beside the repository (the team's shared folder), which a clone does not have, so `make test` failed (or
 // skipped) on a fresh clone. The repository now carries them in testdata/fhir-examples; no test
 // may reach outside the repository for data, and the README's tour posts an example that exists.
 func TestAttackRepoCarriesTestData(t *testing.T) {

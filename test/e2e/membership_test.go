@@ -97,6 +97,23 @@ func waitSnapshot(t *testing.T, net *testnet, min int64) int64 {
 	return height
 }
 
+// signedLatest reports whether the validator with addr (upper-case hex) signed the latest commit.
+func signedLatest(t *testing.T, rpc *rpchttp.HTTP, addr string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := rpc.Commit(ctx, nil)
+	if err != nil {
+		return false
+	}
+	for _, s := range c.Commit.Signatures {
+		if s.ValidatorAddress.String() == addr && s.BlockIDFlag == types.BlockIDFlagCommit {
+			return true
+		}
+	}
+	return false
+}
+
 // waitFor polls cond for up to d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -184,20 +201,7 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "org5 in the validator set", func() bool { return validatorSet(t, rpc0)[addr5] == 10 })
 	// It signs blocks.
-	waitFor(t, 30*time.Second, "a commit signed by org5", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := rpc0.Commit(ctx, nil)
-		if err != nil {
-			return false
-		}
-		for _, s := range c.Commit.Signatures {
-			if s.ValidatorAddress.String() == addr5 && s.BlockIDFlag == types.BlockIDFlagCommit {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, 30*time.Second, "a commit signed by org5", func() bool { return signedLatest(t, rpc0, addr5) })
 	if acc, _, err := c5.Account(context.Background(), id5.Address, false); err != nil || acc.Role != identity.RoleNode {
 		t.Fatalf("org5's node account: %+v %v", acc, err)
 	}
@@ -253,20 +257,7 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	}
 	p2 := start(t, "node", "start", "--home", net.home(2))
 	waitHealthy(t, p2, net.clients[2], 0)
-	waitFor(t, 60*time.Second, "a commit signed by node2's new key", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := rpc0.Commit(ctx, nil)
-		if err != nil {
-			return false
-		}
-		for _, s := range c.Commit.Signatures {
-			if s.ValidatorAddress.String() == addrNew2 && s.BlockIDFlag == types.BlockIDFlagCommit {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, 60*time.Second, "a commit signed by node2's new key", func() bool { return signedLatest(t, rpc0, addrNew2) })
 	if acc, _, err := net.clients[0].Account(context.Background(), old2.Address, false); err != nil || acc.Role != identity.RoleRetiredNode {
 		t.Fatalf("node2's old key account after rotation: %+v %v", acc, err)
 	}
