@@ -59,3 +59,48 @@ func TestAttackMemoizedChecksKeepDecisions(t *testing.T) {
 		t.Fatalf("account %+v, want the committed registration", got)
 	}
 }
+
+// TestAttackConcurrentIngressNeverStale: ingress checks (PreVerify) run in many goroutines while
+// blocks commit; none may leave the mempool reading an older version. A new registration is
+// admitted, and once committed it is refused by CheckTx.
+func TestAttackConcurrentIngressNeverStale(t *testing.T) {
+	ctx := context.Background()
+	c := newChain(t, newKey("registrar"))
+	c.block()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	noise := make([][]byte, 200)
+	for i := range noise {
+		noise[i] = newKey("noise"+string(rune('a'+i%26))+string(rune('a'+i/26))).sign(t, identity.TypeRegister,
+			identity.Register{Role: identity.RolePatient, Name: "n", EncryptionKey: make([]byte, 32)})
+	}
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := g; ; i = (i + 1) % len(noise) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.app.PreVerify(noise[i])
+			}
+		}()
+	}
+	for i := range 20 {
+		k := newKey("member" + string(rune('a'+i)))
+		raw := k.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: "m", EncryptionKey: make([]byte, 32)})
+		c.app.PreVerify(raw)
+		if r, _ := c.app.CheckTx(ctx, &abci.RequestCheckTx{Tx: raw}); r.Code != 0 {
+			t.Fatalf("block %d: a new registration was refused: %s", c.height, r.Log)
+		}
+		c.must(raw)
+		if r, _ := c.app.CheckTx(ctx, &abci.RequestCheckTx{Tx: raw}); r.Code == 0 {
+			t.Fatalf("block %d: a committed registration was admitted again (stale mempool view)", c.height)
+		}
+	}
+	close(stop)
+	for range 4 {
+		<-done
+	}
+}
