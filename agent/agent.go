@@ -24,7 +24,7 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
-	"github.com/medchain/medchain/reqsig"
+	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/seal"
 	"github.com/medchain/medchain/tx"
 )
@@ -51,11 +51,8 @@ type Config struct {
 	Patients map[string]tx.Address
 	// Purpose is the purpose of use of this agent's reads and writes (default TREAT).
 	Purpose string
-	// OrgAgents are the agent URLs of organizations this account is affiliated with, asked
-	// for a record key wrapped to the organization rather than to this account.
-	OrgAgents map[tx.Address]string
-	// OrgAgentTimeout bounds one request to an organization's agent (default 10 s).
-	OrgAgentTimeout time.Duration
+	// ReleaseTimeout bounds one key release request to a network key holder (default 10 s).
+	ReleaseTimeout time.Duration
 
 	// BodyBudget bounds the request body bytes the FHIR facade holds at once: a request counts
 	// its Content-Length (at least MinBodyWeight; fhir.MaxResourceBytes when it declares none)
@@ -83,12 +80,12 @@ const (
 	// DefaultBodyBudget admits two maximal resources at once and, beside them, 16 small ones.
 	// Validating a resource costs tens of times its size (a 4 MiB Observation of many small
 	// elements peaked at ~110 MiB), so this bounds the facade's write memory to a few hundred MiB.
-	DefaultBodyBudget = 2*fhir.MaxResourceBytes + 16*MinBodyWeight
-	MinBodyWeight     = 64 << 10
-	DefaultBodyWait   = 2 * time.Second
-	DefaultOrgTimeout = 10 * time.Second
-	DefaultMinCopies  = 2
-	DefaultCopiesWait = 20 * time.Second
+	DefaultBodyBudget     = 2*fhir.MaxResourceBytes + 16*MinBodyWeight
+	MinBodyWeight         = 64 << 10
+	DefaultBodyWait       = 2 * time.Second
+	DefaultReleaseTimeout = 10 * time.Second
+	DefaultMinCopies      = 2
+	DefaultCopiesWait     = 20 * time.Second
 )
 
 // Agent acts for one account.
@@ -97,12 +94,10 @@ type Agent struct {
 	node   *client.Client
 	cfg    Config
 	mu     sync.RWMutex // guards cfg.Patients and selfRole
-	org    *http.Client // requests to organizations' agents, with cfg.OrgAgentTimeout
+	keys   *keyRelease  // the network key and requests to its holders
+	sess   *sessions    // granted access events still in force, reused for reads
 
 	selfRole identity.Role // this account's role once looked up
-
-	unwrapOnce sync.Once
-	unwrapReqs *reqsig.Verifier // signed unwrap requests seen (single use)
 }
 
 // New returns an agent that signs with signer's key against its node.
@@ -113,8 +108,8 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	if cfg.Patients == nil {
 		cfg.Patients = map[string]tx.Address{}
 	}
-	if cfg.OrgAgentTimeout <= 0 {
-		cfg.OrgAgentTimeout = DefaultOrgTimeout
+	if cfg.ReleaseTimeout <= 0 {
+		cfg.ReleaseTimeout = DefaultReleaseTimeout
 	}
 	if cfg.BodyBudget == 0 {
 		cfg.BodyBudget = DefaultBodyBudget
@@ -128,7 +123,8 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	if cfg.CopiesWait <= 0 {
 		cfg.CopiesWait = DefaultCopiesWait
 	}
-	return &Agent{signer: signer, node: signer.C, cfg: cfg, org: &http.Client{Timeout: cfg.OrgAgentTimeout}}
+	return &Agent{signer: signer, node: signer.C, cfg: cfg, keys: &keyRelease{http: &http.Client{Timeout: cfg.ReleaseTimeout}},
+		sess: &sessions{}}
 }
 
 // Address is the agent's account.
@@ -199,7 +195,7 @@ func (a *Agent) Update(ctx context.Context, id string, raw []byte) (*Stored, err
 // UpdateResource anchors a parsed resource as the next version of record id. The resource must
 // reference the record's patient (ErrNoPatientRef, ErrNoPatient, ErrOtherPatient otherwise) and
 // be of the record's type. A record that is absent, erased, of another type, or whose key this
-// account (or an organization it acts for) was never given is ErrNotFound, alike: the answer
+// account was never given (it is neither the record's patient nor its author) is ErrNotFound, alike: the answer
 // says nothing about a record the account cannot see.
 func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resource) (*Stored, error) {
 	patient, err := a.PatientAccount(res.Patient)
@@ -219,21 +215,9 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 	return a.anchor(ctx, res, prev.Patient, id, prev.Version+1)
 }
 
-// holdsKey reports whether this account, or an organization it acts for, holds rec's key: it
-// was given the record, so it knows the record exists and whose it is.
-func (a *Agent) holdsKey(rec *records.Record) bool {
-	if rec.KeyFor(a.Address()) != nil {
-		return true
-	}
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for org := range a.cfg.OrgAgents {
-		if rec.KeyFor(org) != nil {
-			return true
-		}
-	}
-	return false
-}
+// holdsKey reports whether this account holds rec's key (it is the record's patient or author):
+// it knows the record exists and whose it is.
+func (a *Agent) holdsKey(rec *records.Record) bool { return rec.KeyFor(a.Address()) != nil }
 
 func newID() string {
 	b := make([]byte, 16)
@@ -241,47 +225,49 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// anchor seals the resource for the recipients the chain requires now and submits the anchor.
-// If consent changed between reading the recipients and the commit, it re-seals once.
+// anchor seals the resource for the patient and this account, wraps its data key for the network
+// key and submits the anchor.
 func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Address, id string, version uint32) (*Stored, error) {
 	sealCtx := records.SealContext(a.signer.ChainID, id, version)
-	for attempt := 0; ; attempt++ {
-		rs, err := a.node.Recipients(ctx, patient, a.Address(), res.Category)
-		if err != nil {
-			return nil, fmt.Errorf("recipients: %w", err)
-		}
-		recips := make([]seal.Recipient, len(rs))
-		for i, r := range rs {
-			if err := a.checkRecipientKey(ctx, r.Address, r.EncryptionKey); err != nil {
-				return nil, err
-			}
-			recips[i] = seal.Recipient{ID: string(r.Address), PublicKey: r.EncryptionKey}
-		}
-		s, err := seal.Seal(res.JSON, sealCtx, recips)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := a.node.PutBlob(ctx, a.signer, s.Ciphertext); err != nil {
-			return nil, fmt.Errorf("upload ciphertext: %w", err)
-		}
-		m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: res.Type, Category: res.Category,
-			Purpose: a.cfg.Purpose, CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext))}
-		for _, k := range s.Keys {
-			m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
-		}
-		result, err := a.signer.Send(ctx, records.TypeAnchor, m)
-		var te *client.TxError
-		if errors.As(err, &te) && te.Code() == codes.Invalid && strings.Contains(te.Result.Log, "do not match the consent") && attempt == 0 {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := a.confirmCopies(ctx, id, s.Hash[:]); err != nil {
-			return nil, err
-		}
-		return &Stored{Anchor: m, Resource: res, Height: result.Height, TxHash: result.Hash}, nil
+	netKey, err := a.networkKey(ctx, false)
+	if err != nil {
+		return nil, err
 	}
+	rs, err := a.node.Recipients(ctx, patient, a.Address(), res.Category)
+	if err != nil {
+		return nil, fmt.Errorf("recipients: %w", err)
+	}
+	recips := make([]seal.Recipient, len(rs))
+	for i, r := range rs {
+		if err := a.checkRecipientKey(ctx, r.Address, r.EncryptionKey); err != nil {
+			return nil, err
+		}
+		recips[i] = seal.Recipient{ID: string(r.Address), PublicKey: r.EncryptionKey}
+	}
+	s, err := seal.Seal(res.JSON, sealCtx, recips)
+	if err != nil {
+		return nil, err
+	}
+	network, err := netkey.Wrap(&netKey.Public, s.DataKey, sealCtx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.node.PutBlob(ctx, a.signer, s.Ciphertext); err != nil {
+		return nil, fmt.Errorf("upload ciphertext: %w", err)
+	}
+	m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: res.Type, Category: res.Category,
+		Purpose: a.cfg.Purpose, CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext)), Network: network}
+	for _, k := range s.Keys {
+		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
+	}
+	result, err := a.signer.Send(ctx, records.TypeAnchor, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.confirmCopies(ctx, id, s.Hash[:]); err != nil {
+		return nil, err
+	}
+	return &Stored{Anchor: m, Resource: res, Height: result.Height, TxHash: result.Hash}, nil
 }
 
 // Plain is a decrypted record.
@@ -290,16 +276,24 @@ type Plain struct {
 	JSON   []byte
 }
 
-// Read requests access to record id, fetches and decrypts it. A record that is absent, erased
-// or denied is ErrNotFound, and all three take the same path: a committed access request (the
-// chain records a denied event for an absent record too), then the answer. An id the node does
-// not know is asked about under probePatient.
+// Read fetches and decrypts record id. Within a session (a granted access event of this agent
+// that covers the record and has not expired) it reads at once; otherwise it requests access
+// first. A record that is absent, erased or denied is ErrNotFound, and all three take the same
+// path: a committed access request (the chain records a denied event for an absent record too),
+// then the answer. An id the node does not know is asked about under probePatient.
 func (a *Agent) Read(ctx context.Context, id string) (*Plain, error) {
 	patient := a.probePatient(ctx)
 	rec, err := a.node.Record(ctx, id)
 	switch {
 	case err == nil:
 		patient = rec.Patient
+		if ev := a.sess.find(rec, a.cfg.Purpose, time.Now()); ev != nil {
+			p, err := a.open(ctx, rec, ev.ID)
+			if !errors.Is(err, ErrNotFound) {
+				return p, err
+			}
+			a.sess.drop(ev) // refused: ask on chain again, where a denial is recorded
+		}
 	case !client.IsNotFound(err):
 		return nil, err
 	}
@@ -365,7 +359,11 @@ func (a *Agent) Access(ctx context.Context, m records.Access) (*records.AccessEv
 	if err != nil {
 		return nil, fmt.Errorf("access result without an event id")
 	}
-	return a.node.AccessEvent(ctx, m.Patient, id)
+	ev, err := a.node.AccessEvent(ctx, m.Patient, id)
+	if err == nil {
+		a.sess.keep(ev, time.Now())
+	}
+	return ev, err
 }
 
 // open fetches a record's ciphertext with access event accessID and decrypts it.
@@ -373,21 +371,25 @@ func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) 
 	if err := a.checkRecord(ctx, rec); err != nil {
 		return nil, err
 	}
-	ct, err := a.node.GetBlob(ctx, a.signer, rec.CiphertextHash, rec.Patient, accessID)
+	// The ciphertext and the key come from different nodes: ask for both at once.
+	var (
+		ct      []byte
+		blobErr error
+		fetched = make(chan struct{})
+	)
+	go func() {
+		defer close(fetched)
+		ct, blobErr = a.node.GetBlob(ctx, a.signer, rec.CiphertextHash, rec.Patient, accessID)
+	}()
+	key, err := a.dataKey(ctx, rec, accessID)
+	<-fetched
 	if err != nil {
-		return nil, notFound(err)
+		return nil, err
 	}
-	wrapped := rec.KeyFor(a.Address())
-	if wrapped == nil {
-		if wrapped, err = a.keyViaOrg(ctx, rec, accessID); err != nil {
-			return nil, err
-		}
+	if blobErr != nil {
+		return nil, notFound(blobErr)
 	}
 	sealCtx := records.SealContext(a.signer.ChainID, rec.ID, rec.Version)
-	key, err := seal.Unwrap(wrapped, sealCtx, a.signer.Key.Encryption)
-	if err != nil {
-		return nil, fmt.Errorf("record %s: %w", rec.ID, err)
-	}
 	var commitment [32]byte
 	copy(commitment[:], rec.Commitment)
 	plain, err := seal.Open(ct, sealCtx, key, commitment)
@@ -464,14 +466,17 @@ scan:
 	// and they share a block).
 	events := map[string]*records.AccessEvent{}
 	for i := range chosen {
-		events[chosen[i].Category] = nil
+		events[chosen[i].Category] = a.sess.category(patient, chosen[i].Category, a.cfg.Purpose, time.Now())
 	}
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
 	)
-	for cat := range events {
+	for cat, ev := range events {
+		if ev != nil {
+			continue // a session
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -496,6 +501,7 @@ scan:
 		}
 		p, err := a.open(ctx, rec, events[rec.Category].ID)
 		if errors.Is(err, ErrNotFound) {
+			a.sess.drop(events[rec.Category]) // if it was a session, the next search asks again
 			continue
 		}
 		if err != nil {

@@ -40,7 +40,6 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	f := &Facade{agent: a, token: token, log: log, bodies: newBudget(a.cfg.BodyBudget)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fhir/metadata", f.metadata)
-	mux.HandleFunc("POST "+UnwrapPath, a.unwrapFor)
 	mux.HandleFunc("POST /fhir/Consent", f.auth(f.postConsent))
 	mux.HandleFunc("GET /fhir/Consent", f.auth(f.searchConsent))
 	mux.HandleFunc("GET /fhir/AuditEvent", f.auth(f.searchAudit))

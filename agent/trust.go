@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/tx"
 )
@@ -15,16 +14,6 @@ import (
 // ErrUntrusted is a node's answer that the ledger, read with proofs checked by the light client,
 // contradicts: the node is lying or broken, and the agent goes no further with it.
 var ErrUntrusted = errors.New("the node's answer does not match the verified ledger")
-
-// account returns an account the agent relies on (for its encryption or signing key): verified
-// against a signed header when the agent has a Trust, else as its node says.
-func (a *Agent) account(ctx context.Context, addr tx.Address) (*identity.Account, error) {
-	if a.cfg.Trust == nil {
-		acc, _, err := a.node.Account(ctx, addr, false)
-		return acc, err
-	}
-	return a.cfg.Trust.Account(ctx, a.node, addr)
-}
 
 // checkRecipientKey checks the encryption key the node gave for a recipient against the ledger.
 func (a *Agent) checkRecipientKey(ctx context.Context, addr tx.Address, key []byte) error {

@@ -37,6 +37,7 @@ type Config struct {
 	Audit       FetchAuditor // logs every ciphertext request before it is answered; nil serves none
 	Uploads     UploadGate   // quotas and collection of unanchored uploads; nil admits all
 	Replicas    Replicas     // peers to fetch a missing ciphertext from; nil: none
+	KeyShare    *KeyShare    // this node's share of the network key; nil releases none
 	Commits     CommitWaiter // tells submissions waiting for commit; nil uses CometBFT's subscriptions
 	// PreVerify, if set, decodes a submitted tx and checks its signature in the request's own
 	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
@@ -51,6 +52,7 @@ type server struct {
 	Config
 	verifierOnce sync.Once
 	verifier     *reqsig.Verifier
+	wraps        wrapCache
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 }
@@ -83,6 +85,7 @@ func New(c Config) http.Handler {
 	s.route(mux, "PUT /v1/blobs/{hash}", s.putBlob)
 	s.route(mux, "GET /v1/blobs/{hash}", s.getBlob)
 	s.route(mux, "GET /v1/blobs/{hash}/copies", s.blobCopies)
+	s.route(mux, "POST "+ReleasePath, s.releaseKey)
 	s.route(mux, "GET /v1/status", s.status)
 	s.route(mux, "GET /v1/health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics, promhttp.HandlerOpts{}))

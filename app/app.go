@@ -21,6 +21,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -116,6 +117,7 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 // GenesisState is the app_state of genesis.json.
 type GenesisState struct {
 	Identity identity.Genesis `json:"identity"`
+	Network  network.Genesis  `json:"network"`
 }
 
 // InitChain loads the genesis state into the working version and returns its hash.
@@ -132,6 +134,11 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	if err := initNodeAccounts(a.store.Working(), req.Validators, req.InitialHeight); err != nil {
 		return nil, fmt.Errorf("init node accounts: %w", err)
+	}
+	if g.Network.Key != nil {
+		if err := network.InitKey(a.store.Working(), g.Network.Key); err != nil {
+			return nil, fmt.Errorf("init network key: %w", err)
+		}
 	}
 	return &abci.ResponseInitChain{AppHash: a.store.WorkingHash()}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -58,6 +59,7 @@ type chain struct {
 	log    []loggedBlock
 	regs   []*key
 	vals   []abci.ValidatorUpdate // genesis validators
+	netKey *network.Key           // the genesis network key, if any
 	// updates are the validator updates of the last block.
 	updates []abci.ValidatorUpdate
 }
@@ -76,12 +78,18 @@ func newChain(t testing.TB, registrars ...*key) *chain {
 // newChainWithValidators is newChain with genesis validators.
 func newChainWithValidators(t testing.TB, vals []abci.ValidatorUpdate, registrars ...*key) *chain {
 	t.Helper()
+	return newChainWithKey(t, vals, nil, registrars...)
+}
+
+// newChainWithKey is newChainWithValidators with a network key in the genesis state.
+func newChainWithKey(t testing.TB, vals []abci.ValidatorUpdate, netKey *network.Key, registrars ...*key) *chain {
+	t.Helper()
 	st, err := state.OpenMemory()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	g := app.GenesisState{}
+	g := app.GenesisState{Network: network.Genesis{Key: netKey}}
 	for _, r := range registrars {
 		g.Identity.Accounts = append(g.Identity.Accounts, identity.Account{Address: r.addr, Role: identity.RoleRegistrar,
 			Name: "registrar", SigningKey: r.pub(), EncryptionKey: make([]byte, 32)})
@@ -92,14 +100,14 @@ func newChainWithValidators(t testing.TB, vals []abci.ValidatorUpdate, registrar
 	if _, err := a.InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, AppStateBytes: raw, Time: genesisTime, Validators: vals}); err != nil {
 		t.Fatal(err)
 	}
-	return &chain{t: t, app: a, regs: registrars, vals: vals}
+	return &chain{t: t, app: a, regs: registrars, vals: vals, netKey: netKey}
 }
 
 // assertReplays executes c's blocks again on a fresh app and requires the same app hash at
 // every height: the state machine depends on nothing but state and block.
 func (c *chain) assertReplays() {
 	c.t.Helper()
-	r := newChainWithValidators(c.t, c.vals, c.regs...)
+	r := newChainWithKey(c.t, c.vals, c.netKey, c.regs...)
 	ctx := context.Background()
 	for i, b := range c.log {
 		resp, err := r.app.FinalizeBlock(ctx, &abci.RequestFinalizeBlock{Txs: b.txs, Height: int64(i + 1), Time: b.time})

@@ -85,8 +85,8 @@ func TestAttackBreakGlassSessionsEnd(t *testing.T) {
 	}
 }
 
-// A guardian's "granted (guardian)" access comes with a key, and a removed guardian's old access
-// event no longer fetches.
+// A guardian's "granted (guardian)" access gets the key released, and a removed guardian's old
+// access event no longer fetches nor releases.
 func TestAttackGuardianReadsAgree(t *testing.T) {
 	w := newRecordsWorld(t)
 	c, pat := w.c, w.patient.addr
@@ -96,8 +96,8 @@ func TestAttackGuardianReadsAgree(t *testing.T) {
 	plain := []byte(`{"resourceType":"Observation"}`)
 	m, sealed := w.seal(t, w.patient, "obs-1", 1, "vital-signs", plain, nil, nil)
 	c.must(w.patient.sign(t, records.TypeAnchor, m))
-	// A record sealed without the guardian's key is refused.
-	m2, _ := w.seal(t, w.patient, "obs-2", 1, "vital-signs", plain, guardian, nil)
+	// A record sealed with a key for the guardian is refused: guardians get keys by release.
+	m2, _ := w.seal(t, w.patient, "obs-2", 1, "vital-signs", plain, nil, guardian)
 	c.expect(w.patient.sign(t, records.TypeAnchor, m2), codes.Invalid)
 
 	ev := w.access(t, guardian, records.Access{Patient: pat, Record: "obs-1", Purpose: "TREAT"})
@@ -106,9 +106,9 @@ func TestAttackGuardianReadsAgree(t *testing.T) {
 	}
 	var rec records.Record
 	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "obs-1"}, &rec)
-	dk, err := seal.Unwrap(rec.KeyFor(guardian.addr), records.SealContext(chainID, "obs-1", 1), guardian.enc)
-	if err != nil {
-		t.Fatalf("guardian holds no usable key: %v", err)
+	dk, ok := w.released(t, guardian, ev, "obs-1")
+	if !ok {
+		t.Fatal("the guardian's access releases no key")
 	}
 	var commit [32]byte
 	copy(commit[:], rec.Commitment)
@@ -119,6 +119,9 @@ func TestAttackGuardianReadsAgree(t *testing.T) {
 	c.must(w.patient.sign(t, identity.TypeSetGuardians, identity.SetGuardians{Guardians: []tx.Address{}}))
 	if w.fetchable(t, guardian, ev, sealed.Hash[:]) {
 		t.Fatal("a removed guardian's access event still fetches")
+	}
+	if _, ok := w.released(t, guardian, ev, "obs-1"); ok {
+		t.Fatal("a removed guardian still gets the key released")
 	}
 	if ev := w.access(t, guardian, records.Access{Patient: pat, Record: "obs-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
 		t.Fatalf("removed guardian granted: %+v", ev)

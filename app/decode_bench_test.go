@@ -43,12 +43,12 @@ func TestAttackDeepDuplicateKeyEveryPath(t *testing.T) {
 	c.must(register(pat, identity.RolePatient, "")(t))
 	other := newKey("other")
 	keyObj := func(extra string) string {
-		return `{"id":"r1","version":1,"recipient":"` + string(pat.addr) + `","wrapped":"AAAA"` + extra + `}`
+		return `{"recipient":"` + string(pat.addr) + `","wrapped":"AAAA"` + extra + `}`
 	}
-	dupMsg := `{"keys":[` + keyObj("") + `,` + keyObj(`,"Recipient":"`+string(other.addr)+`"`) + `]}`
-	dup := pat.signRawMsg(t, records.TypeAddKeys, dupMsg)
+	dupMsg := `{"id":"r1","keys":[` + keyObj("") + `,` + keyObj(`,"Recipient":"`+string(other.addr)+`"`) + `]}`
+	dup := pat.signRawMsg(t, records.TypeAnchor, dupMsg)
 	pat.nonce-- // the same nonce, for the same message without the duplicate
-	clean := pat.signRawMsg(t, records.TypeAddKeys, `{"keys":[`+keyObj("")+`,`+keyObj("")+`]}`)
+	clean := pat.signRawMsg(t, records.TypeAnchor, `{"id":"r1","keys":[`+keyObj("")+`,`+keyObj("")+`]}`)
 
 	for range 2 { // a second PreVerify finds nothing cached either
 		c.app.PreVerify(dup)
@@ -72,7 +72,7 @@ func TestAttackDeepDuplicateKeyEveryPath(t *testing.T) {
 		t.Fatalf("nonce %d -> %d: the refused tx consumed it", before, got)
 	}
 	// Without the duplicate, the tx decodes, passes validate and reaches the module (which
-	// refuses it: there is no record r1), consuming the nonce.
+	// refuses it: the anchor is incomplete), consuming the nonce.
 	if got := c.checkTx(clean); got != codes.OK {
 		t.Fatalf("clean tx: CheckTx = %s", got)
 	}

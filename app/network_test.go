@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +15,9 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/netkey"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
 )
 
 func validators(keys ...*key) []abci.ValidatorUpdate {
@@ -150,4 +155,70 @@ func TestAttackNetworkGovernance(t *testing.T) {
 	c2.expect(r2.sign(t, network.TypeVote, network.Vote{Proposal: 1}), codes.Expired)
 	wantUpdates(t, c2)
 	c.assertReplays()
+}
+
+// TestNetworkKeyFollowsMembership: the genesis network key names its holders; a rotated
+// member keeps its share under its new address, a removed one stops counting, and a genesis key
+// naming a non-member, or malformed, is refused.
+func TestNetworkKeyFollowsMembership(t *testing.T) {
+	v0, v1, v2, v3, v1b := newKey("val0"), newKey("val1"), newKey("val2"), newKey("val3"), newKey("val1-rotated")
+	r1 := newKey("reg1")
+	pub, shares, err := netkey.Deal(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nk := &network.Key{Public: *pub}
+	for i, v := range []*key{v0, v1, v2, v3} {
+		nk.Holders = append(nk.Holders, network.Holder{Index: shares[i].Index, Node: v.addr, API: "http://127.0.0.1:1"})
+	}
+	c := newChainWithKey(t, validators(v0, v1, v2, v3), nk, r1)
+	holders := func() []tx.Address {
+		var k network.Key
+		if err := json.Unmarshal(query(t, c, app.PathKey, network.KeyStateKey()), &k); err != nil {
+			t.Fatal(err)
+		}
+		var out []tx.Address
+		for _, h := range k.Holders {
+			out = append(out, h.Node)
+		}
+		return out
+	}
+	c.block()
+	if got := holders(); len(got) != 4 || got[1] != v1.addr {
+		t.Fatalf("genesis holders: %v", got)
+	}
+	c.must(r1.sign(t, network.TypePropose, network.Propose{Action: network.ActionRotate, PubKey: v1.pub(), NewPubKey: v1b.pub()}))
+	if got := holders(); len(got) != 4 || got[1] != v1b.addr {
+		t.Fatalf("after rotation: %v", got)
+	}
+	c.must(r1.sign(t, network.TypePropose, network.Propose{Action: network.ActionRemove, PubKey: v2.pub()}))
+	if got := holders(); len(got) != 3 || got[0] != v0.addr || got[1] != v1b.addr || got[2] != v3.addr {
+		t.Fatalf("after removal: %v", got)
+	}
+	c.assertReplays()
+
+	// Genesis: a holder that is not a validator, a key below its threshold, a bad URL.
+	stranger := newKey("stranger")
+	for name, change := range map[string]func(k *network.Key){
+		"non-member holder": func(k *network.Key) { k.Holders[0].Node = stranger.addr },
+		"too few holders":   func(k *network.Key) { k.Holders = k.Holders[:2] },
+		"bad api":           func(k *network.Key) { k.Holders[0].API = "ftp://x" },
+		"duplicate index":   func(k *network.Key) { k.Holders[1].Index = k.Holders[0].Index },
+		"malformed commits": func(k *network.Key) { k.Commits = k.Commits[:1] },
+	} {
+		bad := *nk
+		bad.Holders = slices.Clone(nk.Holders)
+		change(&bad)
+		raw, _ := json.Marshal(app.GenesisState{Network: network.Genesis{Key: &bad}})
+		st, err := state.OpenMemory()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = app.New(chainID, st, nil).InitChain(context.Background(), &abci.RequestInitChain{ChainId: chainID, AppStateBytes: raw,
+			Time: genesisTime, Validators: validators(v0, v1, v2, v3)})
+		st.Close()
+		if err == nil {
+			t.Errorf("%s: genesis accepted", name)
+		}
+	}
 }

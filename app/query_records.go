@@ -31,6 +31,9 @@ const (
 	// event still lets its requester read the record (records.AccessActive).
 	PathAccessActive = "/records/access_active"
 	PathFetches      = "/records/fetches" // patient: committed fetch log entries (who got ciphertext)
+	// PathReleasable: requester, patient, access, id, version, at, node: what a network key
+	// holder needs to decide a key release, read from one committed state (Releasable).
+	PathReleasable = "/records/releasable"
 )
 
 // RecordsQuery carries the parameters of the records query paths.
@@ -43,6 +46,7 @@ type RecordsQuery struct {
 	Category  string     `json:"category,omitempty"`
 	Access    uint64     `json:"access,omitempty"`
 	Hash      []byte     `json:"hash,omitempty"`
+	Node      tx.Address `json:"node,omitempty"`
 	At        time.Time  `json:"at,omitzero"`
 	From      time.Time  `json:"from,omitzero"`
 	To        time.Time  `json:"to,omitzero"`
@@ -90,10 +94,7 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 	case PathRecordBlob:
 		return jsonResp(records.ByBlob(view, q.Hash))
 	case PathRecipients:
-		list, err := records.Recipients(view, q.Patient, q.Author, q.Category, q.At)
-		if err != nil {
-			return nil, err
-		}
+		list := records.Recipients(q.Patient, q.Author)
 		out := make([]Recipient, 0, len(list))
 		for _, a := range list {
 			acc, err := identity.GetAccount(view, a)
@@ -125,6 +126,8 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		return jsonResp(records.Fetchable(view, q.Requester, q.Patient, q.Access, q.Hash, q.At))
 	case PathAccessActive:
 		return jsonResp(accessActive(view, q))
+	case PathReleasable:
+		return jsonResp(releasable(view, q))
 	case PathFetches:
 		return pageResp(listPage[records.FetchEvent](view, recordsPrefix("f", string(q.Patient)), q.Page, nil))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/seal"
 	"github.com/medchain/medchain/tx"
 )
@@ -86,7 +87,50 @@ func (w *recordsWorld) recordsQuery(t *testing.T, path string, q app.RecordsQuer
 	}
 }
 
-// seal encrypts plaintext for the recipients the chain currently requires.
+// testNetKey stands for the network key: these chains have no validators to hold it, so the
+// tests release and combine its shares themselves (released), as the holders' nodes do.
+var testNetKey, testShares = func() (*netkey.Public, []netkey.Share) {
+	pub, shares, err := netkey.Deal(4)
+	if err != nil {
+		panic(err)
+	}
+	return pub, shares
+}()
+
+// released is what the network key's holders give who for access event ev on record id's
+// latest version: the data key when the chain finds the access still valid (PathReleasable, as
+// a holder's node asks it), else nothing.
+func (w *recordsWorld) released(t *testing.T, who *member, ev records.AccessEvent, id string) ([]byte, bool) {
+	t.Helper()
+	var rec records.Record
+	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: id}, &rec)
+	var rel app.Releasable
+	w.recordsQuery(t, app.PathReleasable, app.RecordsQuery{Requester: who.addr, Patient: ev.Patient, Access: ev.ID, ID: id, Version: rec.Version,
+		At: genesisTime.Add(time.Duration(w.c.height)*time.Second + w.c.skew)}, &rel)
+	if !rel.Active {
+		return nil, false
+	}
+	wrapped, err := netkey.ParseWrapped(rel.Record.Network, records.SealContext(chainID, id, rec.Version))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shares []*netkey.DecShare
+	for i := range testShares[:testNetKey.Threshold] {
+		d, err := netkey.Release(&testShares[i], wrapped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, d)
+	}
+	key, err := netkey.Combine(testNetKey, wrapped, shares)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, true
+}
+
+// seal encrypts plaintext for the recipients the chain requires (the patient and the author),
+// with drop left out and add added, and wraps its key for the network key.
 func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uint32, category string, plaintext []byte, drop, add *member) (*records.Anchor, *seal.Sealed) {
 	t.Helper()
 	var rs []app.Recipient
@@ -105,8 +149,12 @@ func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uin
 	if err != nil {
 		t.Fatal(err)
 	}
+	network, err := netkey.Wrap(testNetKey, s.DataKey, records.SealContext(chainID, id, version))
+	if err != nil {
+		t.Fatal(err)
+	}
 	m := &records.Anchor{ID: id, Version: version, Patient: w.patient.addr, ResourceType: "Observation", Category: category,
-		CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext))}
+		CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext)), Network: network}
 	for _, k := range s.Keys {
 		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
 	}
@@ -146,10 +194,14 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 	w.grant(t, w.lab, lab, "TREAT", true, w.exp)
 	grantA := w.grant(t, w.docA, lab, "TREAT", false, w.exp)
 
-	// The chain checks the recipient set: a missing grantee or an extra reader is refused.
-	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, w.docA, nil)
+	// The chain checks the recipient set: exactly the patient and the author, and a wrap for the
+	// network key. A missing author, a key for a grantee, or no network wrap is refused.
+	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, w.lab, nil)
 	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Invalid)
-	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, w.docB)
+	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, w.docA)
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Invalid)
+	m, _ = w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, nil)
+	m.Network = m.Network[:len(m.Network)-1]
 	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.Invalid)
 	m, sealed := w.seal(t, w.lab, "rec-1", 1, "laboratory", plain, nil, nil)
 	c.must(w.lab.sign(t, records.TypeAnchor, m))
@@ -165,9 +217,12 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 	}
 	var rec records.Record
 	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "rec-1"}, &rec)
-	dk, err := seal.Unwrap(rec.KeyFor(w.docA.addr), records.SealContext(chainID, "rec-1", 1), w.docA.enc)
-	if err != nil {
-		t.Fatal(err)
+	if rec.KeyFor(w.docA.addr) != nil {
+		t.Fatal("a grantee holds a wrapped key on chain")
+	}
+	dk, ok := w.released(t, w.docA, evA, "rec-1")
+	if !ok {
+		t.Fatal("A's granted access releases no key")
 	}
 	var commit [32]byte
 	copy(commit[:], rec.Commitment)
@@ -177,6 +232,12 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 	evB := w.access(t, w.docB, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"})
 	if evB.Outcome != records.Denied || w.fetchable(t, w.docB, evB, sealed.Hash[:]) || w.fetchable(t, w.docB, evA, sealed.Hash[:]) {
 		t.Fatalf("B was let in: %+v", evB)
+	}
+	if _, ok := w.released(t, w.docB, evB, "rec-1"); ok {
+		t.Fatal("B's denied access releases the key")
+	}
+	if _, ok := w.released(t, w.docB, evA, "rec-1"); ok {
+		t.Fatal("B citing A's access gets the key")
 	}
 	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "no-such-record", Purpose: "TREAT"}); ev.Outcome != records.Denied {
 		t.Fatalf("access to an absent record: %+v", ev)
@@ -216,16 +277,26 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 	if w.fetchable(t, w.docA, evA, sealed.Hash[:]) {
 		t.Fatal("a revoked grant still lets A fetch")
 	}
+	if _, ok := w.released(t, w.docA, evA, "rec-1"); ok {
+		t.Fatal("a revoked grant still gets A the key released")
+	}
 	if ev := w.access(t, w.docA, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
 		t.Fatal("access after revocation granted")
 	}
 
 	// An expired grant stops working with block time.
 	w.grant(t, w.docB, lab, "TREAT", false, genesisTime.Add(time.Duration(c.height+3)*time.Second))
-	if ev := w.access(t, w.docB, records.Access{Patient: pat, Category: "laboratory", Purpose: "TREAT"}); ev.Outcome != records.Granted {
-		t.Fatalf("B's fresh grant denied: %+v", ev)
+	evB = w.access(t, w.docB, records.Access{Patient: pat, Category: "laboratory", Purpose: "TREAT"})
+	if evB.Outcome != records.Granted {
+		t.Fatalf("B's fresh grant denied: %+v", evB)
+	}
+	if _, ok := w.released(t, w.docB, evB, "rec-1"); !ok {
+		t.Fatal("B's category access releases no key")
 	}
 	c.skew += time.Hour
+	if _, ok := w.released(t, w.docB, evB, "rec-1"); ok {
+		t.Fatal("an expired grant still gets B the key released")
+	}
 	if ev := w.access(t, w.docB, records.Access{Patient: pat, Category: "laboratory", Purpose: "TREAT"}); ev.Outcome != records.Denied {
 		t.Fatal("expired grant granted")
 	}
@@ -239,7 +310,7 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 	hist = nil // Unmarshal would keep fields the erased versions omit
 	w.recordsQuery(t, app.PathHistory, app.RecordsQuery{ID: "rec-1"}, &hist)
 	for _, v := range hist {
-		if v.Status != records.StatusErased || len(v.Keys) != 0 || v.Commitment != nil || v.Erased == nil || v.Erased.Height != c.height {
+		if v.Status != records.StatusErased || len(v.Keys) != 0 || v.Network != nil || v.Commitment != nil || v.Erased == nil || v.Erased.Height != c.height {
 			t.Fatalf("erased version still holds data: %+v", v)
 		}
 	}
@@ -251,7 +322,7 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 	c.expect(w.lab.sign(t, records.TypeAnchor, m3), codes.Invalid)
 }
 
-func TestRecordsOrgGrantsAndRewrap(t *testing.T) {
+func TestRecordsOrgGrants(t *testing.T) {
 	w := newRecordsWorld(t)
 	c, pat := w.c, w.patient.addr
 	m, _ := w.seal(t, w.patient, "own-1", 1, "immunizations", []byte(`{"resourceType":"Immunization"}`), nil, nil)
@@ -264,36 +335,23 @@ func TestRecordsOrgGrantsAndRewrap(t *testing.T) {
 	}
 	c.expect(w.lab.sign(t, identity.TypeAffiliate, identity.Affiliate{Practitioner: w.hospital.addr, Until: w.exp}), codes.Invalid)
 	c.must(w.hospital.sign(t, identity.TypeAffiliate, identity.Affiliate{Practitioner: w.docB.addr, Until: w.exp}))
-	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "own-1", Purpose: "TREAT"}); ev.Outcome != records.Granted || ev.Basis != "grant" {
+	ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "own-1", Purpose: "TREAT"})
+	if ev.Outcome != records.Granted || ev.Basis != "grant" {
 		t.Fatalf("affiliated practitioner denied: %+v", ev)
 	}
+	// The record predates the grant and nothing was re-wrapped: the practitioner's key comes
+	// from the network key's holders, for as long as the affiliation lasts.
+	if _, ok := w.released(t, w.docB, ev, "own-1"); !ok {
+		t.Fatal("the affiliated practitioner's access releases no key")
+	}
 	c.must(w.hospital.sign(t, identity.TypeUnaffiliate, identity.Unaffiliate{Practitioner: w.docB.addr}))
+	if _, ok := w.released(t, w.docB, ev, "own-1"); ok {
+		t.Fatal("a practitioner who left the organization still gets the key")
+	}
 	if ev := w.access(t, w.docB, records.Access{Patient: pat, Record: "own-1", Purpose: "TREAT"}); ev.Outcome != records.Denied {
 		t.Fatal("access continued after the affiliation ended")
 	}
 
-	// The record predates the grant: the patient's agent re-wraps its key for the hospital.
-	var rec records.Record
-	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "own-1"}, &rec)
-	dk, err := seal.Unwrap(rec.KeyFor(pat), records.SealContext(chainID, "own-1", 1), w.patient.enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrap := func(to *member) records.RecordKey {
-		k, err := seal.Wrap(dk, records.SealContext(chainID, "own-1", 1), seal.Recipient{ID: string(to.addr), PublicKey: to.enc.PublicKey().Bytes()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return records.RecordKey{ID: "own-1", Version: 1, Recipient: to.addr, Wrapped: k.Wrapped}
-	}
-	c.expect(w.patient.sign(t, records.TypeAddKeys, records.AddKeys{Keys: []records.RecordKey{wrap(w.docA)}}), codes.Invalid)
-	c.expect(w.docA.sign(t, records.TypeAddKeys, records.AddKeys{Patient: pat, Keys: []records.RecordKey{wrap(w.hospital)}}), codes.Unauthorized)
-	c.must(w.patient.sign(t, records.TypeAddKeys, records.AddKeys{Keys: []records.RecordKey{wrap(w.hospital)}}))
-	c.expect(w.patient.sign(t, records.TypeAddKeys, records.AddKeys{Keys: []records.RecordKey{wrap(w.hospital)}}), codes.AlreadyExists)
-	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "own-1"}, &rec)
-	if _, err := seal.Unwrap(rec.KeyFor(w.hospital.addr), records.SealContext(chainID, "own-1", 1), w.hospital.enc); err != nil {
-		t.Fatalf("hospital cannot unwrap its re-wrapped key: %v", err)
-	}
 }
 
 func TestRecordsBreakGlass(t *testing.T) {
@@ -301,14 +359,12 @@ func TestRecordsBreakGlass(t *testing.T) {
 	c, pat := w.c, w.patient.addr
 	c.expect(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOrgs: []tx.Address{w.docA.addr}}}), codes.Unauthorized)
 	c.must(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOrgs: []tx.Address{w.hospital.addr}}}))
-	// Keys to emergency categories must include the emergency organization.
-	m, _ := w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), w.hospital, nil)
+	// Emergency organizations get no wrapped keys: their practitioners' keys come from the
+	// network key's holders during a break-glass session.
+	m, _ := w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), nil, w.hospital)
 	c.expect(w.patient.sign(t, records.TypeAnchor, m), codes.Invalid)
 	m, _ = w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), nil, nil)
 	c.must(w.patient.sign(t, records.TypeAnchor, m))
-	if m.Keys[0].Recipient != w.hospital.addr && m.Keys[1].Recipient != w.hospital.addr {
-		t.Fatal("emergency organization is not a recipient")
-	}
 
 	open := records.EmergencyOpen{Patient: pat, Reason: "unconscious in the emergency room"}
 	c.expect(w.docA.sign(t, records.TypeEmergencyOpen, open), codes.Unauthorized) // no emergency attestation
@@ -316,9 +372,23 @@ func TestRecordsBreakGlass(t *testing.T) {
 	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Category: "allergies", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
 		t.Fatal("emergency access without a session")
 	}
+	// A practitioner who acts for none of the patient's emergency organizations may open a
+	// session (the patient is told) but it lets it read nothing, even once it joins one.
 	c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, open))
-	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}); ev.Outcome != records.Granted || ev.Basis != "emergency" || ev.Emergency != 1 {
+	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
+		t.Fatalf("break-glass by an outsider of the emergency organizations: %+v", ev)
+	}
+	c.must(w.hospital.sign(t, identity.TypeAffiliate, identity.Affiliate{Practitioner: w.erDoc.addr, Until: w.exp}))
+	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
+		t.Fatalf("a session opened as an outsider began to count: %+v", ev)
+	}
+	c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, open))
+	ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"})
+	if ev.Outcome != records.Granted || ev.Basis != "emergency" || ev.Emergency != 2 {
 		t.Fatalf("break-glass access denied: %+v", ev)
+	}
+	if _, ok := w.released(t, w.erDoc, ev, "allergy-1"); !ok {
+		t.Fatal("the break-glass access releases no key")
 	}
 	for _, req := range []records.Access{{Patient: pat, Category: "laboratory", Purpose: "ETREAT"}, {Patient: pat, Category: "allergies", Purpose: "TREAT"}} {
 		if ev := w.access(t, w.erDoc, req); ev.Outcome != records.Denied {
@@ -327,22 +397,22 @@ func TestRecordsBreakGlass(t *testing.T) {
 	}
 	var feed []records.Notification
 	w.recordsQuery(t, app.PathFeed, app.RecordsQuery{Patient: pat}, &feed)
-	if len(feed) != 1 || feed[0].Kind != "emergency_access" || feed[0].Actor != w.erDoc.addr {
+	if len(feed) != 2 || feed[1].Kind != "emergency_access" || feed[1].Actor != w.erDoc.addr || feed[1].Ref != 2 {
 		t.Fatalf("patient not notified: %+v", feed)
 	}
 	var trail []records.AccessEvent
 	w.recordsQuery(t, app.PathAudit, app.RecordsQuery{Patient: pat, Requester: w.erDoc.addr}, &trail)
-	if len(trail) != 5 || trail[1].Basis != "emergency" {
+	if len(trail) != 8 || trail[1].Outcome != records.Denied || trail[4].Basis != "emergency" || trail[4].Emergency != 2 {
 		t.Fatalf("emergency audit = %+v", trail)
 	}
 
 	// Reviewed by the patient or a compliance officer, once.
-	c.expect(w.docA.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1}), codes.Unauthorized)
-	c.must(w.complianc.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1, Note: "justified"}))
-	c.expect(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1}), codes.Invalid)
+	c.expect(w.docA.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2}), codes.Unauthorized)
+	c.must(w.complianc.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2, Note: "justified"}))
+	c.expect(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2}), codes.Invalid)
 	var sessions []records.EmergencySession
 	w.recordsQuery(t, app.PathEmergency, app.RecordsQuery{Patient: pat}, &sessions)
-	if len(sessions) != 1 || sessions[0].Reviewed == nil || sessions[0].Reviewed.By != w.complianc.addr {
+	if len(sessions) != 2 || sessions[1].Reviewed == nil || sessions[1].Reviewed.By != w.complianc.addr {
 		t.Fatalf("sessions = %+v", sessions)
 	}
 
@@ -350,6 +420,9 @@ func TestRecordsBreakGlass(t *testing.T) {
 	c.skew += 25 * time.Hour
 	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
 		t.Fatal("emergency session outlived its time box")
+	}
+	if _, ok := w.released(t, w.erDoc, ev, "allergy-1"); ok {
+		t.Fatal("an ended emergency session still releases the key")
 	}
 	// A patient who opts out cannot be broken into.
 	c.must(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOptOut: true}}))

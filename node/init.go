@@ -200,8 +200,14 @@ func syncDir(dir string) {
 }
 
 // WriteGenesis writes the same genesis.json, with these validators and app state, into every
-// validator's home.
+// validator's home. Unless state already has a network key it deals one among the validators
+// (their shares go into their homes).
 func WriteGenesis(chainID string, genesisTime time.Time, vals []*Validator, state *app.GenesisState) error {
+	if state.Network.Key == nil {
+		if err := dealNetworkKey(vals, state); err != nil {
+			return fmt.Errorf("deal the network key: %w", err)
+		}
+	}
 	appState, err := json.Marshal(state)
 	if err != nil {
 		return fmt.Errorf("encode app state: %w", err)

@@ -31,6 +31,7 @@ import (
 	"github.com/medchain/medchain/fetchlog"
 	"github.com/medchain/medchain/snapshot"
 	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
 )
 
 // Options override a home's settings when starting a node (tests use port 0).
@@ -120,6 +121,15 @@ func Start(home string, opt Options) (_ *Node, err error) {
 		store.Close()
 		return nil, err
 	}
+	share, err := LoadNetworkShare(home)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	var keyShare *api.KeyShare
+	if share != nil {
+		keyShare = &api.KeyShare{Share: share, Node: tx.AddressOf(key.Public().(ed25519.PublicKey))}
+	}
 	replicas := newReplicator(settings.PeerAPIs, blobs, key, genDoc.ChainID, log.With("module", "replicate"))
 	application.OnAnchor(replicas.enqueue)
 	application.OnRestore(func(height int64) { // a state sync: fetch the ciphertext of the restored anchors
@@ -144,7 +154,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
 	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
-		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, Commits: application, StallAfter: opt.StallAfter, RPCAddr: n.RPCAddr, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
+		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: keyShare, Commits: application, StallAfter: opt.StallAfter, RPCAddr: n.RPCAddr, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()
@@ -201,11 +211,21 @@ func StartWithApp(home string, application abci.Application) (*nm.Node, error) {
 
 // Stop shuts the API down, stops consensus and closes the state store.
 func (n *Node) Stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), apiGrace)
 	defer cancel()
-	err := n.http.Shutdown(ctx)
-	return errors.Join(err, n.stopComet())
+	if err := n.http.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+		// Requests still running, or connections a client opened and never used (an agent
+		// that stopped waiting for this holder's share leaves one): close them.
+		n.log.Warn("closing API connections still open after the grace period", "grace", apiGrace)
+		n.http.Close()
+	} else if err != nil {
+		return errors.Join(err, n.stopComet())
+	}
+	return n.stopComet()
 }
+
+// apiGrace is how long Stop lets API requests finish.
+const apiGrace = 3 * time.Second
 
 // FetchLog is the node's durable log of ciphertext requests (tests close it to check that the
 // node then refuses to serve).

@@ -197,10 +197,20 @@ func (w working) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
 }
 
 // View is a read-only snapshot of one committed version.
+//
+// Its reads hold the store's read lock: IAVL shares node objects between committed versions and
+// the working tree, and writing the working tree clears child pointers of shared nodes
+// (Node.clone), so a read racing a write is a data race even though both see the same tree.
+// Iteration reads in batches under the lock and calls fn outside it, so fn may read the store
+// again without re-entering the lock.
 type View struct {
+	mu     *sync.RWMutex // the store's
 	tree   *iavl.ImmutableTree
 	values *valueCache // serves the latest version's values; checked against the version
 }
+
+// iterBatch is how many entries a view iteration reads under the lock at a time.
+const iterBatch = 64
 
 // At returns a read-only view of a committed version; version 0 means the latest.
 func (s *Store) At(version int64) (*View, error) {
@@ -213,14 +223,18 @@ func (s *Store) At(version int64) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state version %d: %w", version, err)
 	}
-	return &View{tree: t, values: s.values}, nil
+	return &View{mu: &s.mu, tree: t, values: s.values}, nil
 }
 
 // Version is the height this view reflects.
 func (v *View) Version() int64 { return v.tree.Version() }
 
 // Hash is the root hash of this view: the AppHash committed in the next block's header.
-func (v *View) Hash() []byte { return v.tree.Hash() }
+func (v *View) Hash() []byte {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.tree.Hash()
+}
 
 // Get returns the value of key, or nil if absent. The returned slice must not be modified.
 func (v *View) Get(key []byte) ([]byte, error) {
@@ -228,7 +242,9 @@ func (v *View) Get(key []byte) ([]byte, error) {
 	if value, ok := v.values.get(version, key); ok {
 		return value, nil
 	}
+	v.mu.RLock()
 	value, err := v.tree.Get(key)
+	v.mu.RUnlock()
 	if err == nil {
 		v.values.fill(version, key, value)
 	}
@@ -237,11 +253,7 @@ func (v *View) Get(key []byte) ([]byte, error) {
 
 // Iterate visits keys with prefix in ascending order.
 func (v *View) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
-	it, err := v.tree.Iterator(prefix, prefixEnd(prefix), true)
-	if err != nil {
-		return err
-	}
-	return drain(it, fn)
+	return v.IterateFrom(prefix, prefix, fn)
 }
 
 // IterateFrom visits keys with prefix that are >= start, in ascending order: a page of a list
@@ -250,15 +262,43 @@ func (v *View) IterateFrom(prefix, start []byte, fn func(k, v []byte) bool) erro
 	if bytes.Compare(start, prefix) < 0 {
 		start = prefix
 	}
-	it, err := v.tree.Iterator(start, prefixEnd(prefix), true)
-	if err != nil {
-		return err
+	end := prefixEnd(prefix)
+	for {
+		keys, values, err := v.batch(start, end)
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if fn(keys[i], values[i]) {
+				return nil
+			}
+		}
+		if len(keys) < iterBatch {
+			return nil
+		}
+		start = append(keys[len(keys)-1], 0) // the next key after the last one read
 	}
-	return drain(it, fn)
+}
+
+// batch reads up to iterBatch entries in [start, end) under the read lock.
+func (v *View) batch(start, end []byte) (keys, values [][]byte, err error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	it, err := v.tree.Iterator(start, end, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer it.Close()
+	for ; it.Valid() && len(keys) < iterBatch; it.Next() {
+		keys, values = append(keys, bytes.Clone(it.Key())), append(values, it.Value())
+	}
+	return keys, values, it.Error()
 }
 
 // Proof returns an ics23 proof of key's membership (or absence) in this version.
 func (v *View) Proof(key []byte) (*ics23.CommitmentProof, error) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
 	return v.tree.GetProof(key)
 }
 

@@ -23,9 +23,8 @@ type agentFlags struct {
 	txFlags
 	patients  []string // fhirID=account
 	purpose   string
-	orgAgents []string // account=url
-	rpc       string   // CometBFT RPC for the light client ("" = the one the node reports)
-	trustNode bool     // believe the node without proofs
+	rpc       string // CometBFT RPC for the light client ("" = the one the node reports)
+	trustNode bool   // believe the node without proofs
 }
 
 func (f *agentFlags) register(cmd *cobra.Command) {
@@ -34,7 +33,6 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
 	cmd.PersistentFlags().StringVar(&f.rpc, "rpc", "", "CometBFT RPC address(es), comma-separated, for verifying proofs (default: the ones the --node nodes report; headers are verified from the home's trust anchor either way)")
 	cmd.PersistentFlags().BoolVar(&f.trustNode, "trust-node", false, "believe the node's answers without proofs (development only)")
-	cmd.PersistentFlags().StringArrayVar(&f.orgAgents, "org-agent", nil, "agent URL of an organization you act for: ADDRESS|KEYNAME=URL (repeatable)")
 }
 
 // open builds the agent for --from against --node (one or several nodes).
@@ -51,7 +49,7 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		return nil, nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
 	}
 	s.Log = slog.Default()
-	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}, OrgAgents: map[tx.Address]string{}}
+	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}}
 	for _, kv := range f.patients {
 		id, acct, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -60,17 +58,6 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		if cfg.Patients[id], err = resolveAddr(f.home, acct); err != nil {
 			return nil, nil, err
 		}
-	}
-	for _, kv := range f.orgAgents {
-		acct, url, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, nil, fmt.Errorf("--org-agent %q: want ADDRESS=URL: %w", kv, errUsage)
-		}
-		addr, err := resolveAddr(f.home, acct)
-		if err != nil {
-			return nil, nil, err
-		}
-		cfg.OrgAgents[addr] = url
 	}
 	if !f.trustNode {
 		if cfg.Trust, err = f.openTrust(ctx, s); err != nil {

@@ -36,6 +36,10 @@ resuming the same chain afterwards. Keys of the demo accounts are UNENCRYPTED de
 			printDev(cmd.OutOrStdout(), n, created)
 			if agentAddr != "" {
 				stopAgent, err := startDevAgent(cmd.Context(), cmd.OutOrStdout(), n, agentAddr)
+				if err != nil && cmd.Context().Err() != nil { // stopped while the agent was starting
+					fmt.Fprintln(cmd.OutOrStdout(), "stopping...")
+					return n.Stop()
+				}
 				if err != nil {
 					n.Stop()
 					return err

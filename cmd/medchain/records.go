@@ -199,7 +199,7 @@ func consentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "grant %d committed in block %d; %d existing records re-wrapped for %s\n", r.Grant, r.Height, r.Rewrapped, grantee)
+			fmt.Fprintf(cmd.OutOrStdout(), "grant %d committed in block %d; %s reads the covered records through the network key's holders\n", r.Grant, r.Height, grantee)
 			return nil
 		},
 	}

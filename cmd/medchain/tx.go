@@ -240,11 +240,10 @@ func txCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := a.SetGuardians(cmd.Context(), gs)
-			if err != nil {
+			if err := a.SetGuardians(cmd.Context(), gs); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "guardians set: %d; existing records shared with them: %d keys added\n", len(gs), n)
+			fmt.Fprintf(cmd.OutOrStdout(), "guardians set: %d\n", len(gs))
 			return nil
 		},
 	}

@@ -222,6 +222,9 @@ func execute(kv state.KV, ctx contracts.Context, m *Propose) ([]contracts.Event,
 		return admit(kv, ctx, Member{Address: addr, PubKey: m.PubKey, Power: m.Power, Name: m.Name, AddedHeight: ctx.Height})
 	case ActionRemove:
 		member, _ := GetMember(kv, addr)
+		if err := dropHolder(kv, addr); err != nil {
+			return nil, err
+		}
 		return retire(kv, member)
 	case ActionPower:
 		member, _ := GetMember(kv, addr)
@@ -238,7 +241,10 @@ func execute(kv state.KV, ctx contracts.Context, m *Propose) ([]contracts.Event,
 		}
 		more, err := admit(kv, ctx, Member{Address: tx.AddressOf(m.NewPubKey), PubKey: m.NewPubKey, Power: member.Power,
 			Name: member.Name, AddedHeight: ctx.Height})
-		return append(events, more...), err
+		if err != nil {
+			return nil, err
+		}
+		return append(events, more...), moveHolder(kv, addr, tx.AddressOf(m.NewPubKey))
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 // review finds it not justified, when the patient opts out of emergency access, when the
 // practitioner's emergency attestation is revoked or expires, and when the practitioner is no
 // longer affiliated with any of the emergency organizations it was affiliated with when it opened
-// the session. SessionActive is the one place that says so.
+// the session. A patient who names emergency organizations admits break-glass reads only by
+// their practitioners: a session opened by anyone else is recorded (and shown to the patient)
+// but lets nobody read. SessionActive is the one place that says so.
 
 // SessionActive reports whether break-glass session s lets its practitioner read at t.
 func SessionActive(r state.Reader, s *EmergencySession, t time.Time) (bool, error) {
@@ -32,8 +34,8 @@ func SessionActive(r state.Reader, s *EmergencySession, t time.Time) (bool, erro
 	if ok, err := identity.HasScope(r, s.Practitioner, t, "emergency"); err != nil || !ok {
 		return false, err
 	}
-	if len(s.Orgs) == 0 {
-		return true, nil
+	if len(s.Orgs) == 0 { // the practitioner acted for none of the patient's emergency organizations
+		return len(settings.EmergencyOrgs) == 0, nil
 	}
 	orgs, err := identity.OrgsOf(r, s.Practitioner, t)
 	if err != nil {
@@ -121,6 +123,9 @@ func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]cont
 	}
 	ev := AccessEvent{Patient: m.Patient, Requester: ctx.Signer, Category: strings.Join(consent.EmergencyCategories, ","),
 		Purpose: "ETREAT", Outcome: Granted, Basis: "emergency", Emergency: id, Height: ctx.Height, Time: ctx.Time, TxHash: txHash(ctx)}
+	if len(via) == 0 && len(s.EmergencyOrgs) > 0 { // recorded, but the session reads nothing
+		ev.Outcome, ev.Basis = Denied, ""
+	}
 	if _, err := putAccess(kv, &ev); err != nil {
 		return nil, err
 	}
@@ -131,6 +136,10 @@ func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]cont
 	n := Notification{ID: nid, Kind: "emergency_access", Ref: id, Actor: ctx.Signer, Time: ctx.Time, Height: ctx.Height,
 		Text: signer.Name + " opened emergency access to your " + strings.Join(consent.EmergencyCategories, ", ") +
 			" until " + sess.Expires.Format(time.RFC3339) + ": " + m.Reason}
+	if ev.Outcome == Denied {
+		n.Text = signer.Name + ", who acts for none of your emergency organizations, tried to open emergency access to your " +
+			strings.Join(consent.EmergencyCategories, ", ") + ": " + m.Reason + " (refused: it can read nothing)"
+	}
 	if err := contracts.PutJSON(kv, seqKey(noticePrefix(m.Patient), nid), &n); err != nil {
 		return nil, err
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
-// Fetch audit. A node logs every ciphertext request it answers for a known record, served or
-// refused, durably before it answers, and commits its log to the ledger in batches
+// Fetch audit. A node logs every ciphertext request and every key release request it answers
+// for a known record, served or refused, durably before it answers, and commits its log to the ledger in batches
 // (records/fetch_log, signed by the node's account). Each entry becomes a FetchEvent in the
 // patient's audit trail. A batch must continue the node's log exactly where the ledger left
 // it (First = last committed sequence + 1), so an entry is committed once, whatever the node
@@ -19,6 +19,10 @@ import (
 
 // Unavailable is the outcome of a granted fetch whose ciphertext the node did not hold.
 const Unavailable = "unavailable"
+
+// KindKey marks a log entry of a key release: a network key holder's decryption share of the
+// record's data key (an entry without a kind is a ciphertext fetch).
+const KindKey = "key"
 
 // TypeFetchLog commits a node's fetch log entries.
 const TypeFetchLog = "records/fetch_log"
@@ -33,6 +37,7 @@ type FetchEntry struct {
 	Record    string     `json:"record"`
 	Version   uint32     `json:"version"`
 	Access    uint64     `json:"access,omitempty"` // the access event cited
+	Kind      string     `json:"kind,omitempty"`   // "" (a ciphertext) or KindKey (a key share)
 	Outcome   string     `json:"outcome"`          // Granted (served), Denied or Unavailable
 	Time      time.Time  `json:"time"`             // the node's clock when it answered
 }
@@ -119,6 +124,9 @@ func validFetchEntry(e *FetchEntry) error {
 	}
 	if err := ValidID(e.Record); err != nil {
 		return err
+	}
+	if e.Kind != "" && e.Kind != KindKey {
+		return codes.Errorf(codes.Invalid, "fetch kind must be empty or %q", KindKey)
 	}
 	if e.Outcome != Granted && e.Outcome != Denied && e.Outcome != Unavailable {
 		return codes.Errorf(codes.Invalid, "fetch outcome must be %q, %q or %q", Granted, Denied, Unavailable)

@@ -17,7 +17,7 @@ import (
 )
 
 var handlers = map[string]contracts.Handler{
-	TypeAnchor: contracts.Decode(anchor), TypeAddKeys: contracts.Decode(addKeys), TypeAccess: contracts.Decode(access),
+	TypeAnchor: contracts.Decode(anchor), TypeAccess: contracts.Decode(access),
 	TypeErase: contracts.Decode(erase), TypeSettings: contracts.Decode(settings),
 	TypeEmergencyOpen: contracts.Decode(emergencyOpen), TypeEmergencyReview: contracts.Decode(emergencyReview),
 	TypeFetchLog: contracts.Decode(fetchLog),
@@ -94,38 +94,13 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 	return Decision{}, nil
 }
 
-// Recipients returns who must hold a record's data key, sorted: the patient, the author, the
-// patient's guardians (so that a guardian's "granted (guardian)" access can decrypt), every
-// grantee of a grant covering the category that is not revoked or expired at t (future grants
-// included, so their keys are ready when they start), and, for an emergency category, the
-// patient's emergency organizations.
-func Recipients(r state.Reader, patient, author tx.Address, category string, t time.Time) ([]tx.Address, error) {
+// Recipients returns who must hold a record's data key wrapped on chain, sorted: the patient and
+// the author (one account when the patient writes). Nobody else ever gets a wrapped key: every
+// other reader obtains it from the network key's holders.
+func Recipients(patient, author tx.Address) []tx.Address {
 	out := []tx.Address{patient, author}
-	acc, err := identity.GetAccount(r, patient)
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, acc.Guardians...)
-	grants, err := consent.Grants(r, patient)
-	if err != nil {
-		return nil, err
-	}
-	cm, _ := consent.CategoryMask([]string{category})
-	for i := range grants {
-		g := &grants[i]
-		if !g.Revoked && t.Before(g.Expiry) && g.CatMask&cm != 0 {
-			out = append(out, g.Grantee)
-		}
-	}
-	if slices.Contains(consent.EmergencyCategories, category) {
-		s, err := GetSettings(r, patient)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s.EmergencyOrgs...)
-	}
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	return slices.Compact(out)
 }
 
 // mayAuthor checks that signer may add a record for patient in category: the patient, a
@@ -198,18 +173,14 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 	if raw, err := kv.Get(blobKey(m.CiphertextHash)); err != nil || raw != nil {
 		return nil, codes.Errorf(codes.AlreadyExists, "this ciphertext is already anchored")
 	}
-	want, err := Recipients(kv, m.Patient, ctx.Signer, m.Category, ctx.Time)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkRecipients(m.Keys, want); err != nil {
+	if err := checkRecipients(m.Keys, Recipients(m.Patient, ctx.Signer)); err != nil {
 		return nil, err
 	}
 	keys := slices.Clone(m.Keys)
 	slices.SortFunc(keys, func(a, b WrappedKey) int { return strings.Compare(string(a.Recipient), string(b.Recipient)) })
 	rec := Record{ID: m.ID, Version: m.Version, Patient: m.Patient, Author: ctx.Signer, ResourceType: m.ResourceType,
 		Category: m.Category, CiphertextHash: m.CiphertextHash, Commitment: m.Commitment, Size: m.Size,
-		Status: StatusActive, Keys: keys, CreatedAt: ctx.Time, Height: ctx.Height}
+		Status: StatusActive, Keys: keys, Network: m.Network, CreatedAt: ctx.Time, Height: ctx.Height}
 	if prev != nil {
 		prev.Status = StatusSuperseded
 		if err := contracts.PutJSON(kv, VersionKey(prev.ID, prev.Version), prev); err != nil {
@@ -230,7 +201,7 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 }
 
 // checkRecipients requires keys to name exactly the wanted recipients, and says who is missing
-// or not allowed so that an agent can re-seal against the current consent.
+// or not allowed.
 func checkRecipients(keys []WrappedKey, want []tx.Address) error {
 	var missing, extra []string
 	for _, a := range want {
@@ -244,47 +215,9 @@ func checkRecipients(keys []WrappedKey, want []tx.Address) error {
 		}
 	}
 	if len(missing)+len(extra) > 0 {
-		return codes.Errorf(codes.Invalid, "wrapped keys do not match the consent: missing %v, not allowed %v", missing, extra)
+		return codes.Errorf(codes.Invalid, "wrapped keys must be the patient's and the author's: missing %v, not allowed %v", missing, extra)
 	}
 	return nil
-}
-
-func addKeys(kv state.KV, ctx contracts.Context, m *AddKeys) ([]contracts.Event, error) {
-	patient, err := consent.ActingFor(kv, ctx, m.Patient)
-	if err != nil {
-		return nil, err
-	}
-	if len(m.Keys) == 0 || len(m.Keys) > MaxKeysPerTx {
-		return nil, codes.Errorf(codes.Invalid, "add 1..%d keys per transaction", MaxKeysPerTx)
-	}
-	for _, k := range m.Keys {
-		if err := validKeys([]WrappedKey{{Recipient: k.Recipient, Wrapped: k.Wrapped}}); err != nil {
-			return nil, err
-		}
-		rec, err := GetVersion(kv, k.ID, k.Version)
-		if err != nil || rec.Patient != patient {
-			return nil, codes.Errorf(codes.NotFound, "record %s version %d not found", k.ID, k.Version)
-		}
-		if rec.Status == StatusErased {
-			return nil, codes.Errorf(codes.Invalid, "record %s was erased", k.ID)
-		}
-		if rec.KeyFor(k.Recipient) != nil {
-			return nil, codes.Errorf(codes.AlreadyExists, "record %s version %d already has a key for %s", k.ID, k.Version, k.Recipient)
-		}
-		want, err := Recipients(kv, patient, rec.Author, rec.Category, ctx.Time)
-		if err != nil {
-			return nil, err
-		}
-		if !slices.Contains(want, k.Recipient) {
-			return nil, codes.Errorf(codes.Invalid, "%s holds no grant covering %s", k.Recipient, rec.Category)
-		}
-		i, _ := slices.BinarySearchFunc(rec.Keys, k.Recipient, func(w WrappedKey, a tx.Address) int { return strings.Compare(string(w.Recipient), string(a)) })
-		rec.Keys = slices.Insert(rec.Keys, i, WrappedKey{Recipient: k.Recipient, Wrapped: k.Wrapped})
-		if err := contracts.PutJSON(kv, VersionKey(rec.ID, rec.Version), rec); err != nil {
-			return nil, err
-		}
-	}
-	return []contracts.Event{contracts.NewEvent("records.keys_added", "patient", string(patient), "count", itoa(uint64(len(m.Keys))))}, nil
 }
 
 // access decides a request and records the audit event whatever the outcome; the transaction
@@ -383,7 +316,7 @@ func erase(kv state.KV, ctx contracts.Context, m *Erase) ([]contracts.Event, err
 		}
 		for i := range versions {
 			v := &versions[i]
-			v.Keys, v.Commitment, v.Status, v.Erased = nil, nil, StatusErased, &receipt
+			v.Keys, v.Network, v.Commitment, v.Status, v.Erased = nil, nil, nil, StatusErased, &receipt
 			if err := contracts.PutJSON(kv, VersionKey(id, v.Version), v); err != nil {
 				return nil, err
 			}
@@ -442,7 +375,7 @@ func Fetchable(r state.Reader, requester, patient tx.Address, accessID uint64, h
 // rec at t: the event is the requester's, granted, unexpired and covers rec, and the access is
 // decided again against state at t, so that whatever it rested on (a grant, a guardianship, a
 // break-glass session and the attestation and affiliation behind it) is still in force. Blob
-// serving and the organization re-wrap service both ask this at serving time.
+// serving and key release both ask this at serving time.
 func AccessActive(r state.Reader, requester, patient tx.Address, accessID uint64, rec *Record, t time.Time) (bool, error) {
 	ev, err := GetAccess(r, patient, accessID)
 	if codes.Of(err) == codes.NotFound {

@@ -6,14 +6,13 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
-	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/tx"
 )
 
 // Transaction types.
 const (
 	TypeAnchor          = "records/anchor"
-	TypeAddKeys         = "records/add_keys"
 	TypeAccess          = "records/access"
 	TypeErase           = "records/erase"
 	TypeSettings        = "records/settings"
@@ -25,9 +24,8 @@ const (
 const (
 	MaxIDBytes           = 64
 	MaxCiphertextBytes   = 8 << 20
-	MaxRecipients        = consent.MaxGrantsPerPatient + MaxEmergencyOrgs + identity.MaxGuardians + 2
+	MaxRecipients        = 2 // the patient and the author; everyone else gets keys from the network
 	MaxWrappedKeyBytes   = 1024
-	MaxKeysPerTx         = 256
 	MaxEmergencyOrgs     = 5
 	MaxReasonBytes       = 512
 	MinReasonBytes       = 10
@@ -47,7 +45,8 @@ type Anchor struct {
 	CiphertextHash []byte       `json:"ciphertext_hash"`
 	Commitment     []byte       `json:"commitment"`
 	Size           int64        `json:"size"`
-	Keys           []WrappedKey `json:"keys"`
+	Keys           []WrappedKey `json:"keys"`    // for the patient and the author
+	Network        []byte       `json:"network"` // the data key wrapped for the network key (netkey.Wrap)
 }
 
 // Validate checks the message on its own.
@@ -76,7 +75,10 @@ func (m *Anchor) Validate() error {
 		return codes.Errorf(codes.Invalid, "size must be 1..%d bytes", MaxCiphertextBytes)
 	}
 	if len(m.Keys) == 0 || len(m.Keys) > MaxRecipients {
-		return codes.Errorf(codes.Invalid, "a record carries 1..%d wrapped keys", MaxRecipients)
+		return codes.Errorf(codes.Invalid, "a record carries 1..%d wrapped keys: the patient's and the author's", MaxRecipients)
+	}
+	if len(m.Network) != netkey.WrappedBytes {
+		return codes.Errorf(codes.Invalid, "network must be the data key wrapped for the network key (%d bytes)", netkey.WrappedBytes)
 	}
 	return validKeys(m.Keys)
 }
@@ -96,20 +98,6 @@ func validKeys(keys []WrappedKey) error {
 		seen[k.Recipient] = true
 	}
 	return nil
-}
-
-// RecordKey is one data key wrapped for a new recipient of an existing record version.
-type RecordKey struct {
-	ID        string     `json:"id"`
-	Version   uint32     `json:"version"`
-	Recipient tx.Address `json:"recipient"`
-	Wrapped   []byte     `json:"wrapped"`
-}
-
-// AddKeys is the patient's agent re-wrapping existing records' keys for a new grantee.
-type AddKeys struct {
-	Patient tx.Address  `json:"patient,omitempty"`
-	Keys    []RecordKey `json:"keys"`
 }
 
 // Access asks to read a record, or all of a patient's records in a category, for a purpose.

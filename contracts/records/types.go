@@ -1,10 +1,12 @@
 // Package records anchors patients' encrypted FHIR records on chain and enforces access to them.
 // An anchor names the record's patient, author, resource type and category, the SHA-256 of its
 // ciphertext (held off chain by nodes' blob stores), a salted commitment to the plaintext and
-// the record's data key wrapped for each allowed recipient; the chain checks that recipient set
-// against the patient's consent. Every access request is decided here, by consent or by an open
-// emergency (break-glass) session, and leaves an audit event whatever the outcome. Erasure drops
-// every wrapped key and marks the anchor erased, so the record cannot be read again.
+// the record's data key wrapped for exactly three holders: the patient, the author and the
+// network's threshold key. Everyone else (grantees, guardians, emergency practitioners) gets the
+// key from the validators, each of which releases its share only for a committed access event
+// that is still valid (AccessActive). Every access request is decided here, by consent or by an
+// open emergency (break-glass) session, and leaves an audit event whatever the outcome. Erasure
+// drops every wrapped key and marks the anchor erased, so no validator releases for it again.
 package records
 
 import (
@@ -45,7 +47,8 @@ type Record struct {
 	Commitment     []byte       `json:"commitment,omitempty"`
 	Size           int64        `json:"size"`
 	Status         string       `json:"status"`
-	Keys           []WrappedKey `json:"keys,omitempty"`
+	Keys           []WrappedKey `json:"keys,omitempty"`    // the patient's and the author's
+	Network        []byte       `json:"network,omitempty"` // the data key wrapped for the network key
 	CreatedAt      time.Time    `json:"created_at"`
 	Height         int64        `json:"height"`
 	Erased         *Receipt     `json:"erased,omitempty"`

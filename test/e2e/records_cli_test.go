@@ -50,7 +50,7 @@ func TestCLIRecordsConsentAudit(t *testing.T) {
 		t.Fatalf("records list:\n%s", out)
 	}
 	out = run(true, "consent", "grant", "pharmacy", "--from", "patient", "--categories", "conditions,medications", "--purposes", "TREAT", "--expires", "24h")
-	if !strings.Contains(out, "grant 2 committed") || !strings.Contains(out, "2 existing records re-wrapped") {
+	if !strings.Contains(out, "grant 2 committed") || !strings.Contains(out, "reads the covered records through the network key's holders") {
 		t.Fatalf("consent grant:\n%s", out)
 	}
 	if got := run(true, "records", "get", id[1], "--from", "pharmacy"); strings.TrimSpace(got) != strings.TrimSpace(string(want)) {

@@ -64,21 +64,15 @@ func (n *testnet) blobOn(i int, h []byte) bool {
 	return err == nil
 }
 
-const replicatedResult = `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hemoglobin"},"subject":{"reference":"Patient/example"},"valueQuantity":{"value":13.2,"unit":"g/dL"}}`
+// people are a patient and two attested practitioners registered on a testnet, and agents for
+// them through any node.
+type people struct {
+	patient, docA, docB *keyring.Key
+	agentVia            func(i int, k *keyring.Key) *agent.Agent
+}
 
-// TestReplicatedRecordAcrossNodes is the records scenario across organizations: a doctor writes
-// through node 0 (and hears of success only once a second node holds the ciphertext), the
-// patient grants through node 1, another doctor reads through node 2; node 0 is killed and its
-// blob folder deleted, and the record is still read through node 3, which, after losing its own
-// copy too, fetches it from a peer on demand.
-func TestReplicatedRecordAcrossNodes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("multi-process test")
-	}
-	const chainID = "e2e-replicas"
-	net := startTestnet(t, 4, chainID)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+func registerPeople(t *testing.T, ctx context.Context, net *testnet, chainID string) *people {
+	t.Helper()
 	kr, err := keyring.OpenFile(node.KeyringDir(net.home(0)))
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +91,6 @@ func TestReplicatedRecordAcrossNodes(t *testing.T) {
 		}
 		return s
 	}
-	agentVia := func(i int, k *keyring.Key) *agent.Agent {
-		return agent.New(signer(i, k), agent.Config{Patients: map[string]tx.Address{"example": pat.Address}})
-	}
 	reg := signer(0, regKey)
 	for _, a := range []struct {
 		k    *keyring.Key
@@ -117,6 +108,28 @@ func TestReplicatedRecordAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+	return &people{patient: pat, docA: docA, docB: docB, agentVia: func(i int, k *keyring.Key) *agent.Agent {
+		return agent.New(signer(i, k), agent.Config{Patients: map[string]tx.Address{"example": pat.Address}})
+	}}
+}
+
+const replicatedResult = `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hemoglobin"},"subject":{"reference":"Patient/example"},"valueQuantity":{"value":13.2,"unit":"g/dL"}}`
+
+// TestReplicatedRecordAcrossNodes is the records scenario across organizations: a doctor writes
+// through node 0 (and hears of success only once a second node holds the ciphertext), the
+// patient grants through node 1, another doctor reads through node 2; node 0 is killed and its
+// blob folder deleted, and the record is still read through node 3, which, after losing its own
+// copy too, fetches it from a peer on demand.
+func TestReplicatedRecordAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	const chainID = "e2e-replicas"
+	net := startTestnet(t, 4, chainID)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	people := registerPeople(t, ctx, net, chainID)
+	pat, docA, docB, agentVia := people.patient, people.docA, people.docB, people.agentVia
 	patient := agentVia(1, pat)
 	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: docA.Address, Categories: []string{consent.AllCategories},
 		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour), Write: true}); err != nil {

@@ -1,0 +1,234 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/contracts/network"
+	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/netkey"
+	"github.com/medchain/medchain/reqsig"
+	"github.com/medchain/medchain/seal"
+)
+
+// Key release. A reader that holds no wrapped key of its own (a grantee, a guardian, a
+// practitioner of a granted organization, an emergency practitioner) gets a record's data key
+// from the network key's holders: it asks all of them at once, citing its granted access event,
+// and combines the first Threshold shares that arrive (each sealed to this account's encryption
+// key, each checked against the holder's public share when a combination fails).
+
+// networkKeyTTL is how long the agent reuses the network key it read; a failed release reads it
+// again at once (the holders may have changed).
+const networkKeyTTL = time.Minute
+
+// maxReleaseAnswer bounds one holder's answer.
+const maxReleaseAnswer = 4 << 10
+
+type keyRelease struct {
+	http *http.Client
+	mu   sync.Mutex
+	key  *network.Key
+	at   time.Time
+}
+
+// Refusal is one holder's non-answer to a key release.
+type Refusal struct {
+	Holder network.Holder
+	Reason string // "refused" (the holder found no valid access), "unreachable: ...", "invalid share", ...
+}
+
+// ReleaseError is a key release that got fewer valid shares than the network key's threshold.
+type ReleaseError struct {
+	Record   string
+	Have     int
+	Need     int
+	Refusals []Refusal
+}
+
+func (e *ReleaseError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "record %s: %d of the %d key shares needed", e.Record, e.Have, e.Need)
+	for _, r := range e.Refusals {
+		fmt.Fprintf(&b, "; holder %d (%s at %s): %s", r.Holder.Index, r.Holder.Node, r.Holder.API, r.Reason)
+	}
+	return b.String()
+}
+
+// Unwrap makes a release that every holder refused (no valid access: revoked, expired, erased,
+// ended) ErrNotFound, as the access itself would have been.
+func (e *ReleaseError) Unwrap() error {
+	for _, r := range e.Refusals {
+		if r.Reason != reasonRefused {
+			return nil
+		}
+	}
+	return ErrNotFound
+}
+
+const reasonRefused = "refused (no valid access for this record)"
+
+// networkKey returns the network key (verified against a signed header with a Trust), reading
+// it again after networkKeyTTL or when fresh is set.
+func (a *Agent) networkKey(ctx context.Context, fresh bool) (*network.Key, error) {
+	kr := a.keys
+	kr.mu.Lock()
+	defer kr.mu.Unlock()
+	if kr.key != nil && !fresh && time.Since(kr.at) < networkKeyTTL {
+		return kr.key, nil
+	}
+	var raw []byte
+	if a.cfg.Trust != nil {
+		v, err := a.cfg.Trust.Get(ctx, a.node, network.KeyStateKey(), 0)
+		if err != nil {
+			return nil, fmt.Errorf("verify the network key: %w", err)
+		}
+		raw = v
+	} else {
+		p, err := a.node.State(ctx, network.KeyStateKey(), false)
+		if err != nil {
+			return nil, fmt.Errorf("read the network key: %w", err)
+		}
+		raw = p.Value
+	}
+	var k network.Key
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return nil, fmt.Errorf("decode the network key: %w", err)
+	}
+	if err := k.Validate(); err != nil {
+		return nil, err
+	}
+	kr.key, kr.at = &k, time.Now()
+	return &k, nil
+}
+
+// dataKey returns rec's data key: unwrapped from this account's own key (the patient's and the
+// author's), or released by the network key's holders for access event accessID.
+func (a *Agent) dataKey(ctx context.Context, rec *records.Record, accessID uint64) ([]byte, error) {
+	sealCtx := records.SealContext(a.signer.ChainID, rec.ID, rec.Version)
+	if own := rec.KeyFor(a.Address()); own != nil {
+		key, err := seal.Unwrap(own, sealCtx, a.signer.Key.Encryption)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", rec.ID, err)
+		}
+		return key, nil
+	}
+	key, err := a.releaseKey(ctx, rec, accessID, false)
+	var re *ReleaseError
+	if errors.As(err, &re) && re.Unwrap() == nil { // not all refusals: the holders may have changed
+		key, err = a.releaseKey(ctx, rec, accessID, true)
+	}
+	return key, err
+}
+
+type shareAnswer struct {
+	holder network.Holder
+	share  *netkey.DecShare
+	reason string
+}
+
+// releaseKey asks every holder for its share at once and combines as soon as Threshold answers
+// are in; a combination that fails (a holder lied) waits for more.
+func (a *Agent) releaseKey(ctx context.Context, rec *records.Record, accessID uint64, freshKey bool) ([]byte, error) {
+	key, err := a.networkKey(ctx, freshKey)
+	if err != nil {
+		return nil, err
+	}
+	w, err := netkey.Decode(rec.Network, records.SealContext(a.signer.ChainID, rec.ID, rec.Version))
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w", rec.ID, err)
+	}
+	req := api.ReleaseRequest{Patient: rec.Patient, Access: accessID, Record: rec.ID, Version: rec.Version}
+	body, _ := json.Marshal(req)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan shareAnswer, len(key.Holders))
+	for _, h := range key.Holders {
+		go func() { answers <- a.askHolder(ctx, h, &req, body) }()
+	}
+	var shares []*netkey.DecShare
+	rerr := &ReleaseError{Record: rec.ID, Need: key.Threshold}
+	for range key.Holders {
+		ans := <-answers
+		if ans.share == nil {
+			rerr.Refusals = append(rerr.Refusals, Refusal{Holder: ans.holder, Reason: ans.reason})
+			continue
+		}
+		shares = append(shares, ans.share)
+		if len(shares) < key.Threshold {
+			continue
+		}
+		if k, err := netkey.Combine(&key.Public, w, shares); err == nil {
+			return k, nil
+		}
+	}
+	for _, d := range shares { // name the holders whose shares did not verify
+		if netkey.VerifyShare(&key.Public, w, d) == nil {
+			rerr.Have++
+		} else if h := holderByIndex(key, d.Index); h != nil {
+			rerr.Refusals = append(rerr.Refusals, Refusal{Holder: *h, Reason: "invalid share (its proof does not hold)"})
+		}
+	}
+	return nil, rerr
+}
+
+func holderByIndex(k *network.Key, index uint32) *network.Holder {
+	for i := range k.Holders {
+		if k.Holders[i].Index == index {
+			return &k.Holders[i]
+		}
+	}
+	return nil
+}
+
+// askHolder sends one signed release request and opens the sealed share.
+func (a *Agent) askHolder(ctx context.Context, h network.Holder, req *api.ReleaseRequest, body []byte) shareAnswer {
+	ans := shareAnswer{holder: h}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(h.API, "/")+api.ReleasePath, bytes.NewReader(body))
+	if err != nil {
+		ans.reason = err.Error()
+		return ans
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	reqsig.Sign(hr, a.signer.ChainID, a.Address(), a.signer.Key.Signing, body, time.Now())
+	resp, err := a.keys.http.Do(hr)
+	if err != nil {
+		ans.reason = "unreachable: " + err.Error()
+		return ans
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReleaseAnswer))
+	switch {
+	case err != nil:
+		ans.reason = "unreadable answer: " + err.Error()
+		return ans
+	case resp.StatusCode == http.StatusNotFound:
+		ans.reason = reasonRefused
+		return ans
+	case resp.StatusCode != http.StatusOK:
+		var e api.Error
+		json.Unmarshal(raw, &e)
+		ans.reason = fmt.Sprintf("HTTP %d %s", resp.StatusCode, e.Error.Message)
+		return ans
+	}
+	var out api.ReleaseResponse
+	if err := json.Unmarshal(raw, &out); err != nil || out.Index != h.Index {
+		ans.reason = "malformed answer"
+		return ans
+	}
+	share, err := seal.OpenBox(a.signer.Key.Encryption, api.ReleaseInfo(a.signer.ChainID, req, a.Address(), h.Index), out.Sealed)
+	if err != nil {
+		ans.reason = "a share not sealed to this account"
+		return ans
+	}
+	ans.share = &netkey.DecShare{Index: h.Index, Share: share}
+	return ans
+}

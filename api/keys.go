@@ -1,0 +1,177 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/netkey"
+	"github.com/medchain/medchain/seal"
+	"github.com/medchain/medchain/tx"
+)
+
+// ReleasePath is where a network key holder's node releases decryption shares.
+const ReleasePath = "/v1/keys/release"
+
+// maxReleaseBody bounds a release request.
+const maxReleaseBody = 4 << 10
+
+// ReleaseRequest asks a network key holder for its decryption share of one record version's
+// data key, citing the requester's access event. It travels signed (reqsig, single-use nonce).
+type ReleaseRequest struct {
+	Patient tx.Address `json:"patient"`
+	Access  uint64     `json:"access"`
+	Record  string     `json:"record"`
+	Version uint32     `json:"version"`
+}
+
+// ReleaseResponse is a released share: the holder's index and its netkey.DecShare bytes sealed
+// to the requester's encryption key (seal.SealTo under ReleaseInfo).
+type ReleaseResponse struct {
+	Index  uint32 `json:"index"`
+	Sealed []byte `json:"sealed"`
+}
+
+// ReleaseInfo binds a sealed share to its chain, record version, holder and requester.
+func ReleaseInfo(chainID string, r *ReleaseRequest, requester tx.Address, index uint32) []byte {
+	return []byte("medchain/key-release/v1\n" + chainID + "\n" + r.Record + "\n" + strconv.FormatUint(uint64(r.Version), 10) +
+		"\n" + string(requester) + "\n" + strconv.FormatUint(uint64(index), 10))
+}
+
+// KeyShare is this node's share of the network key and the member address it holds it as.
+type KeyShare struct {
+	Share *netkey.Share
+	Node  tx.Address
+}
+
+// releaseKey answers POST /v1/keys/release. The node releases its share only when, in one
+// committed state read now, the signed (fresh, single-use) request's access event is the
+// requester's, granted, unexpired, covers the record version and still rests on a grant,
+// guardianship or break-glass session in force, and this node holds the current key's share.
+// Each request for a known record, released or refused, is logged durably before the answer
+// (the log goes to the ledger as the patient's audit trail); if it cannot be, nothing is
+// released. Every refusal is the same 404 as for a record that does not exist.
+func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
+	deny := func() { writeCodeErr(w, codes.NotFound, "not found") }
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxReleaseBody+1))
+	if err != nil || len(body) > maxReleaseBody {
+		writeCodeErr(w, codes.TooLarge, "a release request is at most 4 KiB")
+		return
+	}
+	ctx, now := r.Context(), time.Now()
+	requester, err := s.signedRequests().Verify(r, body, now, s.signingKey(ctx))
+	if err != nil {
+		deny()
+		return
+	}
+	var req ReleaseRequest
+	if err := json.Unmarshal(body, &req); err != nil || records.ValidID(req.Record) != nil || s.KeyShare == nil {
+		deny()
+		return
+	}
+	q, _ := json.Marshal(app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, ID: req.Record,
+		Version: req.Version, At: now, Node: s.KeyShare.Node})
+	resp, err := s.Querier.Query(ctx, &abci.RequestQuery{Path: app.PathReleasable, Data: q})
+	var rel app.Releasable
+	if err != nil || resp.Code != 0 || json.Unmarshal(resp.Value, &rel) != nil || rel.Record == nil {
+		deny() // no record to attribute the request to: nothing to audit
+		return
+	}
+	entry := records.FetchEntry{Kind: records.KindKey, Requester: requester, Patient: req.Patient, Record: req.Record,
+		Version: req.Version, Access: req.Access, Outcome: records.Denied, Time: now.UTC()}
+	var out *ReleaseResponse
+	if rel.Active {
+		if rel.Index != s.KeyShare.Share.Index {
+			s.Log.Error("this node's network key share is not the ledger's; not releasing", "share_index", s.KeyShare.Share.Index, "ledger_index", rel.Index)
+		} else if out, err = s.release(&req, requester, &rel); err != nil {
+			s.Log.Warn("key release refused", "record", req.Record, "err", err)
+			out = nil
+		}
+	}
+	if out != nil {
+		entry.Outcome = records.Granted
+	}
+	if s.Audit == nil {
+		deny()
+		return
+	}
+	if err := s.Audit.Log(entry); err != nil {
+		s.Log.Error("the release log refused an entry; not releasing", "err", err)
+		if out != nil {
+			w.Header().Set("Retry-After", "5")
+			writeErr(w, http.StatusServiceUnavailable, "unavailable", "this node cannot log releases now, so it releases nothing")
+			return
+		}
+		deny()
+		return
+	}
+	if out == nil {
+		deny()
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}
+
+// release computes this node's share for the record's network-wrapped key and seals it to the
+// requester.
+func (s *server) release(req *ReleaseRequest, requester tx.Address, rel *app.Releasable) (*ReleaseResponse, error) {
+	wrapped, err := s.wraps.get(rel.Record, records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version))
+	if err != nil {
+		return nil, err
+	}
+	d, err := netkey.Release(s.KeyShare.Share, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := seal.SealTo(rel.RequesterKey, ReleaseInfo(s.ChainID, req, requester, d.Index), d.Share)
+	if err != nil {
+		return nil, err
+	}
+	return &ReleaseResponse{Index: d.Index, Sealed: sealed}, nil
+}
+
+// wrapCache keeps parsed, proof-checked network-wrapped keys by record version: checking a
+// wrap costs a hash to the curve and a proof, more than releasing a share from it.
+type wrapCache struct {
+	mu    sync.Mutex
+	byKey map[string]*netkey.Wrapped
+	order []string // insertion order, for eviction
+}
+
+const wrapCacheSize = 4096
+
+func (c *wrapCache) get(rec *records.Record, label []byte) (*netkey.Wrapped, error) {
+	k := rec.ID + "\n" + strconv.FormatUint(uint64(rec.Version), 10) + "\n" + string(rec.Network)
+	c.mu.Lock()
+	w, ok := c.byKey[k]
+	c.mu.Unlock()
+	if ok {
+		return w, nil
+	}
+	w, err := netkey.ParseWrapped(rec.Network, label)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey == nil {
+		c.byKey = make(map[string]*netkey.Wrapped, wrapCacheSize)
+	}
+	if _, ok := c.byKey[k]; !ok {
+		if len(c.order) == wrapCacheSize {
+			delete(c.byKey, c.order[0])
+			c.order = c.order[1:]
+		}
+		c.byKey[k], c.order = w, append(c.order, k)
+	}
+	return w, nil
+}
