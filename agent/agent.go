@@ -96,6 +96,9 @@ type Agent struct {
 	mu     sync.RWMutex // guards cfg.Patients and selfRole
 	keys   *keyRelease  // the network key and requests to its holders
 	sess   *sessions    // granted access events still in force, reused for reads
+	// anchors are the record anchors checkRecord verified (by anchorID); a sync.Map of them
+	// never needs more than one entry per record version read.
+	anchors *sync.Map
 
 	selfRole identity.Role // this account's role once looked up
 }
@@ -123,8 +126,8 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	if cfg.CopiesWait <= 0 {
 		cfg.CopiesWait = DefaultCopiesWait
 	}
-	return &Agent{signer: signer, node: signer.C, cfg: cfg, keys: &keyRelease{http: &http.Client{Timeout: cfg.ReleaseTimeout}},
-		sess: &sessions{}}
+	return &Agent{signer: signer, node: signer.C, cfg: cfg, keys: &keyRelease{http: &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}},
+		sess: &sessions{}, anchors: &sync.Map{}}
 }
 
 // Address is the agent's account.

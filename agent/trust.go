@@ -37,6 +37,11 @@ func (a *Agent) checkRecord(ctx context.Context, rec *records.Record) error {
 	if a.cfg.Trust == nil {
 		return nil
 	}
+	// What is checked never changes for a record version: once verified, it is remembered.
+	id := anchorID(rec)
+	if _, ok := a.anchors.Load(id); ok {
+		return nil
+	}
 	raw, err := a.cfg.Trust.Get(ctx, a.node, records.VersionKey(rec.ID, rec.Version), rec.Height)
 	if err != nil {
 		return fmt.Errorf("verify record %s: %w", rec.ID, err)
@@ -49,7 +54,14 @@ func (a *Agent) checkRecord(ctx context.Context, rec *records.Record) error {
 		v.Category != rec.Category || !bytes.Equal(v.CiphertextHash, rec.CiphertextHash) || !bytes.Equal(v.Commitment, rec.Commitment) {
 		return fmt.Errorf("record %s: %w", rec.ID, ErrUntrusted)
 	}
+	a.anchors.Store(id, struct{}{})
 	return nil
+}
+
+// anchorID is what checkRecord verifies of an anchor, as one string.
+func anchorID(rec *records.Record) string {
+	return fmt.Sprintf("%s\n%d\n%s\n%s\n%s\n%x\n%x", rec.ID, rec.Version, rec.Patient, rec.ResourceType, rec.Category,
+		rec.CiphertextHash, rec.Commitment)
 }
 
 // ErrNotReplicated is a write whose anchor committed but whose ciphertext too few nodes hold

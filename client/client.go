@@ -49,11 +49,23 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
+// MaxIdlePerHost is how many idle connections a client keeps to each node: an agent sends many
+// requests at once to a few nodes, and Go's default of 2 would close and re-dial the rest.
+const MaxIdlePerHost = 256
+
+// NewTransport returns the HTTP transport of a client: Go's default, keeping MaxIdlePerHost idle
+// connections per host.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 4*MaxIdlePerHost, MaxIdlePerHost
+	return t
+}
+
 // New returns a client for the API at base, e.g. http://127.0.0.1:8080, or for the APIs of
 // several nodes of one network separated by commas ("http://a:8080,http://b:8080"): a request
 // that cannot reach one node goes to the next (see send). A missing scheme means http.
 func New(base string, opts ...Option) *Client {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport := NewTransport()
 	c := &Client{nodes: splitNodes(base),
 		http: &http.Client{Transport: transport, Timeout: DefaultTimeout},
 		long: &http.Client{Transport: transport, Timeout: DefaultTimeout + api.CommitTimeout}}

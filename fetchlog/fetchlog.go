@@ -33,13 +33,28 @@ type Entry struct {
 }
 
 // Log is the durable fetch log.
+//
+// Appends are group-committed: concurrent Appends queue their entries and one of them (the
+// leader) writes everything queued in one synced batch, again and again until the queue is
+// empty, so a busy node pays one disk sync per batch rather than per entry. Sequence numbers
+// are assigned in queue order and batches are written in that order, so the log never has a
+// gap; if a write fails the log closes (fail closed) rather than leave one.
 type Log struct {
 	db *leveldb.DB
 
-	mu     sync.Mutex
-	next   uint64 // sequence number of the next entry
-	acked  uint64 // entries up to this are on the ledger and deleted here
-	closed bool
+	mu      sync.Mutex
+	next    uint64 // sequence number of the next entry
+	acked   uint64 // entries up to this are on the ledger and deleted here
+	closed  bool
+	broken  error     // a write failed: the log accepts nothing more
+	queue   []*queued // assigned, not yet written
+	writing bool      // a leader is writing the queue
+}
+
+type queued struct {
+	seq  uint64
+	raw  []byte
+	done chan error
 }
 
 var sync_ = &opt.WriteOptions{Sync: true}
@@ -87,18 +102,65 @@ func (l *Log) Append(e records.FetchEntry) (uint64, error) {
 		return 0, err
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return 0, errors.New("fetch log is closed")
 	}
+	if l.broken != nil {
+		l.mu.Unlock()
+		return 0, l.broken
+	}
 	if l.next-1-l.acked >= MaxBacklog {
+		l.mu.Unlock()
 		return 0, ErrBacklog
 	}
-	if err := l.db.Put(key(l.next), raw, sync_); err != nil {
-		return 0, fmt.Errorf("write fetch log: %w", err)
-	}
+	q := &queued{seq: l.next, raw: raw, done: make(chan error, 1)}
 	l.next++
-	return l.next - 1, nil
+	l.queue = append(l.queue, q)
+	lead := !l.writing
+	l.writing = true
+	l.mu.Unlock()
+	if lead {
+		l.writeQueued()
+	}
+	if err := <-q.done; err != nil {
+		return 0, err
+	}
+	return q.seq, nil
+}
+
+// writeQueued writes the queue in synced batches until it is empty.
+func (l *Log) writeQueued() {
+	for {
+		l.mu.Lock()
+		batch := l.queue
+		l.queue = nil
+		if len(batch) == 0 {
+			l.writing = false
+			l.mu.Unlock()
+			return
+		}
+		closed := l.closed
+		l.mu.Unlock()
+		err := errors.New("fetch log is closed")
+		if !closed {
+			var b leveldb.Batch
+			for _, q := range batch {
+				b.Put(key(q.seq), q.raw)
+			}
+			if err = l.db.Write(&b, sync_); err != nil {
+				err = fmt.Errorf("write fetch log: %w", err)
+			}
+		}
+		if err != nil {
+			l.mu.Lock()
+			l.broken = err // these sequence numbers are lost: accept nothing after them
+			l.mu.Unlock()
+		}
+		for _, q := range batch {
+			q.done <- err
+		}
+	}
 }
 
 // Pending returns up to max entries after seq, in order.

@@ -15,12 +15,15 @@
 package netkey
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 
 	"go.dedis.ch/kyber/v4"
 	"go.dedis.ch/kyber/v4/group/edwards25519"
@@ -134,7 +137,37 @@ func (p *Public) Check(s *Share) error {
 	return nil
 }
 
+// polys caches decoded keys: decoding checks every commitment's subgroup membership (a scalar
+// multiplication each), and a node or an agent uses the same key for every share.
+var polys struct {
+	sync.Mutex
+	byCommits map[string]*share.PubPoly
+}
+
+const maxCachedPolys = 16
+
 func (p *Public) poly() (*share.PubPoly, error) {
+	id := strconv.Itoa(p.Threshold) + "\n" + string(bytes.Join(p.Commits, nil))
+	polys.Lock()
+	poly := polys.byCommits[id]
+	polys.Unlock()
+	if poly != nil {
+		return poly, nil
+	}
+	poly, err := p.decode()
+	if err != nil {
+		return nil, err
+	}
+	polys.Lock()
+	defer polys.Unlock()
+	if polys.byCommits == nil || len(polys.byCommits) >= maxCachedPolys {
+		polys.byCommits = make(map[string]*share.PubPoly, maxCachedPolys)
+	}
+	polys.byCommits[id] = poly
+	return poly, nil
+}
+
+func (p *Public) decode() (*share.PubPoly, error) {
 	if p.Threshold < 1 || p.Threshold != len(p.Commits) || p.Threshold > MaxHolders {
 		return nil, fmt.Errorf("netkey: a key of threshold %d needs that many commitments, has %d", p.Threshold, len(p.Commits))
 	}
@@ -334,9 +367,14 @@ func distinct(shares []*DecShare) []*DecShare {
 }
 
 func unwrapWith(p *Public, w *Wrapped, shares []*share.PubShare) ([]byte, error) {
-	secret, err := share.RecoverCommit(suite, shares, uint32(p.Threshold), uint32(MaxHolders))
-	if err != nil {
-		return nil, fmt.Errorf("netkey: combine: %w", err)
+	var secret kyber.Point
+	if p.Threshold == 1 && len(shares) == 1 {
+		secret = shares[0].V // a constant polynomial: every share is the secret
+	} else {
+		var err error
+		if secret, err = share.RecoverCommit(suite, shares, uint32(p.Threshold), uint32(MaxHolders)); err != nil {
+			return nil, fmt.Errorf("netkey: combine: %w", err)
+		}
 	}
 	aead, err := keyAEAD(secret, w.u, w.label)
 	if err != nil {

@@ -74,6 +74,11 @@ func (c *Cache) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
 
 // Write applies the buffered writes to dst in ascending key order and empties the cache.
 func (c *Cache) Write(dst KV) error {
+	if w, ok := dst.(working); ok { // one lock for the whole transaction's writes
+		w.s.mu.Lock()
+		defer w.s.mu.Unlock()
+		dst = lockedWorking(w)
+	}
 	for _, k := range sortedKeys(c.writes) {
 		var err error
 		if v := c.writes[k]; v == nil {

@@ -169,6 +169,22 @@ func (w working) Get(key []byte) ([]byte, error) {
 func (w working) Set(key, value []byte) error {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
+	return lockedWorking(w).Set(key, value)
+}
+
+func (w working) Delete(key []byte) error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return lockedWorking(w).Delete(key)
+}
+
+// lockedWorking writes the working version with the store's lock already held (Cache.Write
+// takes it once for a transaction's writes).
+type lockedWorking working
+
+func (w lockedWorking) Get(key []byte) ([]byte, error) { return w.s.tree.Get(key) }
+
+func (w lockedWorking) Set(key, value []byte) error {
 	_, err := w.s.tree.Set(key, value)
 	if err == nil {
 		w.s.pending[string(key)] = value // like IAVL, the store keeps value: callers must not modify it
@@ -176,14 +192,20 @@ func (w working) Set(key, value []byte) error {
 	return err
 }
 
-func (w working) Delete(key []byte) error {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
+func (w lockedWorking) Delete(key []byte) error {
 	_, _, err := w.s.tree.Remove(key)
 	if err == nil {
 		w.s.pending[string(key)] = nil
 	}
 	return err
+}
+
+func (w lockedWorking) Iterate(prefix []byte, fn func(k, v []byte) bool) error {
+	it, err := w.s.tree.Iterator(prefix, prefixEnd(prefix), true)
+	if err != nil {
+		return err
+	}
+	return drain(it, fn)
 }
 
 func (w working) Iterate(prefix []byte, fn func(k, v []byte) bool) error {

@@ -70,7 +70,7 @@ node's.`,
 		},
 	}
 	cmd.AddCommand(benchSupplyCmd(), benchRecordsCmd())
-	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (and block and mutex profiles beside it)")
 	cmd.Flags().IntVar(&o.Txs, "txs", 100000, "transactions per run")
 	cmd.Flags().IntVar(&rounds, "rounds", 1, "alternate medchain and kvstore runs this many times; report medians")
 	cmd.Flags().IntVar(&o.Workers, "workers", 16, "concurrent submitters")
@@ -163,7 +163,20 @@ func startProfile(path string) (func(), error) {
 		f.Close()
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	// Where goroutines wait, beside where they run: path.block (channel, select, I/O waits) and
+	// path.mutex (lock contention).
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	runtime.SetMutexProfileFraction(10)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		for _, name := range []string{"block", "mutex"} {
+			if out, err := os.Create(path + "." + name); err == nil {
+				pprof.Lookup(name).WriteTo(out, 0)
+				out.Close()
+			}
+		}
+	}, nil
 }
 
 func benchRecordsCmd() *cobra.Command {
@@ -179,6 +192,11 @@ func benchRecordsCmd() *cobra.Command {
 			}
 			defer os.RemoveAll(dir)
 			o.Dir = dir
+			stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
+			if err != nil {
+				return err
+			}
+			defer stop()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 			defer cancel()
 			fmt.Fprintf(cmd.OutOrStdout(), "records benchmark on a dev node: %d first reads, %d session reads, %d facade reads in flight for %s, then %d accounts x %d access requests in flight for %s; %d CPUs\n",
