@@ -1,10 +1,24 @@
 // Package seal is the agent's barrier: the one place where a health record is encrypted before
 // it leaves the author's device and decrypted after it arrives. A record gets a fresh 256-bit
-// data key; the plaintext, prefixed by a random salt, is sealed with AES-256-GCM under it; the
-// data key is wrapped for each recipient with HPKE (RFC 9180, Go's crypto/hpke: DHKEM(X25519,
+// data key; the plaintext, prefixed by a random 32-byte salt, is sealed with AES-256-GCM under it;
+// the data key is wrapped for each recipient with HPKE (RFC 9180, Go's crypto/hpke: DHKEM(X25519,
 // HKDF-SHA256), HKDF-SHA256, AES-256-GCM) bound to the record's context. The chain stores the
-// ciphertext's hash, a salted commitment SHA-256(salt || plaintext) whose salt exists only inside
-// the ciphertext, and the wrapped keys; nodes store the ciphertext. Nothing here touches I/O.
+// ciphertext's SHA-256, a salted commitment to the plaintext whose salt exists only inside the
+// ciphertext, and the wrapped keys; nodes store the ciphertext. Nothing here touches I/O.
+//
+// Ciphertext = nonce (12 bytes) || AES-256-GCM(data key, nonce, salt (32 bytes) || plaintext,
+// AAD = context). The commitment is keyed BLAKE3 under a key derived from the salt:
+//
+//	k          = BLAKE3-derive_key(context string, key material = salt)  // 32 bytes
+//	commitment = BLAKE3-keyed_hash(key = k, input = plaintext)           // 32 bytes
+//
+// with derive_key and keyed_hash the modes of the BLAKE3 specification, the context string the
+// fixed ASCII "medchain 2026-11-22 seal record plaintext commitment v2", and the input the
+// plaintext alone (the salt enters only through k). k is pseudorandom and exists only inside the
+// ciphertext, so the commitment reveals nothing about the plaintext; two (salt, plaintext) pairs
+// with one commitment would be a BLAKE3 collision, so a ciphertext cannot be made to open to two
+// plaintexts under two data keys (AES-GCM alone is not key-committing). This is commitment
+// version 2; version 1 was SHA-256(salt || plaintext), and records committed that way fail Open.
 package seal
 
 import (
@@ -17,6 +31,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"slices"
+
+	"lukechampine.com/blake3"
 )
 
 // Sizes.
@@ -25,6 +42,10 @@ const (
 	SaltBytes = 32 // commitment salt, inside the ciphertext
 	nonceSize = 12
 )
+
+// commitmentContext is the BLAKE3 derive_key context that turns a record's salt into the key of
+// its commitment (see the package documentation). Changing it changes every commitment.
+const commitmentContext = "medchain 2026-11-22 seal record plaintext commitment v2"
 
 var (
 	kem  = hpke.DHKEM(ecdh.X25519())
@@ -52,7 +73,7 @@ type WrappedKey struct {
 type Sealed struct {
 	Ciphertext []byte       // nonce || AES-256-GCM(salt || plaintext), with the context as AAD
 	Hash       [32]byte     // SHA-256 of Ciphertext: its blob name and on-chain anchor
-	Commitment [32]byte     // SHA-256(salt || plaintext)
+	Commitment [32]byte     // salted keyed-BLAKE3 commitment to the plaintext (package doc)
 	Keys       []WrappedKey // one per recipient
 	DataKey    []byte       // kept by the author's agent only to wrap for later grantees
 }
@@ -71,13 +92,18 @@ func Seal(plaintext, context []byte, recipients []Recipient) (*Sealed, error) {
 		return nil, err
 	}
 	// One buffer, one copy: nonce || salt || plaintext, then sealed in place (GCM allows dst to
-	// be the plaintext's own storage) with room for the tag.
-	n := nonceSize + SaltBytes + len(plaintext)
-	out := make([]byte, n, n+gcm.Overhead())
-	rand.Read(out[:nonceSize+SaltBytes])
-	copy(out[nonceSize+SaltBytes:], plaintext)
+	// be the plaintext's own storage) with room for the tag. Appending to a full array allocates
+	// without first zeroing the bytes the copy overwrites (make would: a whole extra pass).
+	var head [nonceSize + SaltBytes]byte
+	rand.Read(head[:])
+	out := append(head[:], plaintext...)
+	if cap(out)-len(out) < gcm.Overhead() {
+		out = slices.Grow(out, gcm.Overhead())
+	}
 	body := out[nonceSize:]
-	commitment := sha256.Sum256(body)
+	// Committed before GCM overwrites salt and plaintext in place, over the very bytes that are
+	// encrypted (not the caller's slice), so the two cannot differ.
+	commitment := commit(body[:SaltBytes], body[SaltBytes:])
 	ct := gcm.Seal(body[:0], out[:nonceSize], body, context)
 	ct = out[:nonceSize+len(ct)]
 	s := &Sealed{Ciphertext: ct, Hash: sha256.Sum256(ct), Commitment: commitment, DataKey: key}
@@ -131,11 +157,22 @@ func Open(ciphertext, context, dataKey []byte, commitment [32]byte) ([]byte, err
 	if err != nil || len(body) < SaltBytes {
 		return nil, ErrOpen
 	}
-	sum := sha256.Sum256(body)
+	sum := commit(body[:SaltBytes], body[SaltBytes:])
 	if subtle.ConstantTimeCompare(sum[:], commitment[:]) != 1 {
 		return nil, ErrOpen
 	}
 	return body[SaltBytes:], nil
+}
+
+// commit returns the salted commitment to plaintext: BLAKE3-keyed_hash(key = BLAKE3-derive_key(
+// commitmentContext, salt), input = plaintext).
+func commit(salt, plaintext []byte) [32]byte {
+	var k, sum [32]byte
+	blake3.DeriveKey(k[:], commitmentContext, salt)
+	h := blake3.New(32, k[:])
+	h.Write(plaintext)
+	h.Sum(sum[:0])
+	return sum
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
