@@ -33,12 +33,12 @@ type Config struct {
 	ChainID     string
 	Broadcaster rpcclient.Client // CometBFT's client: broadcast, tx lookup, status
 	Querier     Querier
-	Blobs       blob.Store   // ciphertexts, served only against granted access events
-	Audit       FetchAuditor // logs every ciphertext request before it is answered; nil serves none
-	Uploads     UploadGate   // quotas and collection of unanchored uploads; nil admits all
-	Replicas    Replicas     // peers to fetch a missing ciphertext from; nil: none
-	KeyShare    *KeyShare    // this node's share of the network key; nil releases none
-	Commits     CommitWaiter // tells submissions waiting for commit; nil uses CometBFT's subscriptions
+	Blobs       blob.Store       // ciphertexts, served only against granted access events
+	Audit       FetchAuditor     // logs every ciphertext request before it is answered; nil serves none
+	Uploads     UploadGate       // quotas and collection of unanchored uploads; nil admits all
+	Replicas    Replicas         // peers to fetch a missing ciphertext from; nil: none
+	KeyShare    func() *KeyShare // this node's current share of the network key (nil: none); nil releases none
+	Commits     CommitWaiter     // tells submissions waiting for commit; nil uses CometBFT's subscriptions
 	// PreVerify, if set, decodes a submitted tx and checks its signature in the request's own
 	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
 	PreVerify  func(raw []byte)

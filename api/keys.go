@@ -72,13 +72,17 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 		deny()
 		return
 	}
+	var mine *KeyShare
+	if s.KeyShare != nil {
+		mine = s.KeyShare() // one share for the whole request, even if a new key epoch swaps it meanwhile
+	}
 	var req ReleaseRequest
-	if err := json.Unmarshal(body, &req); err != nil || records.ValidID(req.Record) != nil || s.KeyShare == nil {
+	if err := json.Unmarshal(body, &req); err != nil || records.ValidID(req.Record) != nil || mine == nil {
 		deny()
 		return
 	}
 	q, _ := json.Marshal(app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, ID: req.Record,
-		Version: req.Version, At: now, Node: s.KeyShare.Node})
+		Version: req.Version, At: now, Node: mine.Node})
 	resp, err := s.Querier.Query(ctx, &abci.RequestQuery{Path: app.PathReleasable, Data: q})
 	var rel app.Releasable
 	if err != nil || resp.Code != 0 || json.Unmarshal(resp.Value, &rel) != nil || rel.Record == nil {
@@ -89,9 +93,10 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 		Version: req.Version, Access: req.Access, Outcome: records.Denied, Time: now.UTC()}
 	var out *ReleaseResponse
 	if rel.Active {
-		if rel.Index != s.KeyShare.Share.Index {
-			s.Log.Error("this node's network key share is not the ledger's; not releasing", "share_index", s.KeyShare.Share.Index, "ledger_index", rel.Index)
-		} else if out, err = s.release(&req, requester, &rel); err != nil {
+		if rel.Index != mine.Share.Index || rel.Epoch != mine.Share.Epoch {
+			s.Log.Error("this node's network key share is not the ledger's; not releasing", "share_index", mine.Share.Index,
+				"share_epoch", mine.Share.Epoch, "ledger_index", rel.Index, "ledger_epoch", rel.Epoch)
+		} else if out, err = s.release(mine.Share, &req, requester, &rel); err != nil {
 			s.Log.Warn("key release refused", "record", req.Record, "err", err)
 			out = nil
 		}
@@ -123,12 +128,12 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 
 // release computes this node's share for the record's network-wrapped key and seals it to the
 // requester.
-func (s *server) release(req *ReleaseRequest, requester tx.Address, rel *app.Releasable) (*ReleaseResponse, error) {
+func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.Address, rel *app.Releasable) (*ReleaseResponse, error) {
 	wrapped, err := s.wraps.get(rel.Record, records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version))
 	if err != nil {
 		return nil, err
 	}
-	d, err := netkey.Release(s.KeyShare.Share, wrapped)
+	d, err := netkey.Release(share, wrapped)
 	if err != nil {
 		return nil, err
 	}

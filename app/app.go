@@ -139,6 +139,8 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		if err := network.InitKey(a.store.Working(), g.Network.Key); err != nil {
 			return nil, fmt.Errorf("init network key: %w", err)
 		}
+	} else if err := network.NeedsKeyCheck(a.store.Working()); err != nil { // the validators generate one
+		return nil, fmt.Errorf("init network key: %w", err)
 	}
 	return &abci.ResponseInitChain{AppHash: a.store.WorkingHash()}, nil
 }
@@ -266,9 +268,26 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		a.anchored = appendBlobs(a.anchored, "records.anchored", results[i])
 		hashes[i] = sha256.Sum256(raw)
 	}
+	blockEvents := a.endBlock(working, req)
 	a.waiters.stage(req.Height, req.Txs, hashes, results)
 	return &abci.ResponseFinalizeBlock{TxResults: results, ValidatorUpdates: validatorUpdates(results),
-		AppHash: a.store.WorkingHash()}, nil
+		Events: blockEvents, AppHash: a.store.WorkingHash()}, nil
+}
+
+// endBlock runs the modules' end-of-block work (the network key's rounds) on a cache: an error
+// (the same on every node) drops its writes and is logged, and the chain goes on.
+func (a *App) endBlock(working state.KV, req *abci.RequestFinalizeBlock) []abci.Event {
+	cache := state.NewCache(working)
+	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC()}
+	events, err := network.EndBlock(cache, ctx)
+	if err == nil {
+		err = cache.Write(working)
+	}
+	if err != nil {
+		a.log.Error("end of block", "height", req.Height, "err", err)
+		return nil
+	}
+	return abciEvents(events)
 }
 
 func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) *abci.ExecTxResult {

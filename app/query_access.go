@@ -31,6 +31,7 @@ type Releasable struct {
 	Record       *records.Record `json:"record"`
 	Active       bool            `json:"active"`
 	Index        uint32          `json:"index"`
+	Epoch        uint64          `json:"epoch"` // of the network key the index belongs to
 	RequesterKey []byte          `json:"requester_key,omitempty"`
 }
 
@@ -56,7 +57,7 @@ func releasable(view *state.View, q *RecordsQuery) (*Releasable, error) {
 		return nil, err
 	}
 	if h := key.HolderOf(q.Node); h != nil {
-		out.Index = h.Index
+		out.Index, out.Epoch = h.Index, key.Epoch
 	}
 	acc, err := identity.GetAccount(view, q.Requester)
 	if err != nil {

@@ -66,9 +66,11 @@ type Public struct {
 	Commits   [][]byte `json:"commits"` // Threshold points, 32 bytes each
 }
 
-// Share is one holder's secret share: the polynomial at Index (1..n). It never leaves the
-// holder's node.
+// Share is one holder's secret share: the polynomial at Index (1..n) of the key's Epoch (0 for
+// a dealt genesis key, one more for each key generation or re-sharing round). It never leaves
+// the holder's node.
 type Share struct {
+	Epoch  uint64 `json:"epoch,omitempty"`
 	Index  uint32 `json:"index"`
 	Secret []byte `json:"secret"`
 }

@@ -40,7 +40,7 @@ func (n *Node) startBackground() error {
 	}
 	n.fetchLog = log
 	n.audit = &fetchAudit{log: log, app: n.App, comet: n.Client, key: n.key, addr: tx.AddressOf(n.key.Public().(ed25519.PublicKey)),
-		chainID: n.ChainID, logger: n.log.With("module", "fetchlog")}
+		chainID: n.ChainID, logger: n.log.With("module", "fetchlog"), outbox: n.keyRounds.next}
 	n.uploads = newOrphans(n.blobs, n.App, n.log.With("module", "uploads"))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopBG = cancel

@@ -34,6 +34,10 @@ type fetchAudit struct {
 	chainID string
 	logger  *slog.Logger
 
+	// outbox, when set, returns another transaction the node account owes (the network key's
+	// rounds); it goes before the next fetch log batch. The account sends one tx at a time.
+	outbox func() (typ string, msg any, err error)
+
 	ready  atomic.Bool // the node's account exists on the ledger
 	sent   uint64      // nonce of the last batch sent, +1 (0 = none)
 	sentAt time.Time
@@ -77,18 +81,31 @@ func (f *fetchAudit) step(ctx context.Context) error {
 	if err := f.log.Resume(head); err != nil {
 		return err
 	}
+	if f.sent == acc.Nonce+1 && time.Since(f.sentAt) < 10*time.Second {
+		return nil // the tx with this nonce is in the mempool; wait for its commit
+	}
+	if f.outbox != nil {
+		typ, msg, err := f.outbox()
+		if err != nil {
+			f.logger.Warn("network key round", "err", err)
+		} else if typ != "" {
+			return f.send(ctx, acc.Nonce, typ, msg)
+		}
+	}
 	batch, err := f.log.Pending(head, records.MaxFetchEntries)
 	if err != nil || len(batch) == 0 {
 		return err
-	}
-	if f.sent == acc.Nonce+1 && time.Since(f.sentAt) < 10*time.Second {
-		return nil // the batch with this nonce is in the mempool; wait for its commit
 	}
 	msg := records.FetchLog{First: head + 1, Entries: make([]records.FetchEntry, len(batch))}
 	for i := range batch {
 		msg.Entries[i] = batch[i].FetchEntry
 	}
-	raw, err := tx.Sign(f.key, f.chainID, f.addr, acc.Nonce, records.TypeFetchLog, msg)
+	return f.send(ctx, acc.Nonce, records.TypeFetchLog, msg)
+}
+
+// send signs msg with the node account's next nonce and hands it to the mempool.
+func (f *fetchAudit) send(ctx context.Context, nonce uint64, typ string, msg any) error {
+	raw, err := tx.Sign(f.key, f.chainID, f.addr, nonce, typ, msg)
 	if err != nil {
 		return err
 	}
@@ -97,9 +114,9 @@ func (f *fetchAudit) step(ctx context.Context) error {
 		return err
 	}
 	if res.Code != 0 {
-		return codes.Errorf(codes.Code(res.Code), "fetch log batch refused: %s", res.Log)
+		return codes.Errorf(codes.Code(res.Code), "%s refused: %s", typ, res.Log)
 	}
-	f.sent, f.sentAt = acc.Nonce+1, time.Now()
+	f.sent, f.sentAt = nonce+1, time.Now()
 	return nil
 }
 

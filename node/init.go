@@ -200,10 +200,10 @@ func syncDir(dir string) {
 }
 
 // WriteGenesis writes the same genesis.json, with these validators and app state, into every
-// validator's home. Unless state already has a network key it deals one among the validators
-// (their shares go into their homes).
+// validator's home. Unless state already has a network key, or asks the validators to generate
+// one (Network.Generate), it deals one among the validators (their shares go into their homes).
 func WriteGenesis(chainID string, genesisTime time.Time, vals []*Validator, state *app.GenesisState) error {
-	if state.Network.Key == nil {
+	if state.Network.Key == nil && !state.Network.Generate {
 		if err := dealNetworkKey(vals, state); err != nil {
 			return fmt.Errorf("deal the network key: %w", err)
 		}
@@ -309,9 +309,11 @@ func KeyringDir(home string) string { return filepath.Join(home, "keyring") }
 
 // Testnet writes n validator homes under out (node0..node{n-1}) with distinct loopback ports
 // starting at basePort, one genesis, and persistent peers between all of them. A registrar key
-// is created in node0's keyring (under passphrase). Like InitNode it writes all of out or nothing:
-// out must not exist or be an empty directory.
-func Testnet(out, chainID string, n, basePort int, passphrase string) ([]*Validator, error) {
+// is created in node0's keyring (under passphrase). The network key is dealt into the homes, or,
+// with generateKey, left for the validators to generate over the ledger once they run, as a
+// network of separate operators does. Like InitNode it writes all of out or nothing: out must
+// not exist or be an empty directory.
+func Testnet(out, chainID string, n, basePort int, passphrase string, generateKey bool) ([]*Validator, error) {
 	if n < 1 || n > 64 {
 		return nil, fmt.Errorf("validators must be 1..64, got %d", n)
 	}
@@ -334,6 +336,7 @@ func Testnet(out, chainID string, n, basePort int, passphrase string) ([]*Valida
 		if err != nil {
 			return err
 		}
+		g.Network.Generate = generateKey
 		if err := WriteGenesis(chainID, now, vals, g); err != nil {
 			return err
 		}

@@ -57,14 +57,15 @@ type Node struct {
 	http  *http.Server
 	log   *slog.Logger
 
-	fetchLog *fetchlog.Log
-	audit    *fetchAudit
-	key      ed25519.PrivateKey // the validator key: signs the fetch log and replication requests
-	replicas *replicator
-	uploads  *orphans
-	unlock   func() error       // releases the home's lock (lockHome)
-	stopBG   context.CancelFunc // stops the fetch log shipper and the orphan collector
-	bg       sync.WaitGroup
+	fetchLog  *fetchlog.Log
+	audit     *fetchAudit
+	key       ed25519.PrivateKey // the validator key: signs the fetch log and replication requests
+	replicas  *replicator
+	keyRounds *keyRounds // this node's side of the network key's generation and re-sharing rounds
+	uploads   *orphans
+	unlock    func() error       // releases the home's lock (lockHome)
+	stopBG    context.CancelFunc // stops the fetch log shipper and the orphan collector
+	bg        sync.WaitGroup
 }
 
 // Start starts the node in home. Stop it with Stop.
@@ -121,14 +122,20 @@ func Start(home string, opt Options) (_ *Node, err error) {
 		store.Close()
 		return nil, err
 	}
-	share, err := LoadNetworkShare(home)
+	shares, err := newKeyShares(home, tx.AddressOf(key.Public().(ed25519.PublicKey)), log.With("module", "netkey"))
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
-	var keyShare *api.KeyShare
-	if share != nil {
-		keyShare = &api.KeyShare{Share: share, Node: tx.AddressOf(key.Public().(ed25519.PublicKey))}
+	releaseAt, err := releaseURL(home)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	rounds, err := newKeyRounds(store, home, releaseAt, shares, log.With("module", "netkey"))
+	if err != nil {
+		store.Close()
+		return nil, err
 	}
 	replicas := newReplicator(settings.PeerAPIs, blobs, key, genDoc.ChainID, log.With("module", "replicate"))
 	application.OnAnchor(replicas.enqueue)
@@ -144,7 +151,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
 		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs,
-		key: key, replicas: replicas, unlock: unlock}
+		key: key, replicas: replicas, unlock: unlock, keyRounds: rounds}
 
 	if err := n.startBackground(); err != nil {
 		n.stopComet()
@@ -154,7 +161,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
 	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
-		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: keyShare, Commits: application, StallAfter: opt.StallAfter, RPCAddr: n.RPCAddr, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
+		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: shares.get, Commits: application, StallAfter: opt.StallAfter, RPCAddr: n.RPCAddr, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -105,8 +106,60 @@ change takes effect two blocks after the vote that carries it.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(propose, vote, members, proposal)
+	key := &cobra.Command{
+		Use: "key", Short: "Show the network key (epoch, threshold, holders) and its generation or re-sharing round", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			c := client.New(f.nodeURL)
+			out := cmd.OutOrStdout()
+			var k network.Key
+			switch p, err := c.State(ctx, network.KeyStateKey(), false); {
+			case err != nil:
+				return err
+			case len(p.Value) == 0:
+				fmt.Fprintln(out, "no network key yet")
+			default:
+				if err := json.Unmarshal(p.Value, &k); err != nil {
+					return fmt.Errorf("decode the network key: %w", err)
+				}
+				fmt.Fprintf(out, "epoch %d, threshold %d of %d holders, since height %d\n", k.Epoch, k.Threshold, len(k.Holders), k.Height)
+				w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "INDEX\tNODE\tRELEASES_AT")
+				for _, h := range k.Holders {
+					fmt.Fprintf(w, "%d\t%s\t%s\n", h.Index, h.Node, h.API)
+				}
+				if err := w.Flush(); err != nil {
+					return err
+				}
+			}
+			p, err := c.State(ctx, network.RoundKey(), false)
+			if err != nil || len(p.Value) == 0 {
+				return err
+			}
+			var r network.Round
+			if err := json.Unmarshal(p.Value, &r); err != nil {
+				return fmt.Errorf("decode the key round: %w", err)
+			}
+			switch r.Status {
+			case network.RoundOpen:
+				fmt.Fprintf(out, "round %d (%s) in its %s phase: %d of %d messages, until height %d\n", r.Epoch, roundKind(&r), r.Phase,
+					r.Posted, r.Expected(), r.Deadline)
+			case network.RoundFailed:
+				fmt.Fprintf(out, "round %d (%s) failed at height %d: %s\n", r.Epoch, roundKind(&r), r.Closed, r.Reason)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(propose, vote, members, proposal, key)
 	return cmd
+}
+
+func roundKind(r *network.Round) string {
+	if r.Reshare {
+		return "re-sharing"
+	}
+	return "generation"
 }
 
 // consensusKey decodes a base64 Ed25519 consensus key.

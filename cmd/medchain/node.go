@@ -182,6 +182,7 @@ func identityCmd() *cobra.Command {
 func testnetCmd() *cobra.Command {
 	var n, basePort int
 	var out, chainID, passFile string
+	var generateKey bool
 	cmd := &cobra.Command{
 		Use:   "testnet",
 		Short: "Write the homes of an N-validator network on loopback",
@@ -200,7 +201,7 @@ exist or be an empty directory.`,
 			if err != nil {
 				return err
 			}
-			vals, err := node.Testnet(out, chainID, n, basePort, pass)
+			vals, err := node.Testnet(out, chainID, n, basePort, pass, generateKey)
 			if err != nil {
 				return err
 			}
@@ -214,6 +215,7 @@ exist or be an empty directory.`,
 		},
 	}
 	cmd.Flags().IntVar(&n, "validators", 4, "number of validators")
+	cmd.Flags().BoolVar(&generateKey, "generate-key", false, "let the validators generate the network key over the ledger when they start (as separate operators do) instead of dealing it into the homes")
 	cmd.Flags().StringVar(&out, "out", "testnet", "output directory")
 	cmd.Flags().StringVar(&chainID, "chain-id", "medchain-testnet", "chain id")
 	cmd.Flags().IntVar(&basePort, "base-port", 36656, "first port; node i uses base+10i (p2p), +1 (rpc), +2 (api)")

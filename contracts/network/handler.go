@@ -118,6 +118,10 @@ func castVote(kv state.KV, ctx contracts.Context, p *Proposal) ([]contracts.Even
 			return nil, err
 		}
 		events = append(events, more...)
+		if more, err = membershipChanged(kv, ctx); err != nil {
+			return nil, err
+		}
+		events = append(events, more...)
 		p.Status = "executed"
 	}
 	return events, contracts.PutJSON(kv, ProposalKey(p.ID), p)

@@ -23,7 +23,9 @@ const MaxAPIBytes = 256
 type Key struct {
 	netkey.Public
 	Holders []Holder `json:"holders"`
-	Height  int64    `json:"height"` // the height it took effect (0: genesis)
+	Height  int64    `json:"height"`            // the height it took effect (0: genesis)
+	Epoch   uint64   `json:"epoch"`             // 0 for a dealt genesis key, then the round that made it
+	Dropped int      `json:"dropped,omitempty"` // holders removed since: their shares still work until a re-sharing
 }
 
 // Holder is a member holding share Index of the key.
@@ -33,9 +35,12 @@ type Holder struct {
 	API   string     `json:"api"`  // the base URL where its node serves POST /v1/keys/release
 }
 
-// Genesis is the network module's genesis state.
+// Genesis is the network module's genesis state: a dealt key, or none, in which case the
+// genesis validators generate one over the ledger in the first blocks (dkg.go). Generate asks
+// the tools that write a genesis not to deal one.
 type Genesis struct {
-	Key *Key `json:"key,omitempty"`
+	Key      *Key `json:"key,omitempty"`
+	Generate bool `json:"generate,omitempty"`
 }
 
 var keyStateKey = []byte(root + "key")
@@ -117,12 +122,13 @@ func moveHolder(kv state.KV, from, to tx.Address) error {
 }
 
 // dropHolder stops a removed member's releases: honest nodes and agents no longer count it. Its
-// share stays mathematically valid until the key is re-shared (not built yet; see
-// docs/SECURITY.md), and the remaining holders must still reach the threshold.
+// share stays mathematically valid until the re-sharing round the change opens completes (see
+// dkg.go); the remaining holders must reach the threshold meanwhile.
 func dropHolder(kv state.KV, node tx.Address) error {
 	return updateHolders(kv, func(k *Key) bool {
 		n := len(k.Holders)
 		k.Holders = slices.DeleteFunc(k.Holders, func(h Holder) bool { return h.Node == node })
+		k.Dropped += n - len(k.Holders)
 		return len(k.Holders) != n
 	})
 }

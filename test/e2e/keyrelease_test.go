@@ -134,3 +134,49 @@ func TestKeyReleaseWithValidatorsDown(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedNetworkKey: four validator processes whose genesis holds no network key generate
+// one over the ledger (distributed key generation: nobody ever holds the whole key), each keeps
+// its share in its home, and records written for that key read through the release path.
+func TestGeneratedNetworkKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	const chainID = "e2e-dkg"
+	net := startTestnetWith(t, 4, chainID, func(home string) {
+		if _, err := os.Stat(node.NetworkShareFile(home)); !os.IsNotExist(err) {
+			t.Fatalf("testnet --generate-key dealt a share into %s (%v)", home, err)
+		}
+	}, "--generate-key")
+	var key *network.Key
+	waitFor(t, 2*time.Minute, "a generated network key", func() bool {
+		p, err := net.clients[0].State(context.Background(), network.KeyStateKey(), false)
+		if err != nil || len(p.Value) == 0 {
+			return false
+		}
+		key = new(network.Key)
+		return json.Unmarshal(p.Value, key) == nil && len(key.Holders) == 4
+	})
+	if key.Epoch < 1 || key.Threshold != 3 {
+		t.Fatalf("generated key: epoch %d threshold %d", key.Epoch, key.Threshold)
+	}
+	for i := range 4 {
+		heldShare(t, net.home(i), key)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	people := registerPeople(t, ctx, net, chainID)
+	patient := people.agentVia(1, people.patient)
+	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: people.docB.Address, Categories: []string{"laboratory"},
+		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := patient.Add(ctx, []byte(replicatedResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := people.agentVia(2, people.docB).Read(ctx, stored.Anchor.ID)
+	if err != nil || string(got.JSON) != replicatedResult {
+		t.Fatalf("read under a generated key: %v", err)
+	}
+}

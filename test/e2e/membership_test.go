@@ -15,9 +15,65 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/network"
+	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/tx"
 )
+
+// networkKey reads the network key from a node.
+func networkKey(t *testing.T, c *client.Client) *network.Key {
+	t.Helper()
+	p, err := c.State(context.Background(), network.KeyStateKey(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k network.Key
+	if err := json.Unmarshal(p.Value, &k); err != nil {
+		t.Fatal(err)
+	}
+	return &k
+}
+
+// waitReshared waits for a network key past epoch held by exactly want, with the public key
+// of before, and returns it.
+func waitReshared(t *testing.T, c *client.Client, before *network.Key, want ...tx.Address) *network.Key {
+	t.Helper()
+	var k *network.Key
+	waitFor(t, 2*time.Minute, fmt.Sprintf("the network key re-shared past epoch %d to %d holders", before.Epoch, len(want)), func() bool {
+		k = networkKey(t, c)
+		if k.Epoch <= before.Epoch || len(k.Holders) != len(want) {
+			return false
+		}
+		for _, a := range want {
+			if k.HolderOf(a) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	if string(k.Key()) != string(before.Key()) {
+		t.Fatal("re-sharing changed the network's public key")
+	}
+	return k
+}
+
+// heldShare reads a home's share and checks it against key.
+func heldShare(t *testing.T, home string, key *network.Key) *netkey.Share {
+	t.Helper()
+	var s *netkey.Share
+	waitFor(t, 30*time.Second, "the share of epoch "+fmt.Sprint(key.Epoch)+" in "+filepath.Base(home), func() bool {
+		var err error
+		s, err = node.LoadNetworkShare(home)
+		return err == nil && s != nil && s.Epoch == key.Epoch
+	})
+	if err := key.Public.Check(s); err != nil {
+		t.Fatalf("%s: %v", home, err)
+	}
+	return s
+}
 
 // cli runs the medchain binary and fails the test on error.
 func cli(t *testing.T, args ...string) string {
@@ -206,6 +262,35 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 		t.Fatalf("org5's node account: %+v %v", acc, err)
 	}
 
+	// The validators re-share the network key to the five of them over the ledger: same public
+	// key, a new epoch, org5 holds a share, and a record written before reads after.
+	var all []tx.Address
+	for i := range 4 {
+		all = append(all, nodeIdentity(t, net.home(i)).Address)
+	}
+	key0 := networkKey(t, net.clients[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	people := registerPeople(t, ctx, net, "e2e-members")
+	patient := people.agentVia(0, people.patient)
+	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: people.docB.Address, Categories: []string{"laboratory"},
+		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := patient.Add(ctx, []byte(replicatedResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key1 := waitReshared(t, net.clients[0], key0, append(all, id5.Address)...)
+	heldShare(t, home5, key1)
+	if out := cli(t, "network", "key", "--node", net.apiURL(0)); !strings.Contains(out, fmt.Sprintf("epoch %d, threshold 4 of 5 holders", key1.Epoch)) {
+		t.Fatalf("network key:\n%s", out)
+	}
+	old1, err := node.LoadNetworkShare(net.home(1))
+	if err != nil || old1 == nil || old1.Epoch != key1.Epoch {
+		t.Fatalf("node1's share of epoch %d: %+v %v", key1.Epoch, old1, err)
+	}
+
 	// node1 dies; the other four (40 of 50) keep committing; the registrar votes it out.
 	net.procs[1].kill()
 	id1 := nodeIdentity(t, net.home(1))
@@ -223,6 +308,20 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	if acc, _, err := net.clients[0].Account(context.Background(), id1.Address, false); err != nil || acc.Role != identity.RoleRetiredNode {
 		t.Fatalf("node1's account after removal: %+v %v", acc, err)
 	}
+	// Without node1 the other four re-share again: node1's share (it was killed and could not
+	// delete it) no longer belongs to the key, and the record reads through the new holders.
+	key2 := waitReshared(t, net.clients[0], key1, all[0], all[2], all[3], id5.Address)
+	if key2.Public.Check(old1) == nil {
+		t.Fatal("the removed validator's share still belongs to the re-shared key")
+	}
+	for _, i := range []int{0, 2, 3} {
+		heldShare(t, net.home(i), key2)
+	}
+	got, err := people.agentVia(0, people.docB).Read(ctx, stored.Anchor.ID)
+	if err != nil || string(got.JSON) != replicatedResult {
+		t.Fatalf("read after two re-sharings: %v", err)
+	}
+
 	members := cli(t, "network", "members", "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API))
 	if !strings.Contains(members, "org5") || strings.Contains(members, string(id1.Address)) {
 		t.Fatalf("members on org5's node:\n%s", members)

@@ -31,13 +31,15 @@ func startTestnet(t *testing.T, n int, chainID string) *testnet {
 	return startTestnetWith(t, n, chainID, nil)
 }
 
-// startTestnetWith is startTestnet with prepare called on each home before its node starts.
-func startTestnetWith(t *testing.T, n int, chainID string, prepare func(home string)) *testnet {
+// startTestnetWith is startTestnet with prepare called on each home before its node starts and
+// more arguments for `medchain testnet`.
+func startTestnetWith(t *testing.T, n int, chainID string, prepare func(home string), testnetArgs ...string) *testnet {
 	t.Helper()
 	net := &testnet{dir: t.TempDir()}
 	base := freeBase(t, n)
 	net.base = base
-	gen := exec.Command(binary, "testnet", "--validators", fmt.Sprint(n), "--out", net.dir, "--chain-id", chainID, "--base-port", fmt.Sprint(base))
+	gen := exec.Command(binary, append([]string{"testnet", "--validators", fmt.Sprint(n), "--out", net.dir, "--chain-id", chainID,
+		"--base-port", fmt.Sprint(base)}, testnetArgs...)...)
 	gen.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
 	if b, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("testnet: %v\n%s", err, b)
