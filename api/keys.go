@@ -127,13 +127,15 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 }
 
 // release computes this node's share for the record's network-wrapped key and seals it to the
-// requester.
+// requester. The share of a wrap is the same for every reader (only its sealing differs), so it
+// is computed once per record version and key epoch and kept with the parsed wrap: the access
+// check and the log entry stay per request.
 func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.Address, rel *app.Releasable) (*ReleaseResponse, error) {
-	wrapped, err := s.wraps.get(rel.Record, records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version))
+	e, err := s.wraps.get(rel.Record, records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version))
 	if err != nil {
 		return nil, err
 	}
-	d, err := netkey.Release(share, wrapped)
+	d, err := e.shareOf(share)
 	if err != nil {
 		return nil, err
 	}
@@ -144,23 +146,47 @@ func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.
 	return &ReleaseResponse{Index: d.Index, Sealed: sealed}, nil
 }
 
-// wrapCache keeps parsed, proof-checked network-wrapped keys by record version: checking a
-// wrap costs a hash to the curve and a proof, more than releasing a share from it.
+// wrapCache keeps parsed, proof-checked network-wrapped keys by record version, each with this
+// node's decryption share once computed: checking a wrap costs a hash to the curve and a proof,
+// and a share a scalar multiplication and a proof.
 type wrapCache struct {
 	mu    sync.Mutex
-	byKey map[string]*netkey.Wrapped
+	byKey map[string]*wrapEntry
 	order []string // insertion order, for eviction
+}
+
+// wrapEntry is a cached wrap and this node's share of it under one key share.
+type wrapEntry struct {
+	wrapped *netkey.Wrapped
+	mu      sync.Mutex
+	by      *netkey.Share // the key share dec was computed with
+	dec     *netkey.DecShare
+}
+
+// shareOf returns the decryption share of the wrap under s, computing it once per key share.
+func (e *wrapEntry) shareOf(s *netkey.Share) (*netkey.DecShare, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dec != nil && e.by == s {
+		return e.dec, nil
+	}
+	d, err := netkey.Release(s, e.wrapped)
+	if err != nil {
+		return nil, err
+	}
+	e.by, e.dec = s, d
+	return d, nil
 }
 
 const wrapCacheSize = 4096
 
-func (c *wrapCache) get(rec *records.Record, label []byte) (*netkey.Wrapped, error) {
+func (c *wrapCache) get(rec *records.Record, label []byte) (*wrapEntry, error) {
 	k := rec.ID + "\n" + strconv.FormatUint(uint64(rec.Version), 10) + "\n" + string(rec.Network)
 	c.mu.Lock()
-	w, ok := c.byKey[k]
+	e, ok := c.byKey[k]
 	c.mu.Unlock()
 	if ok {
-		return w, nil
+		return e, nil
 	}
 	w, err := netkey.ParseWrapped(rec.Network, label)
 	if err != nil {
@@ -169,14 +195,16 @@ func (c *wrapCache) get(rec *records.Record, label []byte) (*netkey.Wrapped, err
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byKey == nil {
-		c.byKey = make(map[string]*netkey.Wrapped, wrapCacheSize)
+		c.byKey = make(map[string]*wrapEntry, wrapCacheSize)
 	}
-	if _, ok := c.byKey[k]; !ok {
-		if len(c.order) == wrapCacheSize {
-			delete(c.byKey, c.order[0])
-			c.order = c.order[1:]
-		}
-		c.byKey[k], c.order = w, append(c.order, k)
+	if e, ok := c.byKey[k]; ok {
+		return e, nil
 	}
-	return w, nil
+	if len(c.order) == wrapCacheSize {
+		delete(c.byKey, c.order[0])
+		c.order = c.order[1:]
+	}
+	e = &wrapEntry{wrapped: w}
+	c.byKey[k], c.order = e, append(c.order, k)
+	return e, nil
 }
