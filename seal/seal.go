@@ -6,8 +6,11 @@
 // ciphertext's SHA-256, a salted commitment to the plaintext whose salt exists only inside the
 // ciphertext, and the wrapped keys; nodes store the ciphertext. Nothing here touches I/O.
 //
-// Ciphertext = nonce (12 bytes) || AES-256-GCM(data key, nonce, salt (32 bytes) || plaintext,
-// AAD = context). The commitment is keyed BLAKE3 under a key derived from the salt:
+// Ciphertext = nonce (12 bytes) || AES-256-GCM(data key, nonce, body, AAD = context), with body =
+// salt (32 bytes) || plaintext length (8 bytes, big-endian) || plaintext || zero bytes up to
+// PaddedSize: a ciphertext's size tells only its size class, not how long the record is (an
+// allergy and a psychiatric note of similar length look alike on every node's disk and in the
+// anchor's size). The commitment is keyed BLAKE3 under a key derived from the salt:
 //
 //	k          = BLAKE3-derive_key(context string, key material = salt)  // 32 bytes
 //	commitment = BLAKE3-keyed_hash(key = k, input = plaintext)           // 32 bytes
@@ -29,8 +32,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"lukechampine.com/blake3"
@@ -38,9 +43,13 @@ import (
 
 // Sizes.
 const (
-	KeyBytes  = 32 // data key
-	SaltBytes = 32 // commitment salt, inside the ciphertext
-	nonceSize = 12
+	lengthBytes = 8 // the plaintext length in the body
+	// MinPaddedBody is the smallest body: every record of up to ~4 KiB (most FHIR resources)
+	// has one size.
+	MinPaddedBody = 4096
+	KeyBytes      = 32 // data key
+	SaltBytes     = 32 // commitment salt, inside the ciphertext
+	nonceSize     = 12
 )
 
 // commitmentContext is the BLAKE3 derive_key context that turns a record's salt into the key of
@@ -91,19 +100,17 @@ func Seal(plaintext, context []byte, recipients []Recipient) (*Sealed, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One buffer, one copy: nonce || salt || plaintext, then sealed in place (GCM allows dst to
-	// be the plaintext's own storage) with room for the tag. Appending to a full array allocates
-	// without first zeroing the bytes the copy overwrites (make would: a whole extra pass).
-	var head [nonceSize + SaltBytes]byte
-	rand.Read(head[:])
-	out := append(head[:], plaintext...)
-	if cap(out)-len(out) < gcm.Overhead() {
-		out = slices.Grow(out, gcm.Overhead())
-	}
+	// One buffer: nonce || salt || length || plaintext || padding, then sealed in place (GCM
+	// allows dst to be the plaintext's own storage) with room for the tag.
+	bodyLen := PaddedSize(len(plaintext))
+	out := make([]byte, nonceSize+bodyLen, nonceSize+bodyLen+gcm.Overhead())
+	rand.Read(out[:nonceSize+SaltBytes])
 	body := out[nonceSize:]
+	binary.BigEndian.PutUint64(body[SaltBytes:], uint64(len(plaintext)))
+	copy(body[SaltBytes+lengthBytes:], plaintext)
 	// Committed before GCM overwrites salt and plaintext in place, over the very bytes that are
 	// encrypted (not the caller's slice), so the two cannot differ.
-	commitment := commit(body[:SaltBytes], body[SaltBytes:])
+	commitment := commit(body[:SaltBytes], body[SaltBytes+lengthBytes:SaltBytes+lengthBytes+len(plaintext)])
 	ct := gcm.Seal(body[:0], out[:nonceSize], body, context)
 	ct = out[:nonceSize+len(ct)]
 	s := &Sealed{Ciphertext: ct, Hash: sha256.Sum256(ct), Commitment: commitment, DataKey: key}
@@ -154,14 +161,36 @@ func Open(ciphertext, context, dataKey []byte, commitment [32]byte) ([]byte, err
 		return nil, ErrOpen
 	}
 	body, err := gcm.Open(nil, ciphertext[:nonceSize], ciphertext[nonceSize:], context)
-	if err != nil || len(body) < SaltBytes {
+	if err != nil || len(body) < SaltBytes+lengthBytes {
 		return nil, ErrOpen
 	}
-	sum := commit(body[:SaltBytes], body[SaltBytes:])
+	n := binary.BigEndian.Uint64(body[SaltBytes:])
+	rest := body[SaltBytes+lengthBytes:]
+	if n > uint64(len(rest)) || slices.ContainsFunc(rest[n:], func(b byte) bool { return b != 0 }) {
+		return nil, ErrOpen
+	}
+	plaintext := rest[:n]
+	sum := commit(body[:SaltBytes], plaintext)
 	if subtle.ConstantTimeCompare(sum[:], commitment[:]) != 1 {
 		return nil, ErrOpen
 	}
-	return body[SaltBytes:], nil
+	return plaintext, nil
+}
+
+// PaddedSize is the size of the body that holds a plaintext of n bytes: at least MinPaddedBody,
+// and above it the Padmé size class of salt || length || plaintext (Nikitin et al., "Reducing
+// Metadata Leakage from Encrypted Files and Communication with PURBs", PETS 2019): the length
+// rounded up so that only about log2(log2(n)) significant bits remain, which costs at most 12 %
+// and leaves O(log log n) bits of the length visible.
+func PaddedSize(n int) int {
+	l := SaltBytes + lengthBytes + n
+	if l <= MinPaddedBody {
+		return MinPaddedBody
+	}
+	e := bits.Len(uint(l)) - 1 // floor(log2 l)
+	s := bits.Len(uint(e))     // floor(log2 e) + 1
+	mask := (1 << (e - s)) - 1 // the low bits that are rounded away
+	return (l + mask) &^ mask
 }
 
 // commit returns the salted commitment to plaintext: BLAKE3-keyed_hash(key = BLAKE3-derive_key(

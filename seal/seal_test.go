@@ -7,6 +7,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"testing"
@@ -144,32 +145,42 @@ func testGCM(t *testing.T, key []byte) cipher.AEAD {
 	return gcm
 }
 
-// decrypt opens a Sealed ciphertext by hand (nonce || AES-256-GCM(salt || plaintext), context as
-// AAD) and returns salt and plaintext.
-func decrypt(t *testing.T, ct, ctx, key []byte) (salt, plaintext []byte) {
+// decrypt opens a Sealed ciphertext by hand (nonce || AES-256-GCM(salt || length || plaintext ||
+// zeros), context as AAD) and returns salt, plaintext and the padding.
+func decrypt(t *testing.T, ct, ctx, key []byte) (salt, plaintext, padding []byte) {
 	t.Helper()
 	body, err := testGCM(t, key).Open(nil, ct[:12], ct[12:], ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return body[:seal.SaltBytes], body[seal.SaltBytes:]
+	n := binary.BigEndian.Uint64(body[seal.SaltBytes:])
+	rest := body[seal.SaltBytes+8:]
+	return body[:seal.SaltBytes], rest[:n], rest[n:]
 }
 
-// encrypt builds a ciphertext by hand: a fresh nonce || AES-256-GCM(salt || plaintext).
+// encrypt builds a ciphertext by hand: a fresh nonce || AES-256-GCM(salt || length || plaintext ||
+// padding), padded to the documented size.
 func encrypt(t *testing.T, key, ctx, salt, plaintext []byte) []byte {
+	t.Helper()
+	return encryptBody(t, key, ctx, salt, uint64(len(plaintext)), plaintext, seal.PaddedSize(len(plaintext)))
+}
+
+func encryptBody(t *testing.T, key, ctx, salt []byte, length uint64, plaintext []byte, size int) []byte {
 	t.Helper()
 	gcm := testGCM(t, key)
 	nonce := make([]byte, gcm.NonceSize())
 	rand.Read(nonce)
-	return gcm.Seal(nonce, nonce, append(append([]byte(nil), salt...), plaintext...), ctx)
+	body := append(append([]byte(nil), salt...), binary.BigEndian.AppendUint64(nil, length)...)
+	body = append(body, plaintext...)
+	body = append(body, make([]byte, max(0, size-len(body)))...)
+	return gcm.Seal(nonce, nonce, body, ctx)
 }
 
 // Seal's outputs are exactly what the package documents, across sizes that take BLAKE3's
 // single-block, single-chunk, multi-chunk and parallel-subtree paths: Hash is SHA-256 of the
-// ciphertext, the ciphertext decrypts to salt || plaintext, and Commitment is keyed BLAKE3 under
-// derive_key(context, salt), computed here directly with blake3. Some sizes leave less than a
-// tag's room after nonce || salt || plaintext in the allocation and take Seal's reallocation
-// path (with Go 1.26: 0, 64, 1 MiB - 52 and 1 MiB - 44).
+// ciphertext, the ciphertext decrypts to salt || length || plaintext || zeros of the padded size,
+// and Commitment is keyed BLAKE3 under derive_key(context, salt), computed here directly with
+// blake3.
 func TestSealMatchesDocumentedFormat(t *testing.T) {
 	p := newParty(t, "p")
 	ctx := []byte("record/9/v1")
@@ -183,12 +194,12 @@ func TestSealMatchesDocumentedFormat(t *testing.T) {
 		if s.Hash != sha256.Sum256(s.Ciphertext) {
 			t.Fatalf("%d bytes: Hash is not SHA-256 of the ciphertext", n)
 		}
-		if len(s.Ciphertext) != 12+seal.SaltBytes+n+16 {
+		if len(s.Ciphertext) != 12+seal.PaddedSize(n)+16 {
 			t.Fatalf("%d bytes: ciphertext is %d bytes", n, len(s.Ciphertext))
 		}
-		salt, pt := decrypt(t, s.Ciphertext, ctx, s.DataKey)
-		if !bytes.Equal(pt, doc) {
-			t.Fatalf("%d bytes: ciphertext does not hold salt || plaintext", n)
+		salt, pt, pad := decrypt(t, s.Ciphertext, ctx, s.DataKey)
+		if !bytes.Equal(pt, doc) || !bytes.Equal(pad, make([]byte, len(pad))) {
+			t.Fatalf("%d bytes: ciphertext does not hold salt || length || plaintext || zeros", n)
 		}
 		if want := wantCommitment(salt, doc); s.Commitment != want {
 			t.Fatalf("%d bytes: commitment %x, want keyed BLAKE3 %x", n, s.Commitment, want)
@@ -252,7 +263,7 @@ func TestOpenChecksCommitment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	salt, pt := decrypt(t, s.Ciphertext, ctx, s.DataKey)
+	salt, pt, _ := decrypt(t, s.Ciphertext, ctx, s.DataKey)
 	otherSalt := append([]byte(nil), salt...)
 	otherSalt[0] ^= 1
 	otherDoc := bytes.Replace(pt, []byte("6.1"), []byte("9.1"), 1)
@@ -312,7 +323,7 @@ func TestOpenRejectsTampering(t *testing.T) {
 			t.Fatalf("opened with byte %d of %d flipped", i, n)
 		}
 	}
-	for _, l := range []int{0, 12, 12 + seal.SaltBytes, 12 + seal.SaltBytes + 16, n - 1} {
+	for _, l := range []int{0, 12, 12 + seal.SaltBytes, 12 + seal.SaltBytes + 8 + 16, n - 1} {
 		if _, err := seal.Open(s.Ciphertext[:l], ctx, s.DataKey, s.Commitment); !errors.Is(err, seal.ErrOpen) {
 			t.Fatalf("opened truncated to %d bytes", l)
 		}
@@ -370,6 +381,61 @@ func BenchmarkOpen(b *testing.B) {
 		}
 		if _, err := seal.Open(s.Ciphertext, []byte("ctx"), key, s.Commitment); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Records of different lengths in one size class have ciphertexts of one size: every record up
+// to ~4 KiB alike, and above it the Padmé classes (at most 12 % larger than the body). Sizes
+// grow with the plaintext and never shrink.
+func TestCiphertextSizesArePadded(t *testing.T) {
+	p := newParty(t, "p")
+	size := func(n int) int {
+		s, err := seal.Seal(make([]byte, n), []byte("ctx"), []seal.Recipient{p.r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(s.Ciphertext)
+	}
+	if a, b := size(0), size(4096-seal.SaltBytes-8); a != b || a != 12+seal.MinPaddedBody+16 {
+		t.Fatalf("small records: %d and %d bytes", a, b)
+	}
+	if a, b := size(100_000), size(100_300); a != b {
+		t.Fatalf("100,000 and 100,300 bytes seal to %d and %d bytes", a, b)
+	}
+	prev := 0
+	for n := 0; n < 5<<20; n = n*5/4 + 1000 {
+		got := seal.PaddedSize(n)
+		body := seal.SaltBytes + 8 + n
+		if got < body || got < prev || (body > seal.MinPaddedBody && float64(got) > 1.12*float64(body)) {
+			t.Fatalf("PaddedSize(%d) = %d (body %d, previous %d)", n, got, body, prev)
+		}
+		prev = got
+	}
+}
+
+// TestAttackPaddingTampered: a body whose length field points past the body, or whose padding
+// is not zero, is refused even though the AEAD and the commitment would hold.
+func TestAttackPaddingTampered(t *testing.T) {
+	key := make([]byte, seal.KeyBytes)
+	rand.Read(key)
+	salt := make([]byte, seal.SaltBytes)
+	rand.Read(salt)
+	doc := []byte(obs)
+	c := wantCommitment(salt, doc)
+	ctx := []byte("record/pad/v1")
+	size := seal.PaddedSize(len(doc))
+	if got, err := seal.Open(encryptBody(t, key, ctx, salt, uint64(len(doc)), doc, size), ctx, key, c); err != nil || string(got) != obs {
+		t.Fatalf("control: %v", err)
+	}
+	for name, ct := range map[string][]byte{
+		"length past the body": encryptBody(t, key, ctx, salt, uint64(size), doc, size),
+		"huge length":          encryptBody(t, key, ctx, salt, 1<<63, doc, size),
+		"non-zero padding":     encryptBody(t, key, ctx, salt, uint64(len(doc)), append(append([]byte(nil), doc...), 1), size),
+		"no room for length":   testGCM(t, key).Seal(make([]byte, 12), make([]byte, 12), salt, ctx),
+	} {
+		if _, err := seal.Open(ct, ctx, key, c); !errors.Is(err, seal.ErrOpen) {
+			t.Fatalf("%s: opened: %v", name, err)
 		}
 	}
 }
