@@ -13,7 +13,6 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/api"
-	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/netkey"
@@ -54,16 +53,7 @@ func TestKeyReleaseWithValidatorsDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	people := registerPeople(t, ctx, net, chainID)
-	patient := people.agentVia(0, people.patient)
-	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: people.docB.Address, Categories: []string{"laboratory"},
-		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	stored, err := patient.Add(ctx, []byte(replicatedResult))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := stored.Anchor.ID
+	id := people.labResultForDocB(t, ctx, 0)
 	docB := people.agentVia(0, people.docB)
 	got, err := docB.Read(ctx, id)
 	if err != nil || string(got.JSON) != replicatedResult {
@@ -101,7 +91,11 @@ func TestKeyReleaseWithValidatorsDown(t *testing.T) {
 	if err := json.Unmarshal(p.Value, &key); err != nil {
 		t.Fatal(err)
 	}
-	w, err := netkey.ParseWrapped(stored.Anchor.Network, records.SealContext(chainID, id, 1))
+	anchor, err := net.clients[0].Record(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := netkey.ParseWrapped(anchor.Network, records.SealContext(chainID, id, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,16 +160,8 @@ func TestGeneratedNetworkKey(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	people := registerPeople(t, ctx, net, chainID)
-	patient := people.agentVia(1, people.patient)
-	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: people.docB.Address, Categories: []string{"laboratory"},
-		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	stored, err := patient.Add(ctx, []byte(replicatedResult))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := people.agentVia(2, people.docB).Read(ctx, stored.Anchor.ID)
+	id := people.labResultForDocB(t, ctx, 1)
+	got, err := people.agentVia(2, people.docB).Read(ctx, id)
 	if err != nil || string(got.JSON) != replicatedResult {
 		t.Fatalf("read under a generated key: %v", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/medchain/medchain/client"
-	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/netkey"
@@ -251,6 +250,7 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 		t.Fatal("a node that was not admitted is a validator")
 	}
 	// The registrar (the only one: its vote is two thirds) admits it with power 10.
+	key0 := networkKey(t, net.clients[0]) // the dealt genesis key
 	out = cli(t, append([]string{"network", "propose", "--action", "add", "--pub-key", id5.PubKey, "--power", "10", "--name", "org5"}, regFlags...)...)
 	if !strings.Contains(out, "network.admitted") || !strings.Contains(out, "network.validator_update") {
 		t.Fatalf("admission:\n%s", out)
@@ -268,19 +268,10 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	for i := range 4 {
 		all = append(all, nodeIdentity(t, net.home(i)).Address)
 	}
-	key0 := networkKey(t, net.clients[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	people := registerPeople(t, ctx, net, "e2e-members")
-	patient := people.agentVia(0, people.patient)
-	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: people.docB.Address, Categories: []string{"laboratory"},
-		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	stored, err := patient.Add(ctx, []byte(replicatedResult))
-	if err != nil {
-		t.Fatal(err)
-	}
+	recordID := people.labResultForDocB(t, ctx, 0)
 	key1 := waitReshared(t, net.clients[0], key0, append(all, id5.Address)...)
 	heldShare(t, home5, key1)
 	if out := cli(t, "network", "key", "--node", net.apiURL(0)); !strings.Contains(out, fmt.Sprintf("epoch %d, threshold 4 of 5 holders", key1.Epoch)) {
@@ -317,7 +308,7 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	for _, i := range []int{0, 2, 3} {
 		heldShare(t, net.home(i), key2)
 	}
-	got, err := people.agentVia(0, people.docB).Read(ctx, stored.Anchor.ID)
+	got, err := people.agentVia(0, people.docB).Read(ctx, recordID)
 	if err != nil || string(got.JSON) != replicatedResult {
 		t.Fatalf("read after two re-sharings: %v", err)
 	}

@@ -73,6 +73,22 @@ type people struct {
 	agentVia            func(i int, k *keyring.Key) *agent.Agent
 }
 
+// labResultForDocB has the patient, through node via, grant docB laboratory records for
+// treatment and write one lab result; it returns the record's id.
+func (p *people) labResultForDocB(t *testing.T, ctx context.Context, via int) string {
+	t.Helper()
+	patient := p.agentVia(via, p.patient)
+	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: p.docB.Address, Categories: []string{"laboratory"},
+		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := patient.Add(ctx, []byte(replicatedResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored.Anchor.ID
+}
+
 func registerPeople(t *testing.T, ctx context.Context, net *testnet, chainID string) *people {
 	t.Helper()
 	kr, err := keyring.OpenFile(node.KeyringDir(net.home(0)))
