@@ -1,6 +1,7 @@
 package netkey
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -175,6 +176,9 @@ func NewParticipant(round *DKGRound, key *DKGKey, current *Share) (*Participant,
 func kyberNodes(ms []DKGMember) ([]dkg.Node, error) {
 	out := make([]dkg.Node, len(ms))
 	for i, m := range ms {
+		if slices.ContainsFunc(ms[:i], func(o DKGMember) bool { return o.Index == m.Index || bytes.Equal(o.Key, m.Key) }) {
+			return nil, fmt.Errorf("member %d: an index or key used twice", m.Index)
+		}
 		p, err := pointOf(m.Key)
 		if err != nil || m.Index < 1 {
 			return nil, fmt.Errorf("member %d: a bad index or key", m.Index)

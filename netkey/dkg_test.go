@@ -287,3 +287,19 @@ func BenchmarkDKGRound(b *testing.B) {
 		})
 	}
 }
+
+// TestAttackDKGDuplicateKey: a round whose members share a key (one party enrolled another's)
+// or an index is refused before any message is made.
+func TestAttackDKGDuplicateKey(t *testing.T) {
+	ps := parties(1, 2, 3, 4)
+	ms := members(ps)
+	ms[3].Key = ms[0].Key
+	if _, err := NewParticipant(&DKGRound{Nonce: nonce(), Holders: ms, Threshold: 3}, ps[0].key, nil); err == nil {
+		t.Fatal("a round with a key used twice")
+	}
+	ms = members(ps)
+	ms[3].Index = 1
+	if _, err := NewParticipant(&DKGRound{Nonce: nonce(), Holders: ms, Threshold: 3}, ps[1].key, nil); err == nil {
+		t.Fatal("a round with an index used twice")
+	}
+}

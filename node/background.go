@@ -45,7 +45,8 @@ func (n *Node) startBackground() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopBG = cancel
 	n.audit.step(ctx) // know at once whether this node may serve
-	n.bg.Add(3)
+	n.bg.Add(4)
+	go func() { defer n.bg.Done(); n.keyRounds.run(ctx, fetchLogEvery) }()
 	go func() { defer n.bg.Done(); n.audit.run(ctx, fetchLogEvery) }()
 	go func() { defer n.bg.Done(); n.uploads.run(ctx, OrphanWindow, orphanEvery) }()
 	go func() {

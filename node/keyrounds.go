@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/codes"
@@ -271,6 +273,14 @@ func (k *keyRounds) advance(v *state.View, r *network.Round, dealer, holder *net
 	return nil
 }
 
+func (k *keyRounds) dropPending() error {
+	k.pending = nil
+	if err := os.Remove(pendingShareFile(k.shares.home)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete the pending network key share: %w", err)
+	}
+	return nil
+}
+
 // participant builds this node's generator from the round's enrolled parties; deals reports
 // whether it deals (it holds a share of the current key, or the round is fresh).
 func (k *keyRounds) participant(v *state.View, r *network.Round, dealer *network.RoundMember) (*netkey.Participant, bool, error) {
@@ -316,9 +326,51 @@ func (k *keyRounds) participant(v *state.View, r *network.Round, dealer *network
 	return part, deals, err
 }
 
+// tidy follows the installed key (syncShare) on its own, for a node whose account can no longer
+// send anything (a removed member must still delete its share).
+func (k *keyRounds) tidy() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if h, _ := k.store.LastCommit(); h == 0 {
+		return nil
+	}
+	v, err := k.store.At(0)
+	if err != nil {
+		return err
+	}
+	return k.syncShare(v)
+}
+
+// run tidies every interval until ctx ends.
+func (k *keyRounds) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := k.tidy(); err != nil {
+				k.log.Warn("following the network key", "err", err)
+			}
+		}
+	}
+}
+
 // syncShare follows the installed key: a pending share of the installed epoch becomes the
-// node's share; a share of an older epoch is deleted once the node is no longer a holder.
+// node's share, one whose round failed or was overtaken is deleted, and a share of an older
+// epoch is deleted once a newer key is installed (the node is no longer a holder of that one).
 func (k *keyRounds) syncShare(v *state.View) error {
+	if p := k.pending; p != nil {
+		if r, err := network.GetRound(v); err == nil && (r.Epoch > p.Epoch || (r.Epoch == p.Epoch && r.Status == network.RoundFailed)) {
+			if key, err := network.GetKey(v); err == nil && key.Epoch < p.Epoch {
+				if err := k.dropPending(); err != nil {
+					return err
+				}
+				k.log.Info("deleted the share of a key round that did not complete", "epoch", p.Epoch)
+			}
+		}
+	}
 	key, err := network.GetKey(v)
 	if codes.Of(err) == codes.NotFound {
 		return nil
@@ -335,7 +387,7 @@ func (k *keyRounds) syncShare(v *state.View) error {
 			}
 			k.log.Info("now holds a share of the network key", "epoch", p.Epoch, "index", p.Index)
 		}
-		if err := os.Remove(pendingShareFile(k.shares.home)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := k.dropPending(); err != nil {
 			return err
 		}
 	}

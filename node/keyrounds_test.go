@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +41,8 @@ type roundsNet struct {
 	blocks  [][][]byte
 	hashes  [][]byte
 	reg     ed25519.PrivateKey
-	paused  bool // drivers post nothing
+	paused  bool                // drivers post nothing
+	silent  map[tx.Address]bool // these drivers post nothing
 }
 
 func seedKey(name string) ed25519.PrivateKey {
@@ -137,6 +139,9 @@ func (n *roundsNet) block(extra ...[]byte) []*abci.ExecTxResult {
 		if n.paused {
 			break
 		}
+		if n.silent[a] {
+			continue
+		}
 		typ, msg, err := n.drivers[a].next()
 		if err != nil {
 			n.t.Logf("driver %s: %v", a, err)
@@ -222,6 +227,8 @@ func TestNetworkKeyGeneratedAndReshared(t *testing.T) {
 	// The last validator is voted out (one registrar: its vote is two thirds).
 	gone := n.order[3]
 	leaver := n.drivers[gone]
+	everyone := append([]tx.Address{}, n.order...)
+	n.order = n.order[:3] // a retired account sends nothing; its node only tidies (below)
 	r := n.block(n.sign(n.reg, network.TypePropose, network.Propose{Action: network.ActionRemove,
 		PubKey: n.keys[gone].Public().(ed25519.PublicKey)}))
 	if r[0].Code != 0 {
@@ -231,6 +238,9 @@ func TestNetworkKeyGeneratedAndReshared(t *testing.T) {
 	n.block()
 	if !bytes.Equal(k2.Key(), k1.Key()) || len(k2.Holders) != 3 || k2.HolderOf(gone) != nil {
 		t.Fatalf("re-shared key: same public key %v, holders %+v", bytes.Equal(k2.Key(), k1.Key()), k2.Holders)
+	}
+	if err := leaver.tidy(); err != nil {
+		t.Fatal(err)
 	}
 	if leaver.shares.get() != nil {
 		t.Fatal("the removed validator still serves its share")
@@ -256,7 +266,7 @@ func TestNetworkKeyGeneratedAndReshared(t *testing.T) {
 
 	// The same blocks on a fresh app: the same state at every height.
 	var vals []ed25519.PrivateKey
-	for _, a := range n.order {
+	for _, a := range everyone {
 		vals = append(vals, n.keys[a])
 	}
 	_, replay := newRoundsApp(t, vals, n.reg)
@@ -316,7 +326,7 @@ func TestAttackRoundMessages(t *testing.T) {
 	// One block, as the enrollment phase is only DKGPhaseBlocks long; each tx signed with the
 	// nonce it will have.
 	var txs [][]byte
-	want := []codes.Code{codes.Unauthorized, codes.Invalid, codes.Invalid, codes.Invalid, codes.Invalid, 0, codes.AlreadyExists}
+	want := []codes.Code{codes.Unauthorized, codes.Invalid, codes.Invalid, codes.Invalid, codes.Invalid, 0, codes.AlreadyExists, codes.AlreadyExists}
 	nonce := n.nonce(addrOf(v0))
 	for i, m := range []struct {
 		k   ed25519.PrivateKey
@@ -330,6 +340,7 @@ func TestAttackRoundMessages(t *testing.T) {
 		{v0, network.TypeDKGDeal, network.DKGDeal{Epoch: 1}},                // not the deal phase
 		{v0, network.TypeDKGEnroll, enroll},
 		{v0, network.TypeDKGEnroll, enroll},
+		{n.keys[n.order[1]], network.TypeDKGEnroll, enroll}, // validator 0's key, enrolled again by another party
 	} {
 		at := nonce
 		if m.k.Equal(v0) {
@@ -378,15 +389,53 @@ func TestAttackRoundMessages(t *testing.T) {
 	big.Shares[0].Share = make([]byte, netkey.MaxEncryptedShareBytes+1)
 	expect(n.sign(v0, network.TypeDKGDeal, network.DKGDeal{Epoch: 1, Deal: big}), codes.Invalid)
 
-	k := n.untilEpoch(1, 40)
-	if len(k.Holders) != 3 || k.HolderOf(n.order[0]) != nil {
+	// Validator 0 stays silent in the respond phase: rather than have every dealer reveal the
+	// shares it dealt it (their sum would be its share, in public), the round fails, and the next
+	// one, in which its driver takes part again, makes the key with all four.
+	k := n.untilEpoch(2, 60)
+	if len(k.Holders) != 4 {
 		t.Fatalf("the key's holders: %+v", k.Holders)
 	}
-	// A result for the closed round is refused.
+	for _, txs := range n.blocks {
+		for _, raw := range txs {
+			if bytes.Contains(raw, []byte(network.TypeDKGJustify)) {
+				t.Fatal("a share was revealed for a silent holder")
+			}
+		}
+	}
+	// A result for the failed round is refused.
 	expect(n.sign(v0, network.TypeDKGResult, network.DKGResult{Epoch: 1, Public: k.Public}), codes.Invalid)
 }
 
+// TestAttackRoundBelowThreshold: with two of four validators silent, a round cannot reach the
+// threshold of all four (3) and fails at enrollment instead of making a 2-of-2 key; when they
+// come back, the next round makes the 3-of-4 key.
+func TestAttackRoundBelowThreshold(t *testing.T) {
+	n := newRoundsNet(t, 4)
+	n.silent = map[tx.Address]bool{n.order[0]: true, n.order[1]: true}
+	for range 2 * network.DKGPhaseBlocks {
+		if r := n.round(); r != nil && r.Status == network.RoundFailed {
+			break
+		}
+		n.block()
+	}
+	if r := n.round(); r == nil || r.Status != network.RoundFailed || !strings.Contains(r.Reason, "fewer than the threshold of 3") {
+		t.Fatalf("round with two of four enrolled: %+v", r)
+	}
+	if n.key() != nil {
+		t.Fatal("a key was installed below the threshold")
+	}
+	n.silent = nil
+	k := n.untilEpoch(n.round().Epoch+1, 40)
+	if k.Threshold != 3 || len(k.Holders) != 4 {
+		t.Fatalf("key: threshold %d, %d holders", k.Threshold, len(k.Holders))
+	}
+}
+
 func (n *roundsNet) round() *network.Round {
+	if h, _ := n.store.LastCommit(); h == 0 {
+		return nil
+	}
 	v, _ := n.store.At(0)
 	r, _ := network.GetRound(v)
 	return r

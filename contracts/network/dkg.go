@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"slices"
 	"strconv"
 
@@ -65,6 +66,10 @@ const (
 // DKGPhaseBlocks is how many blocks a phase waits for missing messages: enough for a node to see
 // the previous phase committed and get its message into a block despite a slow proposer.
 const DKGPhaseBlocks = 5
+
+// DKGRetryBlocks is how long after a round that left validators out (they did not enroll or
+// post the result) the next one tries to take them in.
+const DKGRetryBlocks = 100
 
 // Round is the current (or last) key generation round.
 type Round struct {
@@ -136,6 +141,10 @@ func EnrollmentKey(epoch uint64, node tx.Address) []byte {
 	return []byte(roundPrefix(epoch) + "e/" + string(node))
 }
 func DealKey(epoch uint64, dealer uint32) []byte { return indexed(epoch, "d/", dealer) }
+
+func enrolledKey(epoch uint64, key []byte) []byte {
+	return []byte(roundPrefix(epoch) + "k/" + hex.EncodeToString(key))
+}
 func ResponseKey(epoch uint64, holder uint32) []byte {
 	return indexed(epoch, "r/", holder)
 }
@@ -245,6 +254,15 @@ func enroll(kv state.KV, ctx contracts.Context, m *Enrollment) ([]contracts.Even
 	}
 	if r.Holder(ctx.Signer) != nil && m.API == "" {
 		return nil, codes.Errorf(codes.Invalid, "a holder enrolls with the api its node releases shares at")
+	}
+	// One key, one party: a second party enrolling someone's key would take its place in the
+	// protocol (kyber finds parties by key).
+	taken := enrolledKey(m.Epoch, m.Key)
+	if v, err := kv.Get(taken); err != nil || v != nil {
+		return nil, cmpErr(err, codes.Errorf(codes.AlreadyExists, "that key is already enrolled in round %d", m.Epoch))
+	}
+	if err := kv.Set(taken, []byte(ctx.Signer)); err != nil {
+		return nil, codes.Errorf(codes.Internal, "record the enrolled key: %v", err)
 	}
 	return nil, post(kv, r, EnrollmentKey(m.Epoch, ctx.Signer), m, "an enrollment")
 }
@@ -388,13 +406,11 @@ func EndBlock(kv state.KV, ctx contracts.Context) ([]contracts.Event, error) {
 				return events, err
 			}
 		case next == PhaseJustify && r.Posted < len(r.Holders):
-			// A silent holder counts as complaining about every dealer (kyber's fast sync): each
-			// dealer reveals the share it dealt it.
-			r.Complained = r.Complained[:0]
-			for _, d := range r.Dealers {
-				r.Complained = append(r.Complained, d.Index)
-			}
-			slices.Sort(r.Complained)
+			// In kyber's fast sync a silent holder counts as complaining about every dealer, and
+			// every dealer would reveal the share it dealt it: the sum is that holder's share of
+			// the new key, in public. The round ends instead; the next one leaves out a holder
+			// that does not enroll.
+			return failRound(kv, ctx, r, "a holder did not respond")
 		case next == PhaseJustify && len(r.Complained) == 0:
 			next = PhaseResult
 		}
@@ -404,8 +420,9 @@ func EndBlock(kv state.KV, ctx contracts.Context) ([]contracts.Event, error) {
 	return maybeOpen(kv, ctx, r)
 }
 
-// fixParties keeps the parties that enrolled and sets the new threshold from the holders that
-// did; a round that cannot succeed with them fails at once.
+// fixParties keeps the parties that enrolled; a round with fewer enrolled holders than its
+// threshold (that of all the validators it was opened for), or with fewer dealers than the
+// current key's threshold, fails at once.
 func fixParties(kv state.KV, ctx contracts.Context, r *Round) ([]contracts.Event, error) {
 	enrolled := func(ms []RoundMember) ([]RoundMember, error) {
 		var out []RoundMember
@@ -431,10 +448,9 @@ func fixParties(kv state.KV, ctx contracts.Context, r *Round) ([]contracts.Event
 	} else {
 		r.Dealers = r.Holders
 	}
-	r.Threshold = netkey.Threshold(len(r.Holders))
 	switch {
-	case len(r.Holders) == 0:
-		return failRound(kv, ctx, r, "no holder enrolled")
+	case len(r.Holders) < r.Threshold: // the threshold stays that of every validator
+		return failRound(kv, ctx, r, strconv.Itoa(len(r.Holders))+" holders enrolled, fewer than the threshold of "+strconv.Itoa(r.Threshold))
 	case r.Reshare && len(r.Dealers) < r.OldThreshold:
 		return failRound(kv, ctx, r, "fewer dealers enrolled than the current key's threshold of "+strconv.Itoa(r.OldThreshold))
 	}
@@ -485,6 +501,11 @@ func finishRound(kv state.KV, ctx contracts.Context, r *Round) ([]contracts.Even
 	if err := closeRound(kv, r); err != nil {
 		return nil, err
 	}
+	if len(key.Holders) < len(r.Holders) { // some holders fell out: try to bring them in later
+		if err := markCheck(kv, ctx.Height+DKGRetryBlocks); err != nil {
+			return nil, err
+		}
+	}
 	kind := "network.key_generated"
 	if r.Reshare {
 		kind = "network.key_reshared"
@@ -499,8 +520,8 @@ func failRound(kv state.KV, ctx contracts.Context, r *Round, reason string) ([]c
 	if err := closeRound(kv, r); err != nil {
 		return nil, err
 	}
-	if err := kv.Set(checkKey, []byte{1}); err != nil {
-		return nil, codes.Errorf(codes.Internal, "mark the key for a check: %v", err)
+	if err := markCheck(kv, ctx.Height+1); err != nil {
+		return nil, err
 	}
 	return []contracts.Event{contracts.NewEvent("network.dkg_failed", "epoch", strconv.FormatUint(r.Epoch, 10), "reason", reason)}, nil
 }
@@ -525,8 +546,8 @@ func closeRound(kv state.KV, r *Round) error {
 // membershipChanged ends an open round (its parties are stale) and has EndBlock compare the
 // key's holders with the validators.
 func membershipChanged(kv state.KV, ctx contracts.Context) ([]contracts.Event, error) {
-	if err := kv.Set(checkKey, []byte{1}); err != nil {
-		return nil, codes.Errorf(codes.Internal, "mark the key for a check: %v", err)
+	if err := markCheck(kv, ctx.Height); err != nil {
+		return nil, err
 	}
 	r, err := GetRound(kv)
 	if codes.Of(err) == codes.NotFound || (err == nil && r.Status != RoundOpen) {
@@ -540,7 +561,8 @@ func membershipChanged(kv state.KV, ctx contracts.Context) ([]contracts.Event, e
 
 // maybeOpen opens a round when the network has no key, or its holders are not the validators.
 func maybeOpen(kv state.KV, ctx contracts.Context, last *Round) ([]contracts.Event, error) {
-	if v, err := kv.Get(checkKey); err != nil || v == nil {
+	v, err := kv.Get(checkKey)
+	if err != nil || v == nil || (len(v) == 8 && ctx.Height < int64(binary.BigEndian.Uint64(v))) {
 		return nil, err
 	}
 	if err := kv.Delete(checkKey); err != nil {
@@ -632,8 +654,15 @@ func indexHolders(current []Holder, validators []tx.Address) []RoundMember {
 }
 
 // NeedsKeyCheck marks a genesis without a network key for a fresh round at the first block.
-func NeedsKeyCheck(kv state.KV) error {
-	if err := kv.Set(checkKey, []byte{1}); err != nil {
+func NeedsKeyCheck(kv state.KV) error { return markCheck(kv, 0) }
+
+// markCheck has EndBlock compare the key's holders with the validators from height on (an
+// earlier mark wins).
+func markCheck(kv state.KV, height int64) error {
+	if v, err := kv.Get(checkKey); err != nil || (len(v) == 8 && int64(binary.BigEndian.Uint64(v)) <= height) {
+		return err
+	}
+	if err := kv.Set(checkKey, binary.BigEndian.AppendUint64(nil, uint64(max(height, 0)))); err != nil {
 		return codes.Errorf(codes.Internal, "mark the key for a check: %v", err)
 	}
 	return nil
