@@ -324,7 +324,7 @@ func justify(kv state.KV, ctx contracts.Context, m *DKGJustify) ([]contracts.Eve
 		return nil, codes.Errorf(codes.Unauthorized, "a justification is the signer's own, as a dealer of the round")
 	}
 	if _, found := slices.BinarySearch(r.Complained, me.Index); !found {
-		return nil, codes.Errorf(codes.Invalid, "no holder complained about dealer %d or was silent", me.Index)
+		return nil, codes.Errorf(codes.Invalid, "no holder complained about dealer %d", me.Index)
 	}
 	holders := make([]uint32, len(m.Justification.Shares))
 	for i, s := range m.Justification.Shares {
