@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,12 @@ func (e *ReleaseError) Unwrap() error {
 }
 
 const reasonRefused = "refused (no valid access for this record)"
+
+// releaseRetryAfter is how long the agent waits before asking the holders that refused once
+// more, when their shares would reach the threshold: a holder can be a block behind the access
+// event it is asked about, or not yet serving the share of a key epoch just installed. A
+// refusal that stands costs one more wait; the holders log both requests.
+const releaseRetryAfter = 600 * time.Millisecond
 
 // networkKey returns the network key (verified against a signed header with a Trust), reading
 // it again after networkKeyTTL or when fresh is set.
@@ -150,25 +157,44 @@ func (a *Agent) releaseKey(ctx context.Context, rec *records.Record, accessID ui
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	answers := make(chan shareAnswer, len(key.Holders))
-	for _, h := range key.Holders {
-		go func() { answers <- a.askHolder(ctx, h, &req, body) }()
-	}
 	var shares []*netkey.DecShare
 	rerr := &ReleaseError{Record: rec.ID, Need: key.Threshold}
-	for range key.Holders {
-		ans := <-answers
-		if ans.share == nil {
-			rerr.Refusals = append(rerr.Refusals, Refusal{Holder: ans.holder, Reason: ans.reason})
-			continue
+	ask := key.Holders
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt > 0 { // holders a block behind the access event, or still taking up a new key epoch
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(releaseRetryAfter):
+			}
 		}
-		shares = append(shares, ans.share)
-		if len(shares) < key.Threshold {
-			continue
+		answers := make(chan shareAnswer, len(ask))
+		for _, h := range ask {
+			go func() { answers <- a.askHolder(ctx, h, &req, body) }()
 		}
-		if k, err := netkey.Combine(&key.Public, w, shares); err == nil {
-			return k, nil
+		var refused []network.Holder
+		for range ask {
+			ans := <-answers
+			if ans.share == nil {
+				rerr.Refusals = append(rerr.Refusals, Refusal{Holder: ans.holder, Reason: ans.reason})
+				if ans.reason == reasonRefused {
+					refused = append(refused, ans.holder)
+				}
+				continue
+			}
+			shares = append(shares, ans.share)
+			if len(shares) < key.Threshold {
+				continue
+			}
+			if k, err := netkey.Combine(&key.Public, w, shares); err == nil {
+				return k, nil
+			}
 		}
+		if len(refused) == 0 || len(shares)+len(refused) < key.Threshold {
+			break
+		}
+		ask = refused
+		rerr.Refusals = slices.DeleteFunc(rerr.Refusals, func(r Refusal) bool { return r.Reason == reasonRefused })
 	}
 	for _, d := range shares { // name the holders whose shares did not verify
 		if netkey.VerifyShare(&key.Public, w, d) == nil {

@@ -308,6 +308,7 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 	for _, i := range []int{0, 2, 3} {
 		heldShare(t, net.home(i), key2)
 	}
+	heldShare(t, home5, key2)
 	got, err := people.agentVia(0, people.docB).Read(ctx, recordID)
 	if err != nil || string(got.JSON) != replicatedResult {
 		t.Fatalf("read after two re-sharings: %v", err)
