@@ -40,6 +40,10 @@ var ErrNoPatient = errors.New("the resource names no patient this agent knows")
 // patient or beneficiary): it is refused rather than filed under some patient.
 var ErrNoPatientRef = errors.New("resource names no patient")
 
+// ErrNoWriteGrant is a write for a patient whose grants do not let this account write the
+// resource's category (nor is it the patient or a guardian).
+var ErrNoWriteGrant = errors.New("no write grant of this patient covers the category")
+
 // ErrOtherPatient is returned for an update whose resource names another patient than the
 // record's: an update never moves a record to another patient.
 var ErrOtherPatient = errors.New("the resource names another patient than the record it updates; a record cannot move to another patient")
@@ -126,7 +130,7 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	if cfg.CopiesWait <= 0 {
 		cfg.CopiesWait = DefaultCopiesWait
 	}
-	return &Agent{signer: signer, node: signer.C, cfg: cfg, keys: &keyRelease{http: &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}},
+	return &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: &keyRelease{http: &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}},
 		sess: &sessions{}, anchors: &sync.Map{}}
 }
 
@@ -237,6 +241,9 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 		return nil, err
 	}
 	rs, err := a.node.Recipients(ctx, patient, a.Address(), res.Category)
+	if client.IsNotFound(err) { // the node answers an author without a write grant as for no patient
+		return nil, fmt.Errorf("%w: %s category %s", ErrNoWriteGrant, patient, res.Category)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recipients: %w", err)
 	}

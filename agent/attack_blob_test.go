@@ -77,7 +77,7 @@ func TestAttackBlobFetchReplayAndAudit(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		fetches, err := w.c.Fetches(ctx, patient)
+		fetches, err := w.reads(patient).Fetches(ctx, patient)
 		if err != nil {
 			t.Fatal(err)
 		}

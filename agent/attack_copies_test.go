@@ -47,12 +47,12 @@ func TestAttackWriteWaitsForSecondCopy(t *testing.T) {
 	}
 	cfg := agent.Config{Patients: map[string]tx.Address{"example": patient}, CopiesWait: time.Second}
 	doctor := agent.New(w.keys["doctor"], cfg)
-	before, _ := w.c.PatientRecords(ctx, patient)
+	before, _ := w.reads(patient).PatientRecords(ctx, patient)
 	_, err = doctor.Add(ctx, []byte(labResult))
 	if !errors.Is(err, agent.ErrNotReplicated) || !strings.Contains(err.Error(), "1 of 2 nodes") {
 		t.Fatalf("write with one copy: %v", err)
 	}
-	after, _ := w.c.PatientRecords(ctx, patient)
+	after, _ := w.reads(patient).PatientRecords(ctx, patient)
 	if len(after) != len(before)+1 {
 		t.Fatalf("the anchor should have committed: %d -> %d records", len(before), len(after))
 	}

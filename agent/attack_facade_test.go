@@ -102,7 +102,7 @@ func TestAttackFacadeRecordOwnership(t *testing.T) {
 	if status != http.StatusBadRequest || !bytes.Contains(body, []byte("another patient")) {
 		t.Errorf("PUT moving the record to another patient = %d %s", status, body)
 	}
-	if rec, err := w.c.Record(ctx, mine); err != nil || rec.Patient != p || rec.Version != 1 {
+	if rec, err := w.record(ctx, mine); err != nil || rec.Patient != p || rec.Version != 1 {
 		t.Fatalf("record after the refused move: %+v %v", rec, err)
 	}
 	// An update for the record's own patient works.
@@ -119,7 +119,7 @@ func TestAttackFacadeRecordOwnership(t *testing.T) {
 			t.Errorf("PUT on an unseen record naming %s = %d %s; missing id: %s", names, status, body, missing)
 		}
 	}
-	if rec, err := w.c.Record(ctx, theirs); err != nil || rec.Patient != q.Address() || rec.Version != 1 {
+	if rec, err := w.record(ctx, theirs); err != nil || rec.Patient != q.Address() || rec.Version != 1 {
 		t.Fatalf("the other patient's record changed: %+v %v", rec, err)
 	}
 
@@ -138,7 +138,7 @@ func TestAttackFacadeRecordOwnership(t *testing.T) {
 		}
 	}
 	for _, id := range []string{mine, theirs} {
-		if rec, err := w.c.Record(ctx, id); err != nil || rec.Status == records.StatusErased {
+		if rec, err := w.record(ctx, id); err != nil || rec.Status == records.StatusErased {
 			t.Fatalf("record %s after refused deletes: %+v %v", id, rec, err)
 		}
 	}
@@ -181,7 +181,7 @@ func TestAttackReadTimingAndAudit(t *testing.T) {
 	}
 
 	// Both reads reached the chain: each left access events naming its record id.
-	trail, err := w.c.Audit(ctx, p, client.AuditFilter{Requester: stranger.Address()})
+	trail, err := w.reads(p).Audit(ctx, p, client.AuditFilter{Requester: stranger.Address()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/api"
@@ -14,6 +15,7 @@ import (
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/reqsig"
 )
 
 // Finding 16: a flood of denied access requests made one patient's audit trail a single 623 KB
@@ -60,7 +62,10 @@ func TestAttackAuditPagination(t *testing.T) {
 
 	// The node API: default, maximal and small pages; over-limit and bad limits refused.
 	get := func(query string) (int, http.Header, []records.AccessEvent, string) {
-		resp, err := http.Get("http://" + w.node.APIAddr + "/v1/patients/" + string(patient) + "/audit" + query)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+w.node.APIAddr+"/v1/patients/"+string(patient)+"/audit"+query, nil)
+		ps := w.keys["patient"]
+		reqsig.Sign(req, ps.ChainID, ps.Address(), ps.Key.Signing, nil, time.Now())
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +98,7 @@ func TestAttackAuditPagination(t *testing.T) {
 	seen := map[uint64]int{}
 	cursor, pages := "", 0
 	for {
-		evs, next, err := w.c.AuditPage(ctx, patient, client.AuditFilter{}, cursor, 77)
+		evs, next, err := w.reads(patient).AuditPage(ctx, patient, client.AuditFilter{}, cursor, 77)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,10 +124,10 @@ func TestAttackAuditPagination(t *testing.T) {
 	}
 	// A filtered trail pages too, and the client follows every page for its callers.
 	flood0 := w.keys["flood0"].Address()
-	if all, err := w.c.Audit(ctx, patient, client.AuditFilter{Requester: flood0}); err != nil || len(all) != each {
+	if all, err := w.reads(patient).Audit(ctx, patient, client.AuditFilter{Requester: flood0}); err != nil || len(all) != each {
 		t.Fatalf("client.Audit for one requester: %d events, %v", len(all), err)
 	}
-	if all, err := w.c.Audit(ctx, patient, client.AuditFilter{}); err != nil || len(all) != total {
+	if all, err := w.reads(patient).Audit(ctx, patient, client.AuditFilter{}); err != nil || len(all) != total {
 		t.Fatalf("client.Audit: %d events, %v", len(all), err)
 	}
 
@@ -163,7 +168,7 @@ func TestAttackAuditPagination(t *testing.T) {
 	var recs []string
 	cursor = ""
 	for {
-		page, next, err := w.c.PatientRecordsPage(ctx, patient, cursor, 1)
+		page, next, err := w.reads(patient).PatientRecordsPage(ctx, patient, cursor, 1)
 		if err != nil || len(page) > 1 {
 			t.Fatalf("records page: %d, %v", len(page), err)
 		}
@@ -175,7 +180,7 @@ func TestAttackAuditPagination(t *testing.T) {
 		}
 		cursor = next
 	}
-	if all, err := w.c.PatientRecords(ctx, patient); err != nil || len(all) != 3 || len(recs) != 3 {
+	if all, err := w.reads(patient).PatientRecords(ctx, patient); err != nil || len(all) != 3 || len(recs) != 3 {
 		t.Fatalf("records: paged %v, all %d %v", recs, len(all), err)
 	}
 }

@@ -243,7 +243,7 @@ func TestAttackRevokedGranteeKeepsEverything(t *testing.T) {
 	if code, _ := w.releaseRequest(w.keys["patient"], api.ReleaseRequest{Patient: patient, Access: evP.ID, Record: id, Version: 2}).send(); code != http.StatusNotFound {
 		t.Fatalf("release after erasure: %d", code)
 	}
-	rec, err := w.c.Record(ctx, id)
+	rec, err := w.record(ctx, id)
 	if err != nil || rec.Network != nil || rec.Keys != nil {
 		t.Fatalf("an erased record keeps key material: %+v %v", rec, err)
 	}
@@ -269,7 +269,7 @@ func waitFetches(t *testing.T, w *world, patient tx.Address, match func(records.
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		fetches, err := w.c.Fetches(w.ctx, patient)
+		fetches, err := w.reads(patient).Fetches(w.ctx, patient)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -123,7 +123,7 @@ func TestAttackLyingNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	real, err := w.c.Record(ctx, stored.Anchor.ID)
+	real, err := w.record(ctx, stored.Anchor.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,11 +169,11 @@ func TestAttackLyingNode(t *testing.T) {
 	if !liarCanUnwrap(leaked, liar, w.node.ChainID) {
 		t.Fatal("control: the liar should hold the patient's key of the new record")
 	}
-	before, _ := w.c.PatientRecords(ctx, patient)
+	before, _ := w.reads(patient).PatientRecords(ctx, patient)
 	if _, err := verifying.Add(ctx, []byte(labResult)); !errors.Is(err, agent.ErrUntrusted) {
 		t.Fatalf("verifying agent sealed to a swapped key: %v", err)
 	}
-	after, _ := w.c.PatientRecords(ctx, patient)
+	after, _ := w.reads(patient).PatientRecords(ctx, patient)
 	if len(after) != len(before) {
 		t.Fatalf("a record was anchored after the refusal: %d -> %d", len(before), len(after))
 	}

@@ -29,7 +29,8 @@ func TestBreakGlassThroughEmergencyOrganization(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	er := agent.New(w.keys["doctor"], agent.Config{Purpose: "ETREAT"})
+	// The hospital's EHR knows whose record it asks for: the denied request is audited.
+	er := agent.New(w.keys["doctor"], agent.Config{Purpose: "ETREAT", Patients: map[string]tx.Address{"example": patient}})
 	if _, err := er.Read(ctx, stored.Anchor.ID); !errors.Is(err, agent.ErrNotFound) {
 		t.Fatalf("read before breaking the glass: %v", err)
 	}
@@ -51,18 +52,18 @@ func TestBreakGlassThroughEmergencyOrganization(t *testing.T) {
 	if _, err := out.Read(ctx, stored.Anchor.ID); !errors.Is(err, agent.ErrNotFound) {
 		t.Fatalf("unaffiliated practitioner read in an emergency: %v", err)
 	}
-	feed, err := w.c.Feed(ctx, patient)
+	feed, err := w.reads(patient).Feed(ctx, patient)
 	if err != nil || len(feed) != 2 || feed[0].Ref != session || feed[0].Actor != doctor {
 		t.Fatalf("feed = %+v %v", feed, err)
 	}
-	trail, err := w.c.Audit(ctx, patient, clientFilter(doctor))
+	trail, err := w.reads(patient).Audit(ctx, patient, clientFilter(doctor))
 	if err != nil || len(trail) < 3 || trail[len(trail)-1].Basis != "emergency" {
 		t.Fatalf("emergency audit = %+v %v", trail, err)
 	}
 	if err := pat.EmergencyReview(ctx, patient, session, "seen, justified", true); err != nil {
 		t.Fatal(err)
 	}
-	sessions, err := w.c.EmergencySessions(ctx, patient)
+	sessions, err := w.reads(patient).EmergencySessions(ctx, patient)
 	if err != nil || len(sessions) != 2 || sessions[1].Reviewed != nil || sessions[0].Reviewed == nil || sessions[0].Reviewed.By != patient {
 		t.Fatalf("sessions = %+v %v", sessions, err)
 	}

@@ -36,7 +36,7 @@ func TestFacadeConsentAndAudit(t *testing.T) {
 	if status != http.StatusCreated || hdr.Get("Location") != "/fhir/Consent/1" {
 		t.Fatalf("POST Consent = %d %s", status, body)
 	}
-	grants, err := w.c.Grants(w.ctx, patient)
+	grants, err := w.reads(patient).Grants(w.ctx, patient)
 	if err != nil || len(grants) != 1 || grants[0].Grantee != doctor || !grants[0].Write || grants[0].Categories[0] != "vital-signs" {
 		t.Fatalf("grants = %+v %v", grants, err)
 	}

@@ -27,7 +27,7 @@ type DemoSigners struct {
 // emergencies, the hospital affiliates the doctor, and the doctor's agent adds a few records.
 // It does nothing if the patient already has grants.
 func SeedDemo(ctx context.Context, s DemoSigners, doctor *Agent) (bool, error) {
-	grants, err := s.Patient.C.Grants(ctx, s.Patient.Address())
+	grants, err := s.Patient.Reads().Grants(ctx, s.Patient.Address())
 	if err != nil {
 		return false, err
 	}

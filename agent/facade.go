@@ -99,6 +99,8 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 		writeOutcome(w, http.StatusBadRequest, "business-rule", err.Error())
 	case errors.As(err, &te) && te.Code() == codes.Unauthorized:
 		writeOutcome(w, http.StatusForbidden, "forbidden", te.Result.Log)
+	case errors.Is(err, ErrNoWriteGrant):
+		writeOutcome(w, http.StatusForbidden, "forbidden", ErrNoWriteGrant.Error())
 	case errors.As(err, &te) && te.Code() == codes.NotFound:
 		writeOutcome(w, http.StatusNotFound, "not-found", "resource not found")
 	case errors.As(err, &te):

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -40,11 +41,16 @@ func (s *server) queryKey(w http.ResponseWriter, r *http.Request, key []byte) (*
 		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
 		return nil, false
 	}
+	return proven(resp, key, prove), true
+}
+
+// proven is a key query's answer with its proof, if asked for.
+func proven(resp *abci.ResponseQuery, key []byte, prove bool) *Proven {
 	p := &Proven{Height: resp.Height, Key: string(key), Value: resp.Value}
 	if prove && resp.ProofOps != nil && len(resp.ProofOps.Ops) == 1 {
 		p.Proof = resp.ProofOps.Ops[0].Data
 	}
-	return p, true
+	return p
 }
 
 func heightParam(r *http.Request) (int64, error) {
@@ -86,9 +92,38 @@ func (s *server) getKey(w http.ResponseWriter, r *http.Request) {
 		writeCodeErr(w, codes.Invalid, "key must be 1..1024 bytes")
 		return
 	}
+	if app.ScopedKey([]byte(key)) {
+		s.getScopedKey(w, r, []byte(key))
+		return
+	}
 	if p, ok := s.queryKey(w, r, []byte(key)); ok {
 		writeJSON(w, http.StatusOK, p)
 	}
+}
+
+// getScopedKey answers a state key of a patient's metadata to a reader who may see it, and
+// the same "not found" as for an absent key to anyone else.
+func (s *server) getScopedKey(w http.ResponseWriter, r *http.Request, key []byte) {
+	reader, ok := s.reader(w, r)
+	if !ok {
+		return
+	}
+	height, err := heightParam(r)
+	if err != nil {
+		writeCodeErr(w, codes.Invalid, err.Error())
+		return
+	}
+	prove := r.URL.Query().Get("prove") == "true"
+	data, _ := json.Marshal(app.KeyQuery{Key: key, Reader: reader, At: time.Now()})
+	resp, ok := s.scopedQuery(w, r, reader, &abci.RequestQuery{Path: app.PathScopedKey, Data: data, Height: height, Prove: prove}, "state")
+	if !ok {
+		return
+	}
+	if resp.Code != 0 {
+		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
+		return
+	}
+	writeJSON(w, http.StatusOK, proven(resp, key, prove))
 }
 
 // getAttestations lists a subject's attestations; with ?prove=true each one carries its proof.
@@ -215,6 +250,12 @@ func (s *server) listQuery(w http.ResponseWriter, r *http.Request, path string, 
 		writeCodeErr(w, codes.Internal, "query failed")
 		return
 	}
+	writeAnswer(w, r, resp)
+}
+
+// writeAnswer writes a query's answer: its value as is (with a list's next cursor in headers),
+// or its error.
+func writeAnswer(w http.ResponseWriter, r *http.Request, resp *abci.ResponseQuery) {
 	if resp.Code != 0 {
 		writeCodeErr(w, codes.Code(resp.Code), resp.Log)
 		return

@@ -5,19 +5,25 @@ import (
 	"net/http"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/tx"
 )
 
-// recordsQuery answers a records query path with parameters taken from the URL: {id} and
-// {addr} path values, and requester, author, category, from, to (RFC 3339) query parameters.
-func (s *server) recordsQuery(path string) http.HandlerFunc {
+// recordsQuery answers a records query path, for the request's signer (see scoped.go), with
+// parameters taken from the URL: {id} and {addr} path values, and requester, author, category,
+// from, to (RFC 3339) query parameters. name is the query's name in an auditor's log entry.
+func (s *server) recordsQuery(path, name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var ok bool
+		reader, ok := s.reader(w, r)
+		if !ok {
+			return
+		}
 		q := app.RecordsQuery{ID: r.PathValue("id"), Patient: tx.Address(r.PathValue("addr")),
 			Requester: tx.Address(r.URL.Query().Get("requester")), Author: tx.Address(r.URL.Query().Get("author")),
-			Category: r.URL.Query().Get("category"), At: time.Now()}
+			Category: r.URL.Query().Get("category"), Reader: reader, At: time.Now()}
 		for name, dst := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
 			if v := r.URL.Query().Get(name); v != "" {
 				t, err := time.Parse(time.RFC3339, v)
@@ -47,26 +53,59 @@ func (s *server) recordsQuery(path string) http.HandlerFunc {
 			return
 		}
 		data, _ := json.Marshal(q)
-		s.listQuery(w, r, path, data) // a list answers one page; the others carry no cursor
+		if resp, ok := s.scopedQuery(w, r, reader, &abci.RequestQuery{Path: path, Data: data}, name); ok {
+			writeAnswer(w, r, resp) // a list answers one page; the others carry no cursor
+		}
 	}
 }
 
-func (s *server) routeRecords(mux *http.ServeMux) {
-	for pattern, path := range map[string]string{
-		"GET /v1/records/{id}":                    app.PathRecord,
-		"GET /v1/records/{id}/history":            app.PathHistory,
-		"GET /v1/patients/{addr}/records":         app.PathRecordList,
-		"GET /v1/patients/{addr}/recipients":      app.PathRecipients,
-		"GET /v1/patients/{addr}/access/{access}": app.PathAccess,
-		// ?requester=&record=&version=: whether that access still lets its requester read
-		"GET /v1/patients/{addr}/access/{access}/active": app.PathAccessActive,
-		"GET /v1/patients/{addr}/fetches":                app.PathFetches,
-		"GET /v1/patients/{addr}/audit":                  app.PathAudit,
-		"GET /v1/patients/{addr}/emergency":              app.PathEmergency,
-		"GET /v1/patients/{addr}/feed":                   app.PathFeed,
-		"GET /v1/patients/{addr}/settings":               app.PathSettings,
-	} {
-		s.route(mux, pattern, s.recordsQuery(path))
+// grants answers one page of a patient's grants that the request's signer may see.
+func (s *server) grants(w http.ResponseWriter, r *http.Request) {
+	reader, ok := s.reader(w, r)
+	if !ok {
+		return
 	}
-	s.route(mux, "GET /v1/patients/{addr}/grants", s.accountList(app.PathConsentGrants))
+	a, ok := s.address(w, r)
+	if !ok {
+		return
+	}
+	page, ok := pageParams(w, r)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(app.ListQuery{Address: a, Reader: reader, At: time.Now(), Page: page})
+	if resp, ok := s.scopedQuery(w, r, reader, &abci.RequestQuery{Path: app.PathConsentGrants, Data: data}, "grants"); ok {
+		writeAnswer(w, r, resp)
+	}
+}
+
+// ScopedRead is a patient-scoped read endpoint: its route, its app query path and its name in
+// an auditor's log entry (records.QueryNames).
+type ScopedRead struct{ Pattern, Path, Name string }
+
+// ScopedReads are the patient-scoped read endpoints, besides GET /v1/state/{key} for the keys
+// app.ScopedKey names. Each answers only a signed request, and only what its signer may see.
+var ScopedReads = []ScopedRead{
+	{"GET /v1/records/{id}", app.PathRecord, "record"},
+	{"GET /v1/records/{id}/history", app.PathHistory, "history"},
+	{"GET /v1/patients/{addr}/records", app.PathRecordList, "records"},
+	{"GET /v1/patients/{addr}/recipients", app.PathRecipients, "recipients"},
+	{"GET /v1/patients/{addr}/access/{access}", app.PathAccess, "access"},
+	// ?requester=&record=&version=: whether that access still lets its requester read
+	{"GET /v1/patients/{addr}/access/{access}/active", app.PathAccessActive, "access-active"},
+	{"GET /v1/patients/{addr}/fetches", app.PathFetches, "fetches"},
+	{"GET /v1/patients/{addr}/audit", app.PathAudit, "audit"},
+	{"GET /v1/patients/{addr}/emergency", app.PathEmergency, "emergency"},
+	{"GET /v1/patients/{addr}/feed", app.PathFeed, "feed"},
+	{"GET /v1/patients/{addr}/settings", app.PathSettings, "settings"},
+	{"GET /v1/patients/{addr}/grants", app.PathConsentGrants, "grants"},
+}
+
+func (s *server) routeRecords(mux *http.ServeMux) {
+	for _, q := range ScopedReads {
+		if q.Path != app.PathConsentGrants {
+			s.route(mux, q.Pattern, s.recordsQuery(q.Path, q.Name))
+		}
+	}
+	s.route(mux, "GET /v1/patients/{addr}/grants", s.grants)
 }

@@ -216,7 +216,7 @@ func TestAttackDeadGrantsLockout(t *testing.T) {
 	}
 	grants := func() []consent.Grant {
 		var g []consent.Grant
-		q, _ := json.Marshal(app.ListQuery{Address: pat.addr, Page: app.Page{Limit: app.MaxPageLimit}}) // one page holds them all
+		q, _ := json.Marshal(app.ListQuery{Address: pat.addr, Reader: pat.addr, Page: app.Page{Limit: app.MaxPageLimit}}) // one page holds them all
 		if err := json.Unmarshal(query(t, c, app.PathConsentGrants, q), &g); err != nil {
 			t.Fatal(err)
 		}

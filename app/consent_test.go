@@ -75,7 +75,7 @@ func TestGuardianManagesConsent(t *testing.T) {
 		t.Fatal("a guardian's grant does not allow access")
 	}
 	var grants []consent.Grant
-	if err := json.Unmarshal(query(t, c, app.PathConsentGrants, []byte(child.addr)), &grants); err != nil || len(grants) != 1 || grants[0].Patient != child.addr {
+	if err := json.Unmarshal(query(t, c, app.PathConsentGrants, listFor(child.addr, mum.addr)), &grants); err != nil || len(grants) != 1 || grants[0].Patient != child.addr {
 		t.Fatalf("grants = %+v %v", grants, err)
 	}
 }
@@ -116,4 +116,10 @@ func TestConsentConditions(t *testing.T) {
 	if d := check(t, c, pat.addr, doc.addr, "immunizations", "TREAT", monday9); !d.Allowed {
 		t.Error("a cheap comprehension was denied")
 	}
+}
+
+// listFor is the query of patient's list, first page, read by reader.
+func listFor(patient, reader tx.Address) []byte {
+	q, _ := json.Marshal(app.ListQuery{Address: patient, Reader: reader})
+	return q
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
@@ -62,26 +63,9 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
 	switch req.Path {
 	case PathKey:
-		value, err := view.Get(req.Data)
-		if err != nil {
-			return nil, codes.Errorf(codes.Internal, "read: %v", err)
-		}
-		resp := &abci.ResponseQuery{Key: req.Data, Value: value}
-		if value == nil {
-			resp.Code, resp.Log = uint32(codes.NotFound), "not found"
-		}
-		if req.Prove {
-			proof, err := view.Proof(req.Data)
-			if err != nil {
-				return nil, codes.Errorf(codes.Internal, "proof: %v", err)
-			}
-			bz, err := proof.Marshal()
-			if err != nil {
-				return nil, codes.Errorf(codes.Internal, "encode proof: %v", err)
-			}
-			resp.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: ProofOpType, Key: req.Data, Data: bz}}}
-		}
-		return resp, nil
+		return queryKey(view, req.Data, req.Prove)
+	case PathScopedKey:
+		return queryScopedKey(view, req)
 	case PathAttestations:
 		q, err := parseListQuery(req.Data)
 		if err != nil {
@@ -125,6 +109,30 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return resp, err
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown query path %q", req.Path)
+}
+
+// queryKey reads a state key, with its proof if prove.
+func queryKey(view *state.View, key []byte, prove bool) (*abci.ResponseQuery, error) {
+	value, err := view.Get(key)
+	if err != nil {
+		return nil, codes.Errorf(codes.Internal, "read: %v", err)
+	}
+	resp := &abci.ResponseQuery{Key: key, Value: value}
+	if value == nil {
+		resp.Code, resp.Log = uint32(codes.NotFound), "not found"
+	}
+	if prove {
+		proof, err := view.Proof(key)
+		if err != nil {
+			return nil, codes.Errorf(codes.Internal, "proof: %v", err)
+		}
+		bz, err := proof.Marshal()
+		if err != nil {
+			return nil, codes.Errorf(codes.Internal, "encode proof: %v", err)
+		}
+		resp.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: ProofOpType, Key: key, Data: bz}}}
+	}
+	return resp, nil
 }
 
 func jsonResp(v any, err error) (*abci.ResponseQuery, error) {
@@ -191,6 +199,9 @@ func (p Page) start(prefix []byte) []byte {
 // ListQuery is the data of the account list paths: whose list, and which page.
 type ListQuery struct {
 	Address tx.Address `json:"address"`
+	// Reader and At scope a patient's list (grants) to what Reader may see at At (query_scope.go).
+	Reader tx.Address `json:"reader,omitempty"`
+	At     time.Time  `json:"at,omitzero"`
 	Page
 }
 
@@ -217,17 +228,36 @@ func parseListQuery(data []byte) (*ListQuery, error) {
 // whether an item belongs to the answer and whether the list ends there (items are in key order,
 // so a time-ordered list can end at its first item past a bound).
 func listPage[T any](view *state.View, prefix []byte, p Page, keep func(*T) (ok, stop bool)) ([]T, string, error) {
+	return listPageWith(view, prefix, p, keep, false)
+}
+
+// scopedPage is listPage for a reader who sees only the items keep keeps (query_scope.go): its
+// cursor is always the key of an item it was shown, never of one it was not, and a page that
+// shows nothing has no cursor, as the empty list of an absent patient. It scans up to
+// MaxScopedScan entries for a page, so a reader's items farther apart than that are cut off.
+func scopedPage[T any](view *state.View, prefix []byte, p Page, keep func(*T) (ok, stop bool)) ([]T, string, error) {
+	return listPageWith(view, prefix, p, keep, true)
+}
+
+// MaxScopedScan bounds the entries one page of a reader's scoped view of a list reads.
+const MaxScopedScan = 100_000
+
+func listPageWith[T any](view *state.View, prefix []byte, p Page, keep func(*T) (ok, stop bool), scoped bool) ([]T, string, error) {
 	limit, err := p.limit()
 	if err != nil {
 		return nil, "", err
 	}
+	budget := MaxPageScan
+	if scoped {
+		budget = MaxScopedScan
+	}
 	out := make([]T, 0, min(limit, 64))
-	var last, next string
+	var last, lastKept, next string
 	var derr error
 	scanned := 0
 	err = view.IterateFrom(prefix, p.start(prefix), func(k, v []byte) bool {
 		if len(out) == limit { // full, and more follow
-			next = last
+			next = lastKept
 			return true
 		}
 		var x T
@@ -244,9 +274,12 @@ func listPage[T any](view *state.View, prefix []byte, p Page, keep func(*T) (ok,
 		}
 		if ok {
 			out = append(out, x)
+			lastKept = last
 		}
-		if scanned++; scanned >= MaxPageScan && len(out) < limit {
-			next = last
+		if scanned++; scanned >= budget && len(out) < limit {
+			if next = last; scoped {
+				next = lastKept
+			}
 			return true
 		}
 		return false
@@ -254,29 +287,6 @@ func listPage[T any](view *state.View, prefix []byte, p Page, keep func(*T) (ok,
 	if err == nil {
 		err = derr
 	}
-	if err != nil {
-		return nil, "", codes.Errorf(codes.Internal, "list: %v", err)
-	}
-	return out, next, nil
-}
-
-// pageKeys returns one page of the key suffixes under prefix (index entries whose values are
-// not the items), with the next cursor.
-func pageKeys(view *state.View, prefix []byte, p Page) ([]string, string, error) {
-	limit, err := p.limit()
-	if err != nil {
-		return nil, "", err
-	}
-	var out []string
-	var next string
-	err = view.IterateFrom(prefix, p.start(prefix), func(k, _ []byte) bool {
-		if len(out) == limit {
-			next = out[len(out)-1]
-			return true
-		}
-		out = append(out, string(k[len(prefix):]))
-		return false
-	})
 	if err != nil {
 		return nil, "", codes.Errorf(codes.Internal, "list: %v", err)
 	}

@@ -30,8 +30,24 @@ func queryConsent(view *state.View, req *abci.RequestQuery) (resp *abci.Response
 		if err != nil {
 			return nil, true, err
 		}
-		resp, err := pageResp(listPage[consent.Grant](view, consent.GrantPrefix(q.Address), q.Page, nil))
-		return resp, true, err
+		sc, err := readScope(view, q.Address, q.Reader, q.At)
+		if err != nil {
+			return nil, true, err
+		}
+		if sc.full {
+			resp, err := audited(sc)(pageResp(listPage[consent.Grant](view, consent.GrantPrefix(q.Address), q.Page, nil)))
+			return resp, true, err
+		}
+		var ferr error
+		resp, err := pageResp(scopedPage(view, consent.GrantPrefix(q.Address), q.Page, func(g *consent.Grant) (bool, bool) {
+			ok, err := sc.named(g.Grantee) // a grantee sees the grants that name it
+			if err != nil {
+				ferr = err
+				return false, true
+			}
+			return ok, false
+		}))
+		return resp, true, cmpErr(ferr, err)
 	case PathConsentCheck:
 		var q ConsentCheck
 		if err := json.Unmarshal(req.Data, &q); err != nil {

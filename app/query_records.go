@@ -47,9 +47,12 @@ type RecordsQuery struct {
 	Access    uint64     `json:"access,omitempty"`
 	Hash      []byte     `json:"hash,omitempty"`
 	Node      tx.Address `json:"node,omitempty"`
-	At        time.Time  `json:"at,omitzero"`
-	From      time.Time  `json:"from,omitzero"`
-	To        time.Time  `json:"to,omitzero"`
+	// Reader is the account a patient-scoped query is answered for (see query_scope.go); the
+	// API sets it from the request's signature. Without one, such a query sees nothing.
+	Reader tx.Address `json:"reader,omitempty"`
+	At     time.Time  `json:"at,omitzero"`
+	From   time.Time  `json:"from,omitzero"`
+	To     time.Time  `json:"to,omitzero"`
 	Page
 }
 
@@ -82,18 +85,46 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		}
 	}
 	switch path {
+	case PathRecordBlob:
+		return jsonResp(records.ByBlob(view, q.Hash))
+	case PathFetchable:
+		return jsonResp(records.Fetchable(view, q.Requester, q.Patient, q.Access, q.Hash, q.At))
+	case PathReleasable:
+		return jsonResp(releasable(view, q))
 	case PathRecord:
-		return jsonResp(records.Get(view, q.ID))
+		rec, sc, err := recordScope(view, q.ID, q.Reader, q.At)
+		return audited(sc)(jsonResp(rec, err))
 	case PathHistory:
 		if err := records.ValidID(q.ID); err != nil {
 			return nil, err
 		}
-		return pageResp(listPage[records.Record](view, recordsPrefix("v", q.ID), q.Page, nil))
+		_, sc, err := recordScope(view, q.ID, q.Reader, q.At)
+		if codes.Of(err) == codes.NotFound {
+			return pageResp([]records.Record{}, "", nil) // as for an id with no versions
+		}
+		if err != nil {
+			return nil, err
+		}
+		return audited(sc)(pageResp(listPage[records.Record](view, recordsPrefix("v", q.ID), q.Page, nil)))
+	}
+	sc, err := readScope(view, q.Patient, q.Reader, q.At)
+	if err != nil {
+		return nil, err
+	}
+	return audited(sc)(patientQuery(view, path, q, sc))
+}
+
+// patientQuery answers the queries of one patient's metadata for the reader of sc.
+func patientQuery(view *state.View, path string, q *RecordsQuery, sc *scope) (*abci.ResponseQuery, error) {
+	switch path {
 	case PathRecordList:
-		return pageResp(recordList(view, q))
-	case PathRecordBlob:
-		return jsonResp(records.ByBlob(view, q.Hash))
+		return pageResp(recordList(view, q, sc))
 	case PathRecipients:
+		if ok, err := sc.author(q.Author, q.Category); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, accountNotFound(q.Patient) // what an absent patient answers
+		}
 		list := records.Recipients(q.Patient, q.Author)
 		out := make([]Recipient, 0, len(list))
 		for _, a := range list {
@@ -105,52 +136,135 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		}
 		return jsonResp(out, nil)
 	case PathAccess:
-		return jsonResp(records.GetAccess(view, q.Patient, q.Access))
+		ev, err := records.GetAccess(view, q.Patient, q.Access)
+		if err == nil {
+			if ok, nerr := sc.named(ev.Requester); nerr != nil || !ok {
+				ev, err = nil, cmpErr(nerr, codes.Errorf(codes.NotFound, "access event %d not found", q.Access))
+			}
+		}
+		return jsonResp(ev, err)
+	case PathAccessActive:
+		if ok, err := sc.named(q.Requester); err != nil || !ok || q.Requester == "" {
+			return jsonResp(false, err) // what an absent access event answers
+		}
+		return jsonResp(accessActive(view, q))
 	case PathAudit:
+		requester := q.Requester
+		if !sc.full {
+			if requester != "" && requester != q.Reader || q.Reader == "" {
+				return pageResp([]records.AccessEvent{}, "", nil)
+			}
+			requester = q.Reader // a grantee sees its own access events only
+		}
 		// Events are in id order, which is block order, so the trail ends at the first event at
 		// or after To.
-		return pageResp(listPage(view, recordsPrefix("a", string(q.Patient)), q.Page, func(e *records.AccessEvent) (bool, bool) {
+		page := listPage[records.AccessEvent]
+		if !sc.full {
+			page = scopedPage[records.AccessEvent]
+		}
+		return pageResp(page(view, recordsPrefix("a", string(q.Patient)), q.Page, func(e *records.AccessEvent) (bool, bool) {
 			if !q.To.IsZero() && !e.Time.Before(q.To) {
 				return false, true
 			}
-			return (q.Requester == "" || e.Requester == q.Requester) && (q.Category == "" || e.Category == q.Category) &&
+			return (requester == "" || e.Requester == requester) && (q.Category == "" || e.Category == q.Category) &&
 				(q.From.IsZero() || !e.Time.Before(q.From)), false
 		}))
 	case PathEmergency:
-		return pageResp(listPage[records.EmergencySession](view, recordsPrefix("e", string(q.Patient)), q.Page, nil))
+		if !sc.full && q.Reader == "" {
+			return pageResp([]records.EmergencySession{}, "", nil)
+		}
+		return pageResp(scopedPage(view, recordsPrefix("e", string(q.Patient)), q.Page, func(e *records.EmergencySession) (bool, bool) {
+			return sc.full || e.Practitioner == q.Reader, false // a practitioner sees its own sessions
+		}))
 	case PathFeed:
+		if !sc.full {
+			return pageResp([]records.Notification{}, "", nil)
+		}
 		return pageResp(listPage[records.Notification](view, recordsPrefix("n", string(q.Patient)), q.Page, nil))
 	case PathSettings:
+		if !sc.full {
+			return jsonResp(&records.Settings{}, nil) // an absent patient's settings
+		}
 		return jsonResp(records.GetSettings(view, q.Patient))
-	case PathFetchable:
-		return jsonResp(records.Fetchable(view, q.Requester, q.Patient, q.Access, q.Hash, q.At))
-	case PathAccessActive:
-		return jsonResp(accessActive(view, q))
-	case PathReleasable:
-		return jsonResp(releasable(view, q))
 	case PathFetches:
+		if !sc.full {
+			return pageResp([]records.FetchEvent{}, "", nil)
+		}
 		return pageResp(listPage[records.FetchEvent](view, recordsPrefix("f", string(q.Patient)), q.Page, nil))
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown query path %q", path)
 }
 
-// recordList answers one page of a patient's records (the latest version of each), reading
-// only that page's anchors. Its cursor is the last record id.
-func recordList(view *state.View, q *RecordsQuery) ([]records.Record, string, error) {
+// audited marks the answer of a query read for an audit scope alone (AuditedRead).
+func audited(sc *scope) func(*abci.ResponseQuery, error) (*abci.ResponseQuery, error) {
+	return func(resp *abci.ResponseQuery, err error) (*abci.ResponseQuery, error) {
+		if err == nil && sc != nil && sc.audited {
+			resp.Log = logAuditedRead + string(sc.patient)
+		}
+		return resp, err
+	}
+}
+
+// cmpErr is err if there is one, else refusal.
+func cmpErr(err, refusal error) error {
+	if err != nil {
+		return err
+	}
+	return refusal
+}
+
+// accountNotFound is identity.GetAccount's answer for an absent account.
+func accountNotFound(a tx.Address) error {
+	return codes.Errorf(codes.NotFound, "account %s not found", a)
+}
+
+// recordList answers one page of a patient's records (the latest version of each) that the
+// reader of sc may see, reading only that page's anchors (for a reader who sees them all) or up
+// to MaxScopedScan of them. Its cursor is the last record id shown.
+func recordList(view *state.View, q *RecordsQuery, sc *scope) ([]records.Record, string, error) {
 	if err := q.Patient.Validate(); err != nil {
 		return nil, "", err
 	}
-	ids, next, err := pageKeys(view, recordsPrefix("p", string(q.Patient)), q.Page)
+	limit, err := q.Page.limit()
 	if err != nil {
 		return nil, "", err
 	}
-	out := make([]records.Record, 0, len(ids))
-	for _, id := range ids {
-		rec, err := records.Get(view, id)
-		if err != nil {
-			return nil, "", err
+	prefix := recordsPrefix("p", string(q.Patient))
+	out := make([]records.Record, 0, min(limit, 64))
+	var next string
+	var ferr error
+	scanned := 0
+	err = view.IterateFrom(prefix, q.Page.start(prefix), func(k, _ []byte) bool {
+		if len(out) == limit { // full, and more follow
+			next = out[len(out)-1].ID
+			return true
 		}
-		out = append(out, *rec)
+		rec, err := records.Get(view, string(k[len(prefix):]))
+		if err != nil {
+			ferr = err
+			return true
+		}
+		ok, err := sc.record(rec)
+		if err != nil {
+			ferr = err
+			return true
+		}
+		if ok {
+			out = append(out, *rec)
+		}
+		if scanned++; scanned >= MaxScopedScan && len(out) < limit {
+			if len(out) > 0 {
+				next = out[len(out)-1].ID
+			}
+			return true
+		}
+		return false
+	})
+	if err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return nil, "", codes.Errorf(codes.Of(err), "list: %v", err)
 	}
 	return out, next, nil
 }

@@ -79,8 +79,13 @@ func (w *recordsWorld) grant(t *testing.T, to *member, cats []string, purpose st
 	return id
 }
 
+// recordsQuery answers a records query path; a patient-scoped one is read by the patient unless
+// q names another reader.
 func (w *recordsWorld) recordsQuery(t *testing.T, path string, q app.RecordsQuery, v any) {
 	t.Helper()
+	if q.Reader == "" {
+		q.Reader = w.patient.addr
+	}
 	data, _ := json.Marshal(q)
 	if err := json.Unmarshal(query(t, w.c, path, data), v); err != nil {
 		t.Fatal(err)

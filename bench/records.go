@@ -49,17 +49,45 @@ type RecordsResult struct {
 	AccessPerSecond float64
 	AccessP50       time.Duration
 	AccessP99       time.Duration
+	// Node API reads per second, ReadInflight at once for ReadDuration/2 each, in the same run:
+	// the patient reading a record anchor with a signed request (verified, scoped) and an
+	// unsigned read of the patient's account (public), each one state key read and encoded.
+	SignedReadsPerS, UnsignedReadsPerS float64
 }
 
 func (r RecordsResult) String() string {
 	return fmt.Sprintf("first read by a grantee (access request -> commit -> key release + ciphertext -> decrypt): %d reads, p50 %v, p99 %v (block interval %v)\n"+
 		"read inside the session through the FHIR facade (key release + ciphertext, light-client checked): p50 %v, p99 %v\n"+
 		"facade reads inside a session: %d in %d flight, %.0f/s (each a logged key release and a logged ciphertext fetch)\n"+
-		"access requests: %d committed (each one audited) at %.0f/s, submit-to-commit p50 %v, p99 %v",
+		"access requests: %d committed (each one audited) at %.0f/s, submit-to-commit p50 %v, p99 %v\n"+
+		"node API reads: signed (a patient's record anchor) %.0f/s, unsigned (an account) %.0f/s: signed at %.0f%% of unsigned",
 		r.Reads, r.FirstP50.Round(time.Millisecond), r.FirstP99.Round(time.Millisecond), r.BlockInterval.Round(time.Millisecond),
 		r.SessionP50.Round(100*time.Microsecond), r.SessionP99.Round(100*time.Microsecond),
 		r.FacadeReads, r.Inflight, r.FacadeReadsPerS,
-		r.Accesses, r.AccessPerSecond, r.AccessP50.Round(time.Millisecond), r.AccessP99.Round(time.Millisecond))
+		r.Accesses, r.AccessPerSecond, r.AccessP50.Round(time.Millisecond), r.AccessP99.Round(time.Millisecond),
+		r.SignedReadsPerS, r.UnsignedReadsPerS, 100*r.SignedReadsPerS/max(r.UnsignedReadsPerS, 1))
+}
+
+// readRate calls read from inflight goroutines for d and returns the successful calls per second.
+func readRate(ctx context.Context, inflight int, d time.Duration, read func(context.Context) error) float64 {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	started := time.Now()
+	for range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if read(ctx) == nil && ctx.Err() == nil {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(started).Seconds()
 }
 
 // Records starts a dev node with its demo data and a grant of it to the hospital, times o.Reads
@@ -95,7 +123,7 @@ func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 	if _, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor); err != nil {
 		return res, err
 	}
-	recs, err := c.PatientRecords(ctx, patient)
+	recs, err := signers["patient"].Reads().PatientRecords(ctx, patient)
 	if err != nil || len(recs) == 0 {
 		return res, fmt.Errorf("demo records: %v", err)
 	}
@@ -186,6 +214,16 @@ func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 	readers.Wait()
 	res.FacadeReads, res.Inflight = int(done.Load()), o.ReadInflight
 	res.FacadeReadsPerS = float64(done.Load()) / time.Since(started).Seconds()
+
+	reads := signers["patient"].Reads()
+	res.SignedReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/2, func(ctx context.Context) error {
+		_, err := reads.Record(ctx, recs[0].ID)
+		return err
+	})
+	res.UnsignedReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/2, func(ctx context.Context) error {
+		_, _, err := c.Account(ctx, patient, false)
+		return err
+	})
 
 	ctx, cancel := context.WithTimeout(ctx, o.AccessDuration)
 	defer cancel()

@@ -4,6 +4,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/network"
+	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -32,6 +34,31 @@ type Client struct {
 	cur   atomic.Int64 // index in nodes of the node that answered last
 	http  *http.Client // every call but a submission that waits for its commit
 	long  *http.Client // POST /v1/txs?wait=commit: the node itself waits up to api.CommitTimeout
+
+	reader *reader // signs the client's reads, when set (see As)
+}
+
+// reader is the account a client signs its reads with.
+type reader struct {
+	chainID string
+	address tx.Address
+	key     ed25519.PrivateKey
+}
+
+// As returns a client of the same nodes (sharing its connections) that signs every read with
+// key, the signing key of account address on chain chainID, so that the nodes answer the
+// patient-scoped reads (records, audit, grants ...) with what that account may see. A client
+// without a reader is answered 401 for those.
+func (c *Client) As(chainID string, address tx.Address, key ed25519.PrivateKey) *Client {
+	return &Client{nodes: c.nodes, http: c.http, long: c.long, reader: &reader{chainID: chainID, address: address, key: key}}
+}
+
+// Reader is the account the client signs its reads with ("" if none).
+func (c *Client) Reader() tx.Address {
+	if c.reader == nil {
+		return ""
+	}
+	return c.reader.address
 }
 
 // DefaultTimeout bounds one API request, its answer's body included.
@@ -110,10 +137,15 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return err
 }
 
-// doWith sends an unsigned request with hc and decodes a 2xx answer into out; it returns the
-// answer's headers. It may be answered by any of the client's nodes (see send).
+// doWith sends a request with hc, signed by the client's reader if it has one (see As), and
+// decodes a 2xx answer into out; it returns the answer's headers. It may be answered by any of
+// the client's nodes (see send).
 func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body []byte, out any) (http.Header, error) {
-	resp, err := c.send(ctx, hc, method, path, body, "application/json", nil)
+	var sign signFunc
+	if r := c.reader; r != nil && method == http.MethodGet {
+		sign = func(req *http.Request, body []byte) { reqsig.Sign(req, r.chainID, r.address, r.key, body, time.Now()) }
+	}
+	resp, err := c.send(ctx, hc, method, path, body, "application/json", sign, false)
 	if err != nil {
 		return nil, err
 	}

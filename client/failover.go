@@ -19,12 +19,13 @@ type signFunc func(req *http.Request, body []byte)
 // starting, catching up, stalled or overloaded, or a proxy in front of it found it down), each
 // other node in turn, at most once each. The client then stays with the node that answered.
 //
-// An unsigned request (sign nil) is a read or a tx submission, and asking a second node is
-// harmless: a tx's bytes fix its hash and nonce, so a second submission is the same tx. A
-// signed request is signed anew for each node (a signature names the host it is meant for)
-// and moves to the next node only when the connection to the last was never made: a node that
-// may have seen the request, and acted on it (a fetch is logged), is not bypassed.
-func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, body []byte, contentType string, sign signFunc) (*http.Response, error) {
+// A request that is not pinned is a read (signed or not) or a tx submission, and asking a
+// second node is harmless: a tx's bytes fix its hash and nonce, so a second submission is the
+// same tx. A signed request is signed anew for each node (a signature names the host it is
+// meant for). A pinned request moves to the next node only when the connection to the last was
+// never made: a node that may have seen the request, and acted on it (a ciphertext fetch is
+// logged), is not bypassed.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, body []byte, contentType string, sign signFunc, pinned bool) (*http.Response, error) {
 	n := len(c.nodes)
 	first := int(c.cur.Load()) % n
 	var errs []error
@@ -45,10 +46,10 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 		switch {
 		case err != nil:
 			errs = append(errs, err)
-			if ctx.Err() != nil || last || sign != nil && !neverConnected(err) {
+			if ctx.Err() != nil || last || pinned && !neverConnected(err) {
 				return nil, &TransportError{Method: method, Path: path, Errs: errs}
 			}
-		case (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable) && sign == nil && !last:
+		case (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable) && !pinned && !last:
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 			resp.Body.Close()
 		default:

@@ -36,7 +36,7 @@ func (c *Client) GetBlob(ctx context.Context, s *Signer, hash []byte, patient tx
 func (c *Client) signed(ctx context.Context, s *Signer, method, path string, body []byte, contentType string) ([]byte, error) {
 	resp, err := c.send(ctx, c.http, method, path, body, contentType, func(req *http.Request, body []byte) {
 		reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, body, time.Now())
-	})
+	}, true)
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,10 @@ func (c *Client) WaitReady(ctx context.Context) error {
 	}
 }
 
+// Reads is a client of the signer's nodes that signs its reads with the signer's key, so that
+// the nodes answer the patient-scoped reads with what this account may see (Client.As).
+func (s *Signer) Reads() *Client { return s.C.As(s.ChainID, s.Key.Address, s.Key.Signing) }
+
 // Address is the signing account.
 func (s *Signer) Address() tx.Address { return s.Key.Address }
 

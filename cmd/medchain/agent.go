@@ -67,6 +67,28 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 	return agent.New(s, cfg), s, nil
 }
 
+// reader returns a client of --node that signs its reads as --from (by default the PATIENT
+// argument, when it names a key of the home): patient data (records, grants, audit, emergency
+// sessions) is answered only to signed reads, with what that account may see.
+func (f *agentFlags) reader(ctx context.Context, args []string) (*client.Client, error) {
+	from := f.from
+	if from == "" && len(args) == 1 {
+		from = args[0]
+	}
+	if from == "" {
+		return nil, fmt.Errorf("--from is required (patient data is answered only to a signed read): %w", errUsage)
+	}
+	k, err := loadKey(f.home, from)
+	if err != nil {
+		return nil, fmt.Errorf("sign the read with --from (%w)", err)
+	}
+	s, err := client.NewSigner(ctx, client.New(f.nodeURL), k)
+	if err != nil {
+		return nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
+	}
+	return s.Reads(), nil
+}
+
 // openTrust prepares the light client that checks what the agent relies on. Without --rpc it
 // uses the CometBFT RPC address each --node reports (of those that answer now).
 func (f *agentFlags) openTrust(ctx context.Context, s *client.Signer) (*client.Trust, error) {

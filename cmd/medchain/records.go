@@ -76,7 +76,11 @@ func recordsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			recs, err := client.New(f.nodeURL).PatientRecords(cmd.Context(), patient)
+			c, err := f.reader(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			recs, err := c.PatientRecords(cmd.Context(), patient)
 			if err != nil {
 				return err
 			}
@@ -241,7 +245,11 @@ func consentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			grants, err := client.New(f.nodeURL).Grants(cmd.Context(), patient)
+			c, err := f.reader(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			grants, err := c.Grants(cmd.Context(), patient)
 			if err != nil {
 				return err
 			}
@@ -332,7 +340,11 @@ func auditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			events, err := client.New(f.nodeURL).Audit(cmd.Context(), patient, af)
+			c, err := f.reader(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			events, err := c.Audit(cmd.Context(), patient, af)
 			if err != nil {
 				return err
 			}
@@ -363,7 +375,11 @@ func auditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			events, err := client.New(f.nodeURL).Audit(cmd.Context(), patient, af)
+			c, err := f.reader(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			events, err := c.Audit(cmd.Context(), patient, af)
 			if err != nil {
 				return err
 			}
@@ -456,7 +472,11 @@ func emergencyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sessions, err := client.New(f.nodeURL).EmergencySessions(cmd.Context(), patient)
+			c, err := f.reader(cmd.Context(), args)
+			if err != nil {
+				return err
+			}
+			sessions, err := c.EmergencySessions(cmd.Context(), patient)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package records
 
 import (
+	"slices"
 	"time"
 
 	"github.com/medchain/medchain/codes"
@@ -24,6 +25,14 @@ const Unavailable = "unavailable"
 // record's data key (an entry without a kind is a ciphertext fetch).
 const KindKey = "key"
 
+// KindQuery marks a log entry of a patient's metadata read for an account's audit scope alone
+// (a regulator's or compliance officer's query): Record names the query, one of QueryNames.
+const KindQuery = "query"
+
+// QueryNames are the metadata queries a KindQuery entry names.
+var QueryNames = []string{"record", "history", "records", "recipients", "access", "access-active",
+	"audit", "emergency", "feed", "settings", "fetches", "grants", "state"}
+
 // TypeFetchLog commits a node's fetch log entries.
 const TypeFetchLog = "records/fetch_log"
 
@@ -34,10 +43,10 @@ const MaxFetchEntries = 256
 type FetchEntry struct {
 	Requester tx.Address `json:"requester"`
 	Patient   tx.Address `json:"patient"`
-	Record    string     `json:"record"`
+	Record    string     `json:"record"` // a record id, or for KindQuery the query's name
 	Version   uint32     `json:"version"`
 	Access    uint64     `json:"access,omitempty"` // the access event cited
-	Kind      string     `json:"kind,omitempty"`   // "" (a ciphertext) or KindKey (a key share)
+	Kind      string     `json:"kind,omitempty"`   // "" (a ciphertext), KindKey (a key share) or KindQuery
 	Outcome   string     `json:"outcome"`          // Granted (served), Denied or Unavailable
 	Time      time.Time  `json:"time"`             // the node's clock when it answered
 }
@@ -125,8 +134,14 @@ func validFetchEntry(e *FetchEntry) error {
 	if err := ValidID(e.Record); err != nil {
 		return err
 	}
-	if e.Kind != "" && e.Kind != KindKey {
-		return codes.Errorf(codes.Invalid, "fetch kind must be empty or %q", KindKey)
+	switch e.Kind {
+	case "", KindKey:
+	case KindQuery:
+		if !slices.Contains(QueryNames, e.Record) {
+			return codes.Errorf(codes.Invalid, "a query entry names one of %v", QueryNames)
+		}
+	default:
+		return codes.Errorf(codes.Invalid, "fetch kind must be empty, %q or %q", KindKey, KindQuery)
 	}
 	if e.Outcome != Granted && e.Outcome != Denied && e.Outcome != Unavailable {
 		return codes.Errorf(codes.Invalid, "fetch outcome must be %q, %q or %q", Granted, Denied, Unavailable)

@@ -91,7 +91,7 @@ func TestKeyReleaseWithValidatorsDown(t *testing.T) {
 	if err := json.Unmarshal(p.Value, &key); err != nil {
 		t.Fatal(err)
 	}
-	anchor, err := net.clients[0].Record(ctx, id)
+	anchor, err := net.clients[0].As(chainID, people.docB.Address, people.docB.Signing).Record(ctx, id) // docB's grant covers it
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,29 +43,29 @@ func TestCLIRecordsConsentAudit(t *testing.T) {
 	if got := run(true, "records", "get", id[1], "--from", "doctor"); strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
 		t.Fatalf("records get returned other bytes:\n%s", got)
 	}
-	if out := run(false, "records", "get", id[1], "--from", "pharmacy"); !strings.Contains(out, "not found") {
+	if out := run(false, "records", "get", id[1], "--from", "pharmacy", "--patient", "example=patient"); !strings.Contains(out, "not found") {
 		t.Fatalf("pharmacy read:\n%s", out)
 	}
-	if out := run(true, "records", "list", "patient"); !strings.Contains(out, id[1]) || !strings.Contains(out, "conditions") {
+	if out := run(true, "records", "list", "patient", "--from", "patient"); !strings.Contains(out, id[1]) || !strings.Contains(out, "conditions") {
 		t.Fatalf("records list:\n%s", out)
 	}
 	out = run(true, "consent", "grant", "pharmacy", "--from", "patient", "--categories", "conditions,medications", "--purposes", "TREAT", "--expires", "24h")
 	if !strings.Contains(out, "grant 2 committed") || !strings.Contains(out, "reads the covered records through the network key's holders") {
 		t.Fatalf("consent grant:\n%s", out)
 	}
-	if got := run(true, "records", "get", id[1], "--from", "pharmacy"); strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
+	if got := run(true, "records", "get", id[1], "--from", "pharmacy", "--patient", "example=patient"); strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
 		t.Fatalf("granted pharmacy read:\n%s", got)
 	}
 	run(true, "consent", "revoke", "2", "--from", "patient")
-	if out := run(true, "consent", "list", "patient"); !strings.Contains(out, "revoked") {
+	if out := run(true, "consent", "list", "patient", "--from", "patient"); !strings.Contains(out, "revoked") {
 		t.Fatalf("consent list:\n%s", out)
 	}
-	run(false, "records", "get", id[1], "--from", "pharmacy")
-	out = run(true, "audit", "list", "patient", "--reader", "pharmacy")
+	run(false, "records", "get", id[1], "--from", "pharmacy", "--patient", "example=patient")
+	out = run(true, "audit", "list", "patient", "--reader", "pharmacy", "--from", "patient")
 	if strings.Count(out, "denied") != 2 || strings.Count(out, "granted") != 1 {
 		t.Fatalf("audit list for the pharmacy:\n%s", out)
 	}
-	if out := run(true, "audit", "export", "patient"); !strings.Contains(out, `"resourceType":"Bundle"`) || !strings.Contains(out, `"AuditEvent"`) {
+	if out := run(true, "audit", "export", "patient", "--from", "patient"); !strings.Contains(out, `"resourceType":"Bundle"`) || !strings.Contains(out, `"AuditEvent"`) {
 		t.Fatalf("audit export:\n%s", out)
 	}
 	run(false, "emergency", "open", "patient", "--from", "pharmacy", "--reason", "no emergency attestation here")
@@ -73,7 +73,7 @@ func TestCLIRecordsConsentAudit(t *testing.T) {
 		t.Fatalf("emergency open:\n%s", out)
 	}
 	run(true, "emergency", "review", "patient", "1", "--from", "patient", "--note", "ok")
-	if out := run(true, "emergency", "list", "patient"); !strings.Contains(out, `"reviewed"`) {
+	if out := run(true, "emergency", "list", "patient", "--from", "patient"); !strings.Contains(out, `"reviewed"`) {
 		t.Fatalf("emergency list:\n%s", out)
 	}
 	if out := run(true, "records", "erase", id[1], "--from", "patient"); !strings.Contains(out, "receipt: block") {
