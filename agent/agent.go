@@ -25,6 +25,7 @@ import (
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/netkey"
+	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/seal"
 	"github.com/medchain/medchain/tx"
 )
@@ -130,8 +131,9 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	if cfg.CopiesWait <= 0 {
 		cfg.CopiesWait = DefaultCopiesWait
 	}
-	return &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: &keyRelease{http: &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}},
-		sess: &sessions{}, anchors: &sync.Map{}}
+	hc := &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}
+	keys := &keyRelease{http: hc, auth: reqsig.NewSessions(signer.ChainID, signer.Address(), signer.Key.Signing, hc)}
+	return &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}}
 }
 
 // Address is the agent's account.

@@ -78,10 +78,21 @@ func TestAttackScopedReads(t *testing.T) {
 		t.Fatal("the absent patient's address must be well-formed")
 	}
 
-	get := func(s *client.Signer, path string) (int, []byte) {
+	sessions := map[*client.Signer]*reqsig.Sessions{}
+	// get reads path signed by s (nil: unsigned), or in s's session with inSession.
+	get := func(s *client.Signer, path string, inSession ...bool) (int, []byte) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.node.APIAddr+path, nil)
-		if s != nil {
+		switch {
+		case s != nil && len(inSession) > 0:
+			if sessions[s] == nil {
+				sessions[s] = reqsig.NewSessions(s.ChainID, s.Address(), s.Key.Signing, http.DefaultClient)
+			}
+			sessions[s].Sign(req, nil, time.Now())
+			if req.Header.Get(reqsig.HeaderSession) == "" {
+				t.Fatalf("%s opened no session", path)
+			}
+		case s != nil:
 			reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, nil, time.Now())
 		}
 		resp, err := http.DefaultClient.Do(req)
@@ -134,6 +145,13 @@ func TestAttackScopedReads(t *testing.T) {
 			absent := code == gcode && bytes.Equal(body, gbody)
 			if want := r.full || e.sees[r.name]; want == absent {
 				t.Errorf("%s read by %s: sees=%t, got %d %s (absent: %d %s)", e.name, r.name, want, code, body, gcode, gbody)
+			}
+			// In a session the reader sees the same (the session names the same account).
+			scode, sbody := get(r.s, e.path, true)
+			sgcode, sgbody := get(r.s, e.ghost, true)
+			sgbody = bytes.ReplaceAll(bytes.ReplaceAll(sgbody, []byte(ghost), []byte(p)), []byte(id+"x"), []byte(id))
+			if sabsent := scode == sgcode && bytes.Equal(sbody, sgbody); sabsent != absent {
+				t.Errorf("%s read by %s in a session: absent=%t, signed: absent=%t (%d %s)", e.name, r.name, sabsent, absent, scode, sbody)
 			}
 		}
 	}

@@ -63,7 +63,7 @@ func startWorldWith(t *testing.T, prepare func(home string)) *world {
 	t.Cleanup(func() { n.Stop() })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	trust, err := client.NewTrust(home, n.RPCAddr, n.ChainID)
+	trust, err := client.NewTrust(home, n.APIAddr, n.ChainID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ const maxReleaseAnswer = 4 << 10
 
 type keyRelease struct {
 	http *http.Client
+	auth *reqsig.Sessions // the agent's sessions with the holders (an HMAC per request, not a signature)
 	mu   sync.Mutex
 	key  *network.Key
 	at   time.Time
@@ -215,19 +216,34 @@ func holderByIndex(k *network.Key, index uint32) *network.Holder {
 	return nil
 }
 
+// post sends a release request to url in the agent's session with its holder (once more in a new
+// session if the holder no longer holds it: it acted on nothing).
+func (k *keyRelease) post(ctx context.Context, url string, body []byte) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		hr.Header.Set("Content-Type", "application/json")
+		k.auth.Sign(hr, body, time.Now())
+		resp, err := k.http.Do(hr)
+		if err != nil {
+			return nil, fmt.Errorf("unreachable: %w", err)
+		}
+		if attempt > 0 || !k.auth.Expired(hr, resp) {
+			return resp, nil
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxReleaseAnswer))
+		resp.Body.Close()
+	}
+}
+
 // askHolder sends one signed release request and opens the sealed share.
 func (a *Agent) askHolder(ctx context.Context, h network.Holder, req *api.ReleaseRequest, body []byte) shareAnswer {
 	ans := shareAnswer{holder: h}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(h.API, "/")+api.ReleasePath, bytes.NewReader(body))
+	resp, err := a.keys.post(ctx, strings.TrimRight(h.API, "/")+api.ReleasePath, body)
 	if err != nil {
 		ans.reason = err.Error()
-		return ans
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	reqsig.Sign(hr, a.signer.ChainID, a.Address(), a.signer.Key.Signing, body, time.Now())
-	resp, err := a.keys.http.Do(hr)
-	if err != nil {
-		ans.reason = "unreachable: " + err.Error()
 		return ans
 	}
 	defer resp.Body.Close()

@@ -43,7 +43,6 @@ type Config struct {
 	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
 	PreVerify  func(raw []byte)
 	StallAfter time.Duration // health fails after this long without a block (default DefaultStallAfter)
-	RPCAddr    string        // CometBFT RPC address reported in /v1/status
 	Metrics    *prometheus.Registry
 	Log        *slog.Logger
 }
@@ -86,6 +85,9 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/blobs/{hash}", s.getBlob)
 	s.route(mux, "GET /v1/blobs/{hash}/copies", s.blobCopies)
 	s.route(mux, "POST "+ReleasePath, s.releaseKey)
+	s.route(mux, "POST "+reqsig.SessionPath, s.openSession)
+	s.route(mux, "GET "+LightPath+"{height}", s.lightBlock)
+	s.route(mux, "POST "+EvidencePath, s.reportEvidence)
 	s.route(mux, "GET /v1/status", s.status)
 	s.route(mux, "GET /v1/health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics, promhttp.HandlerOpts{}))

@@ -61,9 +61,8 @@ func (s *server) putBlob(w http.ResponseWriter, r *http.Request) {
 		writeCodeErr(w, codes.TooLarge, blob.ErrTooLarge.Error())
 		return
 	}
-	uploader, err := s.signedRequests().Verify(r, data, time.Now(), s.signingKey(r.Context()))
-	if err != nil {
-		writeCodeErr(w, codes.Unauthorized, err.Error())
+	uploader, ok := s.authenticated(w, r, data, time.Now(), func(err error) { writeCodeErr(w, codes.Unauthorized, err.Error()) })
+	if !ok {
 		return
 	}
 	if blob.Of(data) != h {
@@ -105,9 +104,8 @@ func (s *server) getBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, now := r.Context(), time.Now()
-	requester, err := s.signedRequests().Verify(r, nil, now, s.signingKey(ctx))
-	if err != nil {
-		blobNotFound(w)
+	requester, ok := s.authenticated(w, r, nil, now, func(error) { blobNotFound(w) })
+	if !ok {
 		return
 	}
 	rec, err := s.recordOf(ctx, h)
@@ -239,9 +237,8 @@ func (s *server) blobCopies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	requester, err := s.signedRequests().Verify(r, nil, time.Now(), s.signingKey(ctx))
-	if err != nil {
-		blobNotFound(w)
+	requester, ok := s.authenticated(w, r, nil, time.Now(), func(error) { blobNotFound(w) })
+	if !ok {
 		return
 	}
 	rec, err := s.recordOf(ctx, h)

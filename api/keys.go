@@ -67,9 +67,8 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, now := r.Context(), time.Now()
-	requester, err := s.signedRequests().Verify(r, body, now, s.signingKey(ctx))
-	if err != nil {
-		deny()
+	requester, ok := s.authenticated(w, r, body, now, func(error) { deny() })
+	if !ok {
 		return
 	}
 	var mine *KeyShare

@@ -24,14 +24,11 @@ const CodeUnsigned = "unsigned"
 // reader returns the verified signer of a patient-scoped read; it reports false after
 // answering 401 to a request that is not validly signed.
 func (s *server) reader(w http.ResponseWriter, r *http.Request) (tx.Address, bool) {
-	a, err := s.signedRequests().Verify(r, nil, time.Now(), s.signingKey(r.Context()))
-	if err != nil {
+	return s.authenticated(w, r, nil, time.Now(), func(error) {
 		w.Header().Set("WWW-Authenticate", `Medchain-Signature realm="patient data"`)
 		writeErr(w, http.StatusUnauthorized, CodeUnsigned,
-			"patient data is read with a signed request (X-Medchain-Signer, -Time, -Nonce, -Signature; see package reqsig)")
-		return "", false
-	}
-	return a, true
+			"patient data is read with a signed request (X-Medchain-Signer, -Time, -Nonce, -Signature, or a session; see package reqsig)")
+	})
 }
 
 // scopedQuery runs a patient-scoped query for reader and logs an auditor's read (one the

@@ -24,7 +24,6 @@ type Status struct {
 	CatchingUp      bool      `json:"catching_up"`
 	Validator       string    `json:"validator_address"`
 	VotingPower     int64     `json:"voting_power"`
-	RPCAddr         string    `json:"rpc_addr,omitempty"` // CometBFT RPC, for light clients (whose headers they verify themselves)
 }
 
 func (s *server) nodeStatus(r *http.Request) (*Status, error) {
@@ -36,7 +35,7 @@ func (s *server) nodeStatus(r *http.Request) (*Status, error) {
 		LatestHeight: st.SyncInfo.LatestBlockHeight, LatestAppHash: hex.EncodeToString(st.SyncInfo.LatestAppHash),
 		LatestBlockTime: st.SyncInfo.LatestBlockTime, CatchingUp: st.SyncInfo.CatchingUp,
 		Validator: st.ValidatorInfo.Address.String(), VotingPower: st.ValidatorInfo.VotingPower,
-		AppHeight: s.appHeight(r), RPCAddr: s.RPCAddr}, nil
+		AppHeight: s.appHeight(r)}, nil
 }
 
 // appHeight is the last height the app committed, so that clients wait for state they can

@@ -15,6 +15,7 @@ import (
 
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -137,18 +138,35 @@ func (s *server) writeResult(w http.ResponseWriter, res TxResult) {
 }
 
 // getTx looks a committed tx up by its hex hash. CometBFT indexes txs asynchronously, so a tx
-// may be found a moment after its commit was reported.
+// may be found a moment after its commit was reported. Its events and log (they name patients,
+// records, categories) are answered only to a request signed by the tx's own signer (or sent in
+// its session); anyone else learns whether, where and with what code it committed.
 func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 	hash, err := hex.DecodeString(r.PathValue("hash"))
 	if err != nil || len(hash) != 32 {
 		writeCodeErr(w, codes.Invalid, "hash must be 64 hex characters")
 		return
 	}
+	var reader tx.Address
+	if r.Header.Get(reqsig.HeaderSigner) != "" {
+		// A request that is not validly signed is answered as an unsigned one (a new account
+		// polls for its own registration before its key is on chain), except one whose session
+		// the node lost: its client opens another and asks again.
+		refused := false
+		a, ok := s.authenticated(w, r, nil, time.Now(), func(error) { refused = true })
+		if !ok && !refused {
+			return
+		}
+		reader = a
+	}
 	res, err := s.Broadcaster.Tx(r.Context(), hash, false)
 	if err != nil {
 		writeCodeErr(w, codes.NotFound, "no committed tx with that hash")
 		return
 	}
-	s.writeResult(w, TxResult{Hash: strings.ToUpper(hex.EncodeToString(hash)), Code: res.TxResult.Code, Log: res.TxResult.Log,
-		Height: res.Height, Stage: "commit", Events: res.TxResult.Events})
+	out := TxResult{Hash: strings.ToUpper(hex.EncodeToString(hash)), Code: res.TxResult.Code, Height: res.Height, Stage: "commit"}
+	if t, err := tx.Decode(res.Tx); err == nil && reader != "" && t.Body.Signer == reader {
+		out.Log, out.Events = res.TxResult.Log, res.TxResult.Events
+	}
+	s.writeResult(w, out)
 }

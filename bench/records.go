@@ -49,10 +49,11 @@ type RecordsResult struct {
 	AccessPerSecond float64
 	AccessP50       time.Duration
 	AccessP99       time.Duration
-	// Node API reads per second, ReadInflight at once for ReadDuration/2 each, in the same run:
-	// the patient reading a record anchor with a signed request (verified, scoped) and an
-	// unsigned read of the patient's account (public), each one state key read and encoded.
-	SignedReadsPerS, UnsignedReadsPerS float64
+	// Node API reads per second, ReadInflight at once for ReadDuration/3 each, in the same run:
+	// an unsigned read of the patient's account (public: one state read), the patient's signed
+	// read of its settings (authenticated in a session, scoped: the same account read and one
+	// more state read), and the patient's signed read of a record anchor (a larger value).
+	UnsignedReadsPerS, SignedReadsPerS, SignedRecordReadsPerS float64
 }
 
 func (r RecordsResult) String() string {
@@ -60,12 +61,12 @@ func (r RecordsResult) String() string {
 		"read inside the session through the FHIR facade (key release + ciphertext, light-client checked): p50 %v, p99 %v\n"+
 		"facade reads inside a session: %d in %d flight, %.0f/s (each a logged key release and a logged ciphertext fetch)\n"+
 		"access requests: %d committed (each one audited) at %.0f/s, submit-to-commit p50 %v, p99 %v\n"+
-		"node API reads: signed (a patient's record anchor) %.0f/s, unsigned (an account) %.0f/s: signed at %.0f%% of unsigned",
+		"node API reads: unsigned (an account) %.0f/s, signed (the patient's settings) %.0f/s: signed at %.0f%% of unsigned; signed record anchor reads %.0f/s",
 		r.Reads, r.FirstP50.Round(time.Millisecond), r.FirstP99.Round(time.Millisecond), r.BlockInterval.Round(time.Millisecond),
 		r.SessionP50.Round(100*time.Microsecond), r.SessionP99.Round(100*time.Microsecond),
 		r.FacadeReads, r.Inflight, r.FacadeReadsPerS,
 		r.Accesses, r.AccessPerSecond, r.AccessP50.Round(time.Millisecond), r.AccessP99.Round(time.Millisecond),
-		r.SignedReadsPerS, r.UnsignedReadsPerS, 100*r.SignedReadsPerS/max(r.UnsignedReadsPerS, 1))
+		r.UnsignedReadsPerS, r.SignedReadsPerS, 100*r.SignedReadsPerS/max(r.UnsignedReadsPerS, 1), r.SignedRecordReadsPerS)
 }
 
 // readRate calls read from inflight goroutines for d and returns the successful calls per second.
@@ -133,7 +134,7 @@ func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 		Categories: []string{consent.AllCategories}, Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour)}); err != nil {
 		return res, err
 	}
-	trust, err := client.NewTrust(n.Home, n.RPCAddr, n.ChainID)
+	trust, err := client.NewTrust(n.Home, n.APIAddr, n.ChainID)
 	if err != nil {
 		return res, err
 	}
@@ -216,12 +217,16 @@ func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 	res.FacadeReadsPerS = float64(done.Load()) / time.Since(started).Seconds()
 
 	reads := signers["patient"].Reads()
-	res.SignedReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/2, func(ctx context.Context) error {
-		_, err := reads.Record(ctx, recs[0].ID)
+	res.UnsignedReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/3, func(ctx context.Context) error {
+		_, _, err := c.Account(ctx, patient, false)
 		return err
 	})
-	res.UnsignedReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/2, func(ctx context.Context) error {
-		_, _, err := c.Account(ctx, patient, false)
+	res.SignedReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/3, func(ctx context.Context) error {
+		_, err := reads.Settings(ctx, patient)
+		return err
+	})
+	res.SignedRecordReadsPerS = readRate(ctx, o.ReadInflight, o.ReadDuration/3, func(ctx context.Context) error {
+		_, err := reads.Record(ctx, recs[0].ID)
 		return err
 	})
 

@@ -35,22 +35,22 @@ type Client struct {
 	http  *http.Client // every call but a submission that waits for its commit
 	long  *http.Client // POST /v1/txs?wait=commit: the node itself waits up to api.CommitTimeout
 
-	reader *reader // signs the client's reads, when set (see As)
-}
-
-// reader is the account a client signs its reads with.
-type reader struct {
-	chainID string
-	address tx.Address
-	key     ed25519.PrivateKey
+	reader *reqsig.Sessions // authenticates the client's reads, when set (see As)
 }
 
 // As returns a client of the same nodes (sharing its connections) that signs every read with
 // key, the signing key of account address on chain chainID, so that the nodes answer the
 // patient-scoped reads (records, audit, grants ...) with what that account may see. A client
 // without a reader is answered 401 for those.
+// Each node is sent one signed request, which opens a session there; the session's MAC
+// authenticates the rest (reqsig.Sessions).
 func (c *Client) As(chainID string, address tx.Address, key ed25519.PrivateKey) *Client {
-	return &Client{nodes: c.nodes, http: c.http, long: c.long, reader: &reader{chainID: chainID, address: address, key: key}}
+	return c.with(reqsig.NewSessions(chainID, address, key, c.http))
+}
+
+// with returns a client of the same nodes whose reads sessions authenticates.
+func (c *Client) with(sessions *reqsig.Sessions) *Client {
+	return &Client{nodes: c.nodes, http: c.http, long: c.long, reader: sessions}
 }
 
 // Reader is the account the client signs its reads with ("" if none).
@@ -58,7 +58,7 @@ func (c *Client) Reader() tx.Address {
 	if c.reader == nil {
 		return ""
 	}
-	return c.reader.address
+	return c.reader.Signer()
 }
 
 // DefaultTimeout bounds one API request, its answer's body included.
@@ -137,15 +137,15 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	return err
 }
 
-// doWith sends a request with hc, signed by the client's reader if it has one (see As), and
+// doWith sends a request with hc, authenticated as the client's reader if it has one (see As), and
 // decodes a 2xx answer into out; it returns the answer's headers. It may be answered by any of
 // the client's nodes (see send).
 func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body []byte, out any) (http.Header, error) {
-	var sign signFunc
-	if r := c.reader; r != nil && method == http.MethodGet {
-		sign = func(req *http.Request, body []byte) { reqsig.Sign(req, r.chainID, r.address, r.key, body, time.Now()) }
+	var auth *reqsig.Sessions
+	if method == http.MethodGet {
+		auth = c.reader
 	}
-	resp, err := c.send(ctx, hc, method, path, body, "application/json", sign, false)
+	resp, err := c.send(ctx, hc, method, path, body, "application/json", auth, false)
 	if err != nil {
 		return nil, err
 	}

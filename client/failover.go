@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-)
+	"time"
 
-// signFunc adds a single-use request signature for body to a request built for one node.
-type signFunc func(req *http.Request, body []byte)
+	"github.com/medchain/medchain/reqsig"
+)
 
 // send makes one API request and returns the answer, which the caller closes. It asks the node
 // that answered last and, when that node cannot be reached or answers 502 or 503 (it is
@@ -21,27 +21,18 @@ type signFunc func(req *http.Request, body []byte)
 //
 // A request that is not pinned is a read (signed or not) or a tx submission, and asking a
 // second node is harmless: a tx's bytes fix its hash and nonce, so a second submission is the
-// same tx. A signed request is signed anew for each node (a signature names the host it is
-// meant for). A pinned request moves to the next node only when the connection to the last was
+// same tx. An authenticated request (auth set) is signed anew for each node (a signature names
+// the host it is meant for); a node that no longer holds the request's session answers so
+// before acting on it, and the request goes to it once more in a new session. A pinned request moves to the next node only when the connection to the last was
 // never made: a node that may have seen the request, and acted on it (a ciphertext fetch is
 // logged), is not bypassed.
-func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, body []byte, contentType string, sign signFunc, pinned bool) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, body []byte, contentType string, auth *reqsig.Sessions, pinned bool) (*http.Response, error) {
 	n := len(c.nodes)
 	first := int(c.cur.Load()) % n
 	var errs []error
 	for i := range n {
 		at := (first + i) % n
-		req, err := http.NewRequestWithContext(ctx, method, c.nodes[at]+path, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		if contentType != "" {
-			req.Header.Set("Content-Type", contentType)
-		}
-		if sign != nil {
-			sign(req, body)
-		}
-		resp, err := hc.Do(req)
+		resp, err := c.sendTo(ctx, hc, c.nodes[at], method, path, body, contentType, auth)
 		last := i == n-1
 		switch {
 		case err != nil:
@@ -60,6 +51,29 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 		}
 	}
 	panic("unreachable")
+}
+
+// sendTo makes one request to the node at base, authenticated by auth when set; a node that
+// answers that it does not hold the request's session is asked once more, in a new one.
+func (c *Client) sendTo(ctx context.Context, hc *http.Client, base, method, path string, body []byte, contentType string, auth *reqsig.Sessions) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if auth != nil {
+			auth.Sign(req, body, time.Now())
+		}
+		resp, err := hc.Do(req)
+		if err != nil || auth == nil || attempt > 0 || !auth.Expired(req, resp) {
+			return resp, err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
 }
 
 // neverConnected reports whether err is a failure to connect (refused, unreachable, a name

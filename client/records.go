@@ -14,7 +14,6 @@ import (
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
-	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -34,9 +33,7 @@ func (c *Client) GetBlob(ctx context.Context, s *Signer, hash []byte, patient tx
 // signed sends a request signed by s (see send for when it goes to another node) and returns
 // the body of a 2xx answer, or an *Error.
 func (c *Client) signed(ctx context.Context, s *Signer, method, path string, body []byte, contentType string) ([]byte, error) {
-	resp, err := c.send(ctx, c.http, method, path, body, contentType, func(req *http.Request, body []byte) {
-		reqsig.Sign(req, s.ChainID, s.Address(), s.Key.Signing, body, time.Now())
-	}, true)
+	resp, err := c.send(ctx, c.http, method, path, body, contentType, s.sessions(), true)
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +46,13 @@ func (c *Client) signed(ctx context.Context, s *Signer, method, path string, bod
 		return nil, errorOf(resp.StatusCode, raw)
 	}
 	return raw, nil
+}
+
+// Settings returns a patient's settings (what the patient, a guardian or an auditor reads; anyone
+// else reads the defaults, as for a patient that does not exist).
+func (c *Client) Settings(ctx context.Context, patient tx.Address) (*records.Settings, error) {
+	var s records.Settings
+	return &s, c.do(ctx, http.MethodGet, "/v1/patients/"+url.PathEscape(string(patient))+"/settings", nil, &s)
 }
 
 // Record returns the latest version of a record's anchor.

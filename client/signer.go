@@ -15,6 +15,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/reqsig"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -31,6 +32,9 @@ type Signer struct {
 	CommitWait time.Duration
 	// Log, when set, hears of re-sent transactions.
 	Log *slog.Logger
+
+	authOnce sync.Once
+	auth     *reqsig.Sessions
 
 	mu       sync.Mutex
 	nonce    uint64 // the next nonce to sign with, when known
@@ -82,7 +86,14 @@ func (c *Client) WaitReady(ctx context.Context) error {
 
 // Reads is a client of the signer's nodes that signs its reads with the signer's key, so that
 // the nodes answer the patient-scoped reads with what this account may see (Client.As).
-func (s *Signer) Reads() *Client { return s.C.As(s.ChainID, s.Key.Address, s.Key.Signing) }
+func (s *Signer) Reads() *Client { return s.C.with(s.sessions()) }
+
+// sessions authenticate the signer's requests to the nodes (reqsig.Sessions), one per signer
+// so that every client of it shares them.
+func (s *Signer) sessions() *reqsig.Sessions {
+	s.authOnce.Do(func() { s.auth = reqsig.NewSessions(s.ChainID, s.Key.Address, s.Key.Signing, s.C.http) })
+	return s.auth
+}
 
 // Address is the signing account.
 func (s *Signer) Address() tx.Address { return s.Key.Address }
@@ -244,7 +255,7 @@ func (s *Signer) await(ctx context.Context, p *sent) (*api.TxResult, error) {
 	}
 	var lastErr error
 	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
-		res, err := s.C.Tx(ctx, p.hash)
+		res, err := s.Reads().Tx(ctx, p.hash)
 		if err == nil {
 			return res, nil
 		}
@@ -292,7 +303,7 @@ func (s *Signer) resend(ctx context.Context, p *sent) (res *api.TxResult, done b
 	}
 	// CheckTx refuses it now. It may still have been committed meanwhile (a later tx of the
 	// account changed its key, say): its result then stands.
-	if committed, err := s.C.Tx(ctx, p.hash); err == nil {
+	if committed, err := s.Reads().Tx(ctx, p.hash); err == nil {
 		return committed, true, nil
 	}
 	return res, true, &TxError{Type: p.typ, Result: res}
@@ -309,7 +320,7 @@ func (s *Signer) nonceUsed(ctx context.Context, p *sent) (*api.TxResult, bool, e
 	ictx, cancel := context.WithTimeout(ctx, indexWait)
 	defer cancel()
 	for {
-		res, err := s.C.Tx(ictx, p.hash)
+		res, err := s.Reads().Tx(ictx, p.hash)
 		if err == nil {
 			return res, true, nil
 		}

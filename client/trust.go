@@ -10,7 +10,6 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	"github.com/cometbft/cometbft/light"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/medchain/medchain/contracts/identity"
@@ -23,11 +22,10 @@ import (
 // node that lies about them is caught. One Trust serves many goroutines; Close it when done.
 type Trust struct {
 	home, chainID string
-	remotes       []string // CometBFT RPC servers, "tcp://host:port"
-	rpcs          []*rpchttp.HTTP
+	nodes         *Client // the nodes whose APIs serve light blocks
 
 	mu      sync.Mutex
-	at      int // index in remotes of the light client's server
+	at      int // index in nodes of the light client's primary
 	lc      *light.Client
 	db      dbm.DB
 	latest  *types.LightBlock
@@ -52,27 +50,16 @@ const (
 	TrustWait = 15 * time.Second
 )
 
-// NewTrust prepares trusted reads of chainID through the CometBFT RPC at rpcAddr, from home's
-// trust anchor (pinned from home's genesis.json on first use). The light client starts lazily.
-// rpcAddr may name several RPC servers of the network separated by commas: when the light
-// client cannot get a verified header from one, it is opened again on the next.
-func NewTrust(home, rpcAddr, chainID string) (*Trust, error) {
-	t := &Trust{home: home, chainID: chainID}
-	for _, addr := range strings.Split(rpcAddr, ",") {
-		if addr = strings.TrimSpace(addr); addr == "" {
-			continue
-		}
-		remote := "tcp://" + strings.TrimPrefix(addr, "tcp://")
-		rpc, err := rpchttp.NewWithTimeout(remote, "/websocket", rpcTimeoutSeconds)
-		if err != nil {
-			return nil, fmt.Errorf("cometbft rpc %s: %w", addr, err)
-		}
-		t.remotes, t.rpcs = append(t.remotes, remote), append(t.rpcs, rpc)
+// NewTrust prepares trusted reads of chainID, from home's trust anchor (pinned from home's
+// genesis.json on first use), with light blocks from the node APIs that nodes names (as for
+// New: comma-separated). The light client starts lazily, with one node as its primary and the
+// others as witnesses; when it cannot get a verified header, it is opened again with the next
+// node as primary.
+func NewTrust(home, nodes, chainID string) (*Trust, error) {
+	if strings.TrimSpace(strings.ReplaceAll(nodes, ",", "")) == "" {
+		return nil, fmt.Errorf("no node API address given")
 	}
-	if len(t.remotes) == 0 {
-		return nil, fmt.Errorf("no cometbft rpc address given")
-	}
-	return t, nil
+	return &Trust{home: home, chainID: chainID, nodes: New(nodes, WithTimeout(lightTimeout))}, nil
 }
 
 // Close releases the light client's store.
@@ -92,7 +79,7 @@ func (t *Trust) closeLight() error {
 }
 
 // header returns a verified header at least at height min, no older than TrustFreshness. When
-// the light client's RPC server fails it, the next one is tried, each at most once.
+// the light client's primary fails it, the next node is tried as primary, each at most once.
 func (t *Trust) header(ctx context.Context, min int64) (*types.LightBlock, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -101,23 +88,24 @@ func (t *Trust) header(ctx context.Context, min int64) (*types.LightBlock, error
 	}
 	for tried := 1; ; tried++ {
 		lb, err := t.headerFrom(ctx, min)
-		if err == nil || tried == len(t.remotes) || ctx.Err() != nil {
+		if err == nil || tried == len(t.nodes.nodes) || ctx.Err() != nil {
 			return lb, err
 		}
-		// Whatever the next server answers is verified from the same trusted store.
+		// Whatever the next node answers is verified from the same trusted store.
 		t.closeLight()
-		t.at = (t.at + 1) % len(t.remotes)
+		t.at = (t.at + 1) % len(t.nodes.nodes)
 	}
 }
 
-// headerFrom is header through the light client on remotes[at], opened if need be.
+// headerFrom is header through the light client with nodes[at] as primary, opened if need be.
 func (t *Trust) headerFrom(ctx context.Context, min int64) (*types.LightBlock, error) {
 	if t.lc == nil {
-		anchor, err := anchorFor(ctx, t.home, t.rpcs[t.at], t.chainID)
+		primary, witnesses := t.nodes.lightProviders(t.chainID, t.at)
+		anchor, err := anchorFor(ctx, t.home, primary, t.chainID)
 		if err != nil {
 			return nil, err
 		}
-		if t.lc, t.db, err = openLight(ctx, t.home, t.remotes[t.at], anchor); err != nil {
+		if t.lc, t.db, err = openLight(ctx, t.home, primary, witnesses, anchor); err != nil {
 			return nil, err
 		}
 	}

@@ -14,9 +14,7 @@ import (
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/light"
 	"github.com/cometbft/cometbft/light/provider"
-	lighthttp "github.com/cometbft/cometbft/light/provider/http"
 	lightdb "github.com/cometbft/cometbft/light/store/db"
-	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/medchain/medchain/api"
@@ -35,8 +33,8 @@ import (
 // A permissioned network has no unbonding period; a client unused for longer re-pins its anchor.
 const TrustingPeriod = 365 * 24 * time.Hour
 
-// rpcTimeoutSeconds bounds each CometBFT RPC call, so a hanging node cannot hang a read.
-const rpcTimeoutSeconds = 10
+// lightTimeout bounds each light-block request, so a hanging node cannot hang a read.
+const lightTimeout = 10 * time.Second
 
 // Verified says what a proof was checked against.
 type Verified struct {
@@ -84,26 +82,23 @@ func LoadAnchor(home string) (a Anchor, ok bool, err error) {
 }
 
 // VerifyProven checks p against the header at p.Height+1, which a light client verifies from
-// home's trust anchor using the CometBFT RPC at rpcAddr as primary and witness. It waits up to
-// wait for that header.
-func VerifyProven(ctx context.Context, home, rpcAddr, chainID string, p *api.Proven, wait time.Duration) (*Verified, error) {
+// home's trust anchor with the light blocks of the nodes whose APIs nodes names (comma-separated:
+// the first is the primary, the others its witnesses). It waits up to wait for that header.
+func VerifyProven(ctx context.Context, home, nodes, chainID string, p *api.Proven, wait time.Duration) (*Verified, error) {
 	if len(p.Proof) == 0 {
 		return nil, fmt.Errorf("the answer carries no proof")
 	}
-	remote := "tcp://" + rpcAddr
-	rpc, err := rpchttp.NewWithTimeout(remote, "/websocket", rpcTimeoutSeconds)
-	if err != nil {
-		return nil, fmt.Errorf("cometbft rpc %s: %w", rpcAddr, err)
-	}
+	c := New(nodes, WithTimeout(lightTimeout))
 	h := p.Height + 1
-	if err := waitHeight(ctx, rpc, h, wait); err != nil {
+	if err := c.waitHeight(ctx, h, wait); err != nil {
 		return nil, err
 	}
-	anchor, err := anchorFor(ctx, home, rpc, chainID)
+	primary, witnesses := c.lightProviders(chainID, 0)
+	anchor, err := anchorFor(ctx, home, primary, chainID)
 	if err != nil {
 		return nil, err
 	}
-	lb, err := verifyHeader(ctx, home, remote, anchor, h)
+	lb, err := verifyHeader(ctx, home, primary, witnesses, anchor, h)
 	if err != nil {
 		return nil, err
 	}
@@ -113,14 +108,15 @@ func VerifyProven(ctx context.Context, home, rpcAddr, chainID string, p *api.Pro
 	return &Verified{Height: p.Height, HeaderAt: h, AppHash: lb.AppHash, Validators: lb.ValidatorSet.Size()}, nil
 }
 
-func waitHeight(ctx context.Context, rpc *rpchttp.HTTP, h int64, wait time.Duration) error {
+// waitHeight waits up to wait for the client's node to commit block h.
+func (c *Client) waitHeight(ctx context.Context, h int64, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
-		st, err := rpc.Status(ctx)
+		st, err := c.Status(ctx)
 		if err != nil {
-			return fmt.Errorf("cometbft rpc: %w", err)
+			return fmt.Errorf("node status: %w", err)
 		}
-		if st.SyncInfo.LatestBlockHeight >= h {
+		if st.LatestHeight >= h {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -134,10 +130,26 @@ func waitHeight(ctx context.Context, rpc *rpchttp.HTTP, h int64, wait time.Durat
 	}
 }
 
+// lightProviders are the light-block providers of the client's nodes: the one at index primary,
+// and all of them as its witnesses. A witness whose header conflicts with the primary's stops
+// the verification (and is reported as evidence); one that does not answer is skipped, and the
+// primary among the witnesses keeps a network with nodes down readable: CometBFT's light client
+// wants at least one witness to answer.
+func (c *Client) lightProviders(chainID string, primary int) (provider.Provider, []provider.Provider) {
+	p := c.lightProvider(chainID, c.nodes[primary])
+	witnesses := []provider.Provider{}
+	for i, n := range c.nodes {
+		if i != primary {
+			witnesses = append(witnesses, c.lightProvider(chainID, n))
+		}
+	}
+	return p, append(witnesses, c.lightProvider(chainID, c.nodes[primary]))
+}
+
 // verifyHeader runs the light client from anchor (and the light blocks it verified before, kept
 // in home) up to height h.
-func verifyHeader(ctx context.Context, home, remote string, anchor Anchor, h int64) (*types.LightBlock, error) {
-	lc, db, err := openLight(ctx, home, remote, anchor)
+func verifyHeader(ctx context.Context, home string, primary provider.Provider, witnesses []provider.Provider, anchor Anchor, h int64) (*types.LightBlock, error) {
+	lc, db, err := openLight(ctx, home, primary, witnesses, anchor)
 	if err != nil {
 		return nil, err
 	}
@@ -149,28 +161,18 @@ func verifyHeader(ctx context.Context, home, remote string, anchor Anchor, h int
 	return lb, nil
 }
 
-// openLight starts a light client from anchor with the CometBFT RPC at remote as primary and
-// witness, keeping verified light blocks in home (in memory while another process holds them).
-func openLight(ctx context.Context, home, remote string, anchor Anchor) (*light.Client, dbm.DB, error) {
+// openLight starts a light client from anchor with primary and witnesses, keeping verified light
+// blocks in home (in memory while another process holds them).
+func openLight(ctx context.Context, home string, primary provider.Provider, witnesses []provider.Provider, anchor Anchor) (*light.Client, dbm.DB, error) {
 	hash, _ := hex.DecodeString(anchor.Hash)
 	var db dbm.DB
 	db, err := dbm.NewGoLevelDB("blocks", filepath.Join(home, "light"))
 	if err != nil {
 		db = dbm.NewMemDB()
 	}
-	primary, err := lighthttp.New(anchor.ChainID, remote)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	witness, err := lighthttp.New(anchor.ChainID, remote)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
 	lc, err := light.NewClient(ctx, anchor.ChainID,
 		light.TrustOptions{Period: TrustingPeriod, Height: anchor.Height, Hash: hash},
-		primary, []provider.Provider{witness}, lightdb.New(db, anchor.ChainID), light.MaxRetryAttempts(3),
+		primary, witnesses, lightdb.New(db, anchor.ChainID), light.MaxRetryAttempts(3),
 		light.Logger(cmtlog.NewNopLogger()))
 	if err != nil {
 		db.Close()
@@ -181,7 +183,7 @@ func openLight(ctx context.Context, home, remote string, anchor Anchor) (*light.
 
 // anchorFor returns home's pinned anchor for chainID, pinning one from home's genesis.json on
 // first use.
-func anchorFor(ctx context.Context, home string, rpc *rpchttp.HTTP, chainID string) (Anchor, error) {
+func anchorFor(ctx context.Context, home string, p provider.Provider, chainID string) (Anchor, error) {
 	a, ok, err := LoadAnchor(home)
 	if err != nil {
 		return a, fmt.Errorf("read trust anchor: %w", err)
@@ -204,11 +206,11 @@ func anchorFor(ctx context.Context, home string, rpc *rpchttp.HTTP, chainID stri
 	if first < 1 {
 		first = 1
 	}
-	commit, err := rpc.Commit(ctx, &first)
+	lb, err := p.LightBlock(ctx, first)
 	if err != nil {
 		return a, fmt.Errorf("fetch header %d: %w", first, err)
 	}
-	sh := commit.SignedHeader
+	sh := lb.SignedHeader
 	if err := sh.ValidateBasic(chainID); err != nil {
 		return a, fmt.Errorf("header %d: %w", first, err)
 	}

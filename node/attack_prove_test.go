@@ -43,7 +43,7 @@ func TestAttackFakeNodeProof(t *testing.T) {
 
 	// Before any anchor is pinned: the real home pins from its genesis validators, which did not
 	// sign the impostor's first header.
-	_, err := client.VerifyProven(ctx, realHome, fake.RPCAddr, fake.ChainID, fakeProof, 20*time.Second)
+	_, err := client.VerifyProven(ctx, realHome, fake.APIAddr, fake.ChainID, fakeProof, 20*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "genesis validators") {
 		t.Fatalf("impostor's proof with no anchor yet: %v", err)
 	}
@@ -51,7 +51,7 @@ func TestAttackFakeNodeProof(t *testing.T) {
 		t.Fatal("a failed verification pinned an anchor")
 	}
 	// A proof from the real node verifies and pins the anchor.
-	if _, err := client.VerifyProven(ctx, realHome, real.RPCAddr, real.ChainID, proven(realC, realHome), 20*time.Second); err != nil {
+	if _, err := client.VerifyProven(ctx, realHome, real.APIAddr, real.ChainID, proven(realC, realHome), 20*time.Second); err != nil {
 		t.Fatalf("real proof: %v", err)
 	}
 	anchor, ok, err := client.LoadAnchor(realHome)
@@ -59,17 +59,17 @@ func TestAttackFakeNodeProof(t *testing.T) {
 		t.Fatalf("anchor after first verified read: %+v %v %v", anchor, ok, err)
 	}
 	// With the anchor pinned, the impostor's headers do not chain from it.
-	if _, err := client.VerifyProven(ctx, realHome, fake.RPCAddr, fake.ChainID, fakeProof, 20*time.Second); err == nil {
+	if _, err := client.VerifyProven(ctx, realHome, fake.APIAddr, fake.ChainID, fakeProof, 20*time.Second); err == nil {
 		t.Fatal("impostor's proof verified from the pinned anchor")
 	}
 	// Its own home accepts it: the rejection above is about trust, not a broken proof.
-	if _, err := client.VerifyProven(ctx, fakeHome, fake.RPCAddr, fake.ChainID, fakeProof, 20*time.Second); err != nil {
+	if _, err := client.VerifyProven(ctx, fakeHome, fake.APIAddr, fake.ChainID, fakeProof, 20*time.Second); err != nil {
 		t.Fatalf("impostor's proof in its own home: %v", err)
 	}
 
 	// A home with neither an anchor nor a genesis says how to get one.
 	empty := t.TempDir()
-	if _, err := client.VerifyProven(ctx, empty, real.RPCAddr, real.ChainID, fakeProof, 20*time.Second); err == nil ||
+	if _, err := client.VerifyProven(ctx, empty, real.APIAddr, real.ChainID, fakeProof, 20*time.Second); err == nil ||
 		!strings.Contains(err.Error(), "light trust") {
 		t.Fatalf("home without anchor: %v", err)
 	}
@@ -79,11 +79,11 @@ func TestAttackFakeNodeProof(t *testing.T) {
 	if err := client.SaveAnchor(empty, wrong); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.VerifyProven(ctx, empty, real.RPCAddr, real.ChainID, proven(realC, realHome), 20*time.Second); err == nil {
+	if _, err := client.VerifyProven(ctx, empty, real.APIAddr, real.ChainID, proven(realC, realHome), 20*time.Second); err == nil {
 		t.Fatal("verified from an anchor whose hash is not the chain's")
 	}
 	// A chain id that is not the anchor's is refused.
-	if _, err := client.VerifyProven(ctx, realHome, real.RPCAddr, "other-chain", proven(realC, realHome), 20*time.Second); err == nil {
+	if _, err := client.VerifyProven(ctx, realHome, real.APIAddr, "other-chain", proven(realC, realHome), 20*time.Second); err == nil {
 		t.Fatal("verified for another chain id")
 	}
 }

@@ -161,7 +161,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
 	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
-		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: shares.get, Commits: application, StallAfter: opt.StallAfter, RPCAddr: n.RPCAddr, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
+		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: shares.get, Commits: application, StallAfter: opt.StallAfter, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()

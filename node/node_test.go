@@ -105,7 +105,7 @@ func TestDevNodeRegisterAttestProve(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Specialty != "oncology" {
 		t.Fatalf("attestations: %+v %v", list, err)
 	}
-	v, err := client.VerifyProven(ctx, home, n.RPCAddr, n.ChainID, &proofs[0], 20*time.Second)
+	v, err := client.VerifyProven(ctx, home, n.APIAddr, n.ChainID, &proofs[0], 20*time.Second)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -115,7 +115,7 @@ func TestDevNodeRegisterAttestProve(t *testing.T) {
 	// A value that was tampered with does not verify.
 	bad := proofs[0]
 	bad.Value = []byte(strings.Replace(string(bad.Value), "oncology", "neurology", 1))
-	if _, err := client.VerifyProven(ctx, home, n.RPCAddr, n.ChainID, &bad, 20*time.Second); err == nil {
+	if _, err := client.VerifyProven(ctx, home, n.APIAddr, n.ChainID, &bad, 20*time.Second); err == nil {
 		t.Fatal("tampered value verified")
 	}
 

@@ -52,10 +52,7 @@ func message(chainID, method, host, uri, stamp, nonce string, body []byte) []byt
 // Sign adds signature headers to req for body, signed by signer's key at now, with a fresh
 // nonce. The request is bound to the host of its URL.
 func Sign(req *http.Request, chainID string, signer tx.Address, key ed25519.PrivateKey, body []byte, now time.Time) {
-	stamp := now.UTC().Format(time.RFC3339)
-	var n [nonceBytes]byte
-	rand.Read(n[:])
-	nonce := hex.EncodeToString(n[:])
+	stamp, nonce := stampAndNonce(now)
 	host := req.Host
 	if host == "" {
 		host = req.URL.Host
@@ -65,6 +62,13 @@ func Sign(req *http.Request, chainID string, signer tx.Address, key ed25519.Priv
 	req.Header.Set(HeaderTime, stamp)
 	req.Header.Set(HeaderNonce, nonce)
 	req.Header.Set(HeaderSignature, base64.StdEncoding.EncodeToString(sig))
+}
+
+// stampAndNonce returns a request's timestamp at now and a fresh nonce.
+func stampAndNonce(now time.Time) (string, string) {
+	var n [nonceBytes]byte
+	rand.Read(n[:])
+	return now.UTC().Format(time.RFC3339), hex.EncodeToString(n[:])
 }
 
 // KeyLookup returns an account's current signing key.
@@ -77,6 +81,10 @@ type Verifier struct {
 	mu    sync.Mutex
 	seen  map[string]struct{}
 	order []seenNonce // in acceptance order, for expiry
+
+	sessions     map[string]*serverSession // by id
+	bySigner     map[tx.Address][]string   // session ids, oldest first
+	sessionOrder []string                  // ids in opening order, for expiry
 }
 
 type seenNonce struct {
@@ -91,9 +99,13 @@ func NewVerifier(chainID string) *Verifier {
 
 // Verify checks req's signature over body at now and returns the signer. The request must be
 // meant for the host it arrived at, carry a fresh timestamp and a nonce this Verifier has not
-// accepted before. Every failure is ErrUnsigned (wrapped with the reason), so callers can
-// answer all of them alike.
+// accepted before. A request may instead carry a session (see OpenSession) and its MAC.
+// Every failure is ErrUnsigned (wrapped with the reason), so callers can answer all of them
+// alike; a request with a session this Verifier does not hold fails with ErrSessionUnknown.
 func (v *Verifier) Verify(req *http.Request, body []byte, now time.Time, lookup KeyLookup) (tx.Address, error) {
+	if req.Header.Get(HeaderSession) != "" {
+		return v.verifySession(req, body, now, lookup)
+	}
 	signer := tx.Address(req.Header.Get(HeaderSigner))
 	stamp, nonce := req.Header.Get(HeaderTime), req.Header.Get(HeaderNonce)
 	sig, err := base64.StdEncoding.DecodeString(req.Header.Get(HeaderSignature))

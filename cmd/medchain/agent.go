@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,15 +22,13 @@ type agentFlags struct {
 	txFlags
 	patients  []string // fhirID=account
 	purpose   string
-	rpc       string // CometBFT RPC for the light client ("" = the one the node reports)
-	trustNode bool   // believe the node without proofs
+	trustNode bool // believe the node without proofs
 }
 
 func (f *agentFlags) register(cmd *cobra.Command) {
 	f.txFlags.register(cmd)
 	cmd.PersistentFlags().StringArrayVar(&f.patients, "patient", nil, "map a FHIR Patient id to an account: ID=ADDRESS|KEYNAME (repeatable)")
 	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
-	cmd.PersistentFlags().StringVar(&f.rpc, "rpc", "", "CometBFT RPC address(es), comma-separated, for verifying proofs (default: the ones the --node nodes report; headers are verified from the home's trust anchor either way)")
 	cmd.PersistentFlags().BoolVar(&f.trustNode, "trust-node", false, "believe the node's answers without proofs (development only)")
 }
 
@@ -89,31 +86,10 @@ func (f *agentFlags) reader(ctx context.Context, args []string) (*client.Client,
 	return s.Reads(), nil
 }
 
-// openTrust prepares the light client that checks what the agent relies on. Without --rpc it
-// uses the CometBFT RPC address each --node reports (of those that answer now).
-func (f *agentFlags) openTrust(ctx context.Context, s *client.Signer) (*client.Trust, error) {
-	rpc := f.rpc
-	if rpc == "" {
-		var addrs []string
-		var lastErr error
-		for _, n := range s.C.Nodes() {
-			st, err := client.New(n).Status(ctx)
-			switch {
-			case err != nil:
-				lastErr = fmt.Errorf("node at %s: %w", n, err)
-			case st.RPCAddr != "" && !slices.Contains(addrs, st.RPCAddr):
-				addrs = append(addrs, st.RPCAddr)
-			}
-		}
-		if len(addrs) == 0 {
-			if lastErr != nil {
-				return nil, lastErr
-			}
-			return nil, fmt.Errorf("the node at %s reports no CometBFT RPC address: pass --rpc (or --trust-node)", f.nodeURL)
-		}
-		rpc = strings.Join(addrs, ",")
-	}
-	return client.NewTrust(f.home, rpc, s.ChainID)
+// openTrust prepares the light client that checks what the agent relies on, with light blocks
+// from the --node APIs (the first is its primary, the others its witnesses).
+func (f *agentFlags) openTrust(_ context.Context, s *client.Signer) (*client.Trust, error) {
+	return client.NewTrust(f.home, strings.Join(s.C.Nodes(), ","), s.ChainID)
 }
 
 func agentCmd() *cobra.Command {

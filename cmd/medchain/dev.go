@@ -66,7 +66,7 @@ func printDev(w io.Writer, n *node.Node, created bool) {
 	}
 	fmt.Fprintf(w, "medchain dev network running (%s chain %q in %s)\n", verb, n.ChainID, abs)
 	fmt.Fprintf(w, "  node API      http://%s  (try /v1/status, /v1/health, /metrics)\n", n.APIAddr)
-	fmt.Fprintf(w, "  CometBFT RPC  http://%s\n", n.RPCAddr)
+	fmt.Fprintf(w, "  CometBFT RPC  http://%s (operator interface, loopback)\n", n.RPCAddr)
 	if kr, err := keyring.OpenFile(node.KeyringDir(n.Home)); err == nil {
 		if keys, err := kr.List(); err == nil {
 			fmt.Fprintf(w, "  demo accounts (UNENCRYPTED dev keys in %s):\n", node.KeyringDir(abs))
@@ -104,7 +104,7 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 			return nil, err
 		}
 	}
-	trust, err := client.NewTrust(n.Home, n.RPCAddr, n.ChainID)
+	trust, err := client.NewTrust(n.Home, n.APIAddr, n.ChainID)
 	if err != nil {
 		return nil, err
 	}

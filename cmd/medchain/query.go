@@ -15,13 +15,12 @@ import (
 )
 
 func queryCmd() *cobra.Command {
-	var home, nodeURL, rpcAddr string
+	var home, nodeURL string
 	var prove bool
 	cmd := &cobra.Command{Use: "query", Aliases: []string{"q"}, Short: "Query chain state (with --prove, verified against a signed header)"}
 	cmd.PersistentFlags().StringVar(&home, "home", ".medchain", "home whose keyring resolves key names and whose trust anchor verifies --prove")
 	cmd.PersistentFlags().StringVar(&nodeURL, "node", "http://127.0.0.1:8080", nodeHelp)
-	cmd.PersistentFlags().StringVar(&rpcAddr, "rpc", "127.0.0.1:26657", "CometBFT RPC address for fetching headers")
-	cmd.PersistentFlags().BoolVar(&prove, "prove", false, "verify a Merkle proof against the AppHash of a signed block header")
+	cmd.PersistentFlags().BoolVar(&prove, "prove", false, "verify a Merkle proof against the AppHash of a block header that the light client verifies (headers from the --node APIs: the first is the primary, the others its witnesses)")
 
 	ctxOf := func(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 		return context.WithTimeout(cmd.Context(), 30*time.Second)
@@ -34,7 +33,7 @@ func queryCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		v, err := client.VerifyProven(ctx, home, rpcAddr, st.ChainID, p, 15*time.Second)
+		v, err := client.VerifyProven(ctx, home, nodeURL, st.ChainID, p, 15*time.Second)
 		if err != nil {
 			return fmt.Errorf("PROOF NOT VERIFIED: %w", err)
 		}

@@ -43,7 +43,7 @@ func TestCLIRegisterAttestProve(t *testing.T) {
 	if !strings.Contains(out, "identity.attested") {
 		t.Fatalf("attest:\n%s", out)
 	}
-	out = run(true, append([]string{"query", "attestations", "newdoc", "--prove", "--rpc", fmt.Sprintf("127.0.0.1:%d", ports.RPC)}, nodeFlags...)...)
+	out = run(true, append([]string{"query", "attestations", "newdoc", "--prove"}, nodeFlags...)...)
 	if !strings.Contains(out, "licence=MD-CLI") || !strings.Contains(out, "proof verified") {
 		t.Fatalf("query:\n%s", out)
 	}

@@ -97,7 +97,7 @@ func TestFailoverWhenFirstNodeKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	docCfg := cfg
-	if docCfg.Trust, err = client.NewTrust(home, fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", net.base+1, net.base+11), chainID); err != nil {
+	if docCfg.Trust, err = client.NewTrust(home, net.apiURL(0)+","+net.apiURL(1), chainID); err != nil {
 		t.Fatal(err)
 	}
 	defer docCfg.Trust.Close()

@@ -78,7 +78,7 @@ func TestFourValidatorTestnet(t *testing.T) {
 	if err != nil || acc.Name != "Net Patient" {
 		t.Fatalf("node3 account: %+v %v", acc, err)
 	}
-	v, err := client.VerifyProven(ctx, filepath.Join(out, "node3"), fmt.Sprintf("127.0.0.1:%d", base+31), "e2e-net", proven, 20*time.Second)
+	v, err := client.VerifyProven(ctx, filepath.Join(out, "node3"), fmt.Sprintf("127.0.0.1:%d", base+32), "e2e-net", proven, 20*time.Second)
 	if err != nil {
 		t.Fatalf("verify on node3: %v", err)
 	}
