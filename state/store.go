@@ -7,6 +7,7 @@ package state
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"sync"
 
 	dbm "github.com/cosmos/cosmos-db"
@@ -95,12 +96,23 @@ func load(db dbm.DB, opts ...iavl.Option) (*Store, error) {
 }
 
 func loadTree(db dbm.DB, opts ...iavl.Option) (*iavl.MutableTree, error) {
-	tree := iavl.NewMutableTree(iavldb.NewWrapper(db), cacheSize, false, iavl.NewNopLogger(), opts...)
+	opts = append(opts, iavl.FlushThresholdOption(math.MaxInt))
+	tree := iavl.NewMutableTree(wholeBatches{iavldb.NewWrapper(db)}, cacheSize, false, iavl.NewNopLogger(), opts...)
 	if _, err := tree.Load(); err != nil {
 		return nil, fmt.Errorf("load app state tree: %w", err)
 	}
 	return tree, nil
 }
+
+// wholeBatches makes each saved version one atomic database write. IAVL writes a version's
+// nodes through a batch that it flushes whenever it outgrows its FlushThreshold (100 kB by
+// default), so a SIGKILL in the middle of a large version left some of its nodes on disk without
+// its root, and the next start failed with "version does not exist". loadTree sets the threshold
+// beyond any version's size, and this wrapper drops IAVL's pre-allocation hint, which would
+// otherwise allocate the whole threshold for every batch.
+type wholeBatches struct{ *iavldb.Wrapper }
+
+func (d wholeBatches) NewBatchWithSize(int) iavldb.Batch { return d.NewBatch() }
 
 // Close closes the underlying database.
 func (s *Store) Close() error {
