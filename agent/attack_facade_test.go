@@ -26,7 +26,7 @@ func (w *world) patientAccount(name string) *client.Signer {
 		w.t.Fatal(err)
 	}
 	s := w.signer(name, k)
-	w.send(name, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: name, EncryptionKey: k.Encryption.PublicKey().Bytes()})
+	w.send(name, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 	return s
 }
 

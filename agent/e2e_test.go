@@ -42,6 +42,12 @@ func startWorld(t *testing.T) *world {
 // startWorldWith is startWorld with a chance to change the dev home before the node starts.
 func startWorldWith(t *testing.T, prepare func(home string)) *world {
 	t.Helper()
+	return startWorldLogged(t, prepare, slog.New(slog.DiscardHandler))
+}
+
+// startWorldLogged is startWorldWith with the node logging to log.
+func startWorldLogged(t *testing.T, prepare func(home string), log *slog.Logger) *world {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
@@ -56,7 +62,7 @@ func startWorldWith(t *testing.T, prepare func(home string)) *world {
 	if prepare != nil {
 		prepare(home)
 	}
-	n, err := node.Start(home, node.Options{Log: slog.New(slog.DiscardHandler)})
+	n, err := node.Start(home, node.Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +117,7 @@ func (w *world) account(name string, role identity.Role, kind string, scopes ...
 		w.t.Fatal(err)
 	}
 	s := w.signer(name, k)
-	w.send(name, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind, Name: name, EncryptionKey: k.Encryption.PublicKey().Bytes()})
+	w.send(name, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind, Name: identity.LedgerName(role, name), EncryptionKey: k.Encryption.PublicKey().Bytes()})
 	w.send("registrar", identity.TypeAttest, identity.Attest{Subject: k.Address, Licence: "L-" + name, Jurisdiction: "NL", Scopes: scopes, ExpiresAt: time.Now().AddDate(1, 0, 0)})
 	return s
 }

@@ -174,7 +174,7 @@ func (c *chain) account(a tx.Address) *identity.Account {
 func register(k *key, role identity.Role, kind string) func(t testing.TB) []byte {
 	return func(t testing.TB) []byte {
 		return k.sign(t, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind,
-			Name: "acct " + string(k.addr[:6]), EncryptionKey: make([]byte, 32)})
+			Name: identity.LedgerName(role, "acct "+string(k.addr[:6])), EncryptionKey: make([]byte, 32)})
 	}
 }
 

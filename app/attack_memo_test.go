@@ -36,7 +36,7 @@ func TestAttackMemoizedChecksKeepDecisions(t *testing.T) {
 	// commits; the first is then refused everywhere.
 	k := newKey("twice")
 	sign := func(name string) []byte {
-		raw, err := tx.Sign(k.priv, chainID, k.addr, 0, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: name, EncryptionKey: make([]byte, 32)})
+		raw, err := tx.Sign(k.priv, chainID, k.addr, 0, identity.TypeRegister, identity.Register{Role: identity.RolePractitioner, Name: name, EncryptionKey: make([]byte, 32)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestAttackConcurrentIngressNeverStale(t *testing.T) {
 	noise := make([][]byte, 200)
 	for i := range noise {
 		noise[i] = newKey("noise"+string(rune('a'+i%26))+string(rune('a'+i/26))).sign(t, identity.TypeRegister,
-			identity.Register{Role: identity.RolePatient, Name: "n", EncryptionKey: make([]byte, 32)})
+			identity.Register{Role: identity.RolePatient, EncryptionKey: make([]byte, 32)})
 	}
 	for g := range 4 {
 		go func() {
@@ -89,7 +89,7 @@ func TestAttackConcurrentIngressNeverStale(t *testing.T) {
 	}
 	for i := range 20 {
 		k := newKey("member" + string(rune('a'+i)))
-		raw := k.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: "m", EncryptionKey: make([]byte, 32)})
+		raw := k.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: make([]byte, 32)})
 		c.app.PreVerify(raw)
 		if r, _ := c.app.CheckTx(ctx, &abci.RequestCheckTx{Tx: raw}); r.Code != 0 {
 			t.Fatalf("block %d: a new registration was refused: %s", c.height, r.Log)

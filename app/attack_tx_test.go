@@ -62,7 +62,7 @@ func TestAttackFailedRegistrationReplay(t *testing.T) {
 		want codes.Code
 	}{
 		"claims registrar": {mallory.sign(t, identity.TypeRegister, identity.Register{Role: identity.RoleRegistrar, Name: "root", EncryptionKey: make([]byte, 32)}), codes.Unauthorized},
-		"bad message":      {eve.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: "eve", EncryptionKey: []byte{1}}), codes.Invalid},
+		"bad message":      {eve.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: []byte{1}}), codes.Invalid},
 		"unknown role":     {newKey("x").sign(t, identity.TypeRegister, identity.Register{Role: "king", Name: "x", EncryptionKey: make([]byte, 32)}), codes.Invalid},
 		"malformed msg":    {newKey("y").sign(t, identity.TypeRegister, map[string]any{"role": "patient", "bogus": 1}), codes.Malformed},
 	}

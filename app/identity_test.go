@@ -56,7 +56,10 @@ func TestRegistrationRules(t *testing.T) {
 	pat.nonce = 0 // the failed registration left no account, so no nonce was consumed
 	c.expect(pat.sign(t, identity.TypeRegister, identity.Register{Role: identity.RoleOrganization, OrgKind: "castle", Name: "x", EncryptionKey: make([]byte, 32)}), codes.Invalid)
 	pat.nonce = 0
-	c.expect(pat.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: "bad\x00name", EncryptionKey: make([]byte, 32)}), codes.Invalid)
+	c.expect(pat.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePractitioner, Name: "bad\x00name", EncryptionKey: make([]byte, 32)}), codes.Invalid)
+	pat.nonce = 0
+	// A patient has no name on the ledger: every operator would learn who the address is.
+	c.expect(pat.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: "Peter Patient", EncryptionKey: make([]byte, 32)}), codes.Invalid)
 	pat.nonce = 0
 	c.must(register(pat, identity.RolePatient, "")(t))
 	pat.nonce = 0

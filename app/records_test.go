@@ -33,7 +33,7 @@ func newMember(name string) *member {
 }
 
 func (m *member) register(t testing.TB, role identity.Role, kind string) []byte {
-	return m.sign(t, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind, Name: "acct " + string(m.addr[:6]),
+	return m.sign(t, identity.TypeRegister, identity.Register{Role: role, OrgKind: kind, Name: identity.LedgerName(role, "acct "+string(m.addr[:6])),
 		EncryptionKey: m.enc.PublicKey().Bytes()})
 }
 

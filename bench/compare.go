@@ -37,7 +37,7 @@ func RegisterTxs(chainID string, n int) ([][]byte, error) {
 		priv := ed25519.NewKeyFromSeed(seed[:])
 		addr := tx.AddressOf(priv.Public().(ed25519.PublicKey))
 		raw, err := tx.Sign(priv, chainID, addr, 0, identity.TypeRegister, identity.Register{
-			Role: identity.RolePatient, Name: fmt.Sprintf("Bench Patient %d", i), EncryptionKey: seed[:]})
+			Role: identity.RolePatient, EncryptionKey: seed[:]})
 		if err != nil {
 			return nil, err
 		}

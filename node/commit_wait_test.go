@@ -38,7 +38,7 @@ func TestManyConcurrentCommitWaits(t *testing.T) {
 			defer wg.Done()
 			k, _ := keyring.Generate("p")
 			raw, _ := tx.Sign(k.Signing, n.ChainID, k.Address, 0, identity.TypeRegister,
-				identity.Register{Role: identity.RolePatient, Name: "patient", EncryptionKey: k.Encryption.PublicKey().Bytes()})
+				identity.Register{Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 			res, err := c.Submit(ctx, raw, "commit")
 			switch {
 			case err != nil:

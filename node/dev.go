@@ -25,7 +25,7 @@ func DemoAccounts(now time.Time) []AccountSpec {
 		{KeyName: "registrar", Role: identity.RoleRegistrar, Name: "Dev Registrar"},
 		{KeyName: "hospital", Role: identity.RoleOrganization, OrgKind: "hospital", Name: "St. Example Hospital", Attest: att("HOSP-0001", "general hospital", "emergency")},
 		{KeyName: "doctor", Role: identity.RolePractitioner, Name: "Dr. Ada Example", Attest: att("MD-12345", "cardiology", "emergency")},
-		{KeyName: "patient", Role: identity.RolePatient, Name: "Peter Patient"},
+		{KeyName: "patient", Role: identity.RolePatient}, // a patient has no name on the ledger,
 		{KeyName: "pharmacy", Role: identity.RoleOrganization, OrgKind: "pharmacy", Name: "Corner Pharmacy", Attest: att("PHARM-0042", "community pharmacy")},
 		{KeyName: "insurer", Role: identity.RoleOrganization, OrgKind: "insurer", Name: "Example Health Insurance", Attest: att("INS-0007", "")},
 		{KeyName: "manufacturer", Role: identity.RoleOrganization, OrgKind: "manufacturer", Name: "Example Pharma", Attest: att("MFR-0099", "")},

@@ -145,7 +145,7 @@ func txCmd() *cobra.Command {
 	}
 	register.Flags().StringVar(&role, "role", "patient", "patient, practitioner or organization")
 	register.Flags().StringVar(&orgKind, "org-kind", "", "for organizations: "+strings.Join(identity.OrgKinds, ", "))
-	register.Flags().StringVar(&name, "name", "", "display name")
+	register.Flags().StringVar(&name, "name", "", "display name of a practitioner or organization (a patient has none on the ledger)")
 
 	var subject, licence, specialty, jurisdiction, expires string
 	var scopes []string

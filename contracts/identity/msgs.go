@@ -35,8 +35,17 @@ const (
 type Register struct {
 	Role          Role   `json:"role"`
 	OrgKind       string `json:"org_kind,omitempty"`
-	Name          string `json:"name"`
+	Name          string `json:"name"` // a practitioner's or organization's; a patient's is empty
 	EncryptionKey []byte `json:"encryption_key"`
+}
+
+// LedgerName is the name a registration of role carries on the ledger: name for a practitioner
+// or an organization, none for a patient.
+func LedgerName(role Role, name string) string {
+	if role == RolePatient {
+		return ""
+	}
+	return name
 }
 
 // Validate checks the message on its own.
@@ -57,6 +66,14 @@ func (m *Register) Validate() error {
 	}
 	if len(m.EncryptionKey) != 32 {
 		return codes.Errorf(codes.Invalid, "encryption_key must be a 32-byte X25519 public key")
+	}
+	if m.Role == RolePatient {
+		// Every node holds the ledger: a patient's name there would tell each operator who the
+		// address is. The name lives in the patient's own (encrypted) demographics record.
+		if m.Name != "" {
+			return codes.Errorf(codes.Invalid, "a patient has no name on the ledger (keep it in the patient's own demographics record)")
+		}
+		return nil
 	}
 	return contracts.Text("name", m.Name, 1, MaxNameBytes)
 }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +32,6 @@ func TestSIGKILLRecovery(t *testing.T) {
 
 	var mu sync.Mutex
 	var committed []tx.Address // accounts whose registration the node reported committed
-	var next atomic.Int64
 	const kills = 4
 	height := int64(0)
 	for round := 0; round <= kills; round++ {
@@ -67,7 +65,7 @@ func TestSIGKILLRecovery(t *testing.T) {
 						return
 					}
 					raw, _ := tx.Sign(k.Signing, node.DevChainID, k.Address, 0, identity.TypeRegister, identity.Register{
-						Role: identity.RolePatient, Name: "Load " + strconv.Itoa(int(next.Add(1))), EncryptionKey: k.Encryption.PublicKey().Bytes()})
+						Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 					res, err := c.Submit(ctx, raw, wait)
 					if err == nil && res.Code == 0 && res.Stage == "commit" {
 						mu.Lock()

@@ -70,7 +70,7 @@ func TestFailoverWhenFirstNodeKilled(t *testing.T) {
 		s    *client.Signer
 		role identity.Role
 	}{{patS, identity.RolePatient}, {docS, identity.RolePractitioner}} {
-		if _, err := a.s.Send(ctx, identity.TypeRegister, identity.Register{Role: a.role, Name: "Failover " + string(a.role),
+		if _, err := a.s.Send(ctx, identity.TypeRegister, identity.Register{Role: a.role, Name: identity.LedgerName(a.role, "Failover "+string(a.role)),
 			EncryptionKey: a.s.Key.Encryption.PublicKey().Bytes()}); err != nil {
 			t.Fatal(err)
 		}
@@ -217,8 +217,7 @@ func TestResendTxLostInCrash(t *testing.T) {
 	}
 	var logged lockedBuffer
 	s.Log = slog.New(slog.NewTextHandler(&logged, nil))
-	if _, err := s.Send(ctx, identity.TypeRegister, identity.Register{Role: identity.RolePatient, Name: "Resend Patient",
-		EncryptionKey: k.Encryption.PublicKey().Bytes()}); err != nil {
+	if _, err := s.Send(ctx, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()}); err != nil {
 		t.Fatal(err)
 	}
 	acc, _, err := c.Account(ctx, k.Address, false)

@@ -39,7 +39,7 @@ func TestFourValidatorsFaultsUnderLoad(t *testing.T) {
 			for loadCtx.Err() == nil {
 				k, _ := keyring.Generate("load")
 				raw, _ := tx.Sign(k.Signing, chainID, k.Address, 0, identity.TypeRegister, identity.Register{
-					Role: identity.RolePatient, Name: "Load", EncryptionKey: k.Encryption.PublicKey().Bytes()})
+					Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 				if res, err := net.clients[w].Submit(loadCtx, raw, "check"); err == nil && res.Code == 0 {
 					admitted.Add(1)
 				} else {

@@ -32,7 +32,7 @@ func TestReplicationLatency(t *testing.T) {
 	defer cancel()
 	k, _ := keyring.Generate("patient")
 	raw, _ := tx.Sign(k.Signing, chainID, k.Address, 0, identity.TypeRegister, identity.Register{
-		Role: identity.RolePatient, Name: "Bench Patient", EncryptionKey: k.Encryption.PublicKey().Bytes()})
+		Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 	if res, err := net.clients[0].Submit(ctx, raw, "commit"); err != nil || res.Code != 0 {
 		t.Fatalf("register: %+v %v", res, err)
 	}

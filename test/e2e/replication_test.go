@@ -115,7 +115,7 @@ func registerPeople(t *testing.T, ctx context.Context, net *testnet, chainID str
 		role identity.Role
 	}{{pat, identity.RolePatient}, {docA, identity.RolePractitioner}, {docB, identity.RolePractitioner}} {
 		raw, _ := tx.Sign(a.k.Signing, chainID, a.k.Address, 0, identity.TypeRegister, identity.Register{
-			Role: a.role, Name: "E2E " + string(a.role), EncryptionKey: a.k.Encryption.PublicKey().Bytes()})
+			Role: a.role, Name: identity.LedgerName(a.role, "E2E "+string(a.role)), EncryptionKey: a.k.Encryption.PublicKey().Bytes()})
 		if res, err := net.clients[0].Submit(ctx, raw, "commit"); err != nil || res.Code != 0 {
 			t.Fatalf("register: %+v %v", res, err)
 		}

@@ -68,14 +68,14 @@ func TestFourValidatorTestnet(t *testing.T) {
 	defer cancel()
 	k, _ := keyring.Generate("net")
 	raw, _ := tx.Sign(k.Signing, "e2e-net", k.Address, 0, identity.TypeRegister, identity.Register{
-		Role: identity.RolePatient, Name: "Net Patient", EncryptionKey: k.Encryption.PublicKey().Bytes()})
+		Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 	res, err := clients[0].Submit(ctx, raw, "commit")
 	if err != nil || res.Code != 0 {
 		t.Fatalf("submit: %+v %v", res, err)
 	}
 	waitHealthy(t, procs[3], clients[3], res.Height)
 	acc, proven, err := clients[3].Account(ctx, k.Address, true)
-	if err != nil || acc.Name != "Net Patient" {
+	if err != nil || acc.Role != identity.RolePatient || acc.Address != k.Address {
 		t.Fatalf("node3 account: %+v %v", acc, err)
 	}
 	v, err := client.VerifyProven(ctx, filepath.Join(out, "node3"), fmt.Sprintf("127.0.0.1:%d", base+32), "e2e-net", proven, 20*time.Second)
