@@ -104,6 +104,7 @@ type Agent struct {
 	// anchors are the record anchors checkRecord verified (by anchorID); a sync.Map of them
 	// never needs more than one entry per record version read.
 	anchors *sync.Map
+	tags    *tagKeys // patients' tag keys this agent got
 
 	selfRole identity.Role // this account's role once looked up
 }
@@ -133,7 +134,7 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	}
 	hc := &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}
 	keys := &keyRelease{http: hc, auth: reqsig.NewSessions(signer.ChainID, signer.Address(), signer.Key.Signing, hc)}
-	return &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}}
+	return &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}}
 }
 
 // Address is the agent's account.

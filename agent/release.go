@@ -143,23 +143,29 @@ type shareAnswer struct {
 	reason string
 }
 
-// releaseKey asks every holder for its share at once and combines as soon as Threshold answers
-// are in; a combination that fails (a holder lied) waits for more.
+// releaseKey asks the holders for rec's data key under access event accessID.
 func (a *Agent) releaseKey(ctx context.Context, rec *records.Record, accessID uint64, freshKey bool) ([]byte, error) {
+	req := api.ReleaseRequest{Patient: rec.Patient, Access: accessID, Record: rec.ID, Version: rec.Version}
+	return a.releaseWrapped(ctx, req, rec.Network, records.SealContext(a.signer.ChainID, rec.ID, rec.Version), rec.ID, freshKey)
+}
+
+// releaseWrapped asks every holder for its share of wrapped (a key wrapped for the network key
+// under label) at once and combines as soon as Threshold answers are in; a combination that
+// fails (a holder lied) waits for more. what names the key in errors.
+func (a *Agent) releaseWrapped(ctx context.Context, req api.ReleaseRequest, wrapped, label []byte, what string, freshKey bool) ([]byte, error) {
 	key, err := a.networkKey(ctx, freshKey)
 	if err != nil {
 		return nil, err
 	}
-	w, err := netkey.Decode(rec.Network, records.SealContext(a.signer.ChainID, rec.ID, rec.Version))
+	w, err := netkey.Decode(wrapped, label)
 	if err != nil {
-		return nil, fmt.Errorf("record %s: %w", rec.ID, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	req := api.ReleaseRequest{Patient: rec.Patient, Access: accessID, Record: rec.ID, Version: rec.Version}
 	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var shares []*netkey.DecShare
-	rerr := &ReleaseError{Record: rec.ID, Need: key.Threshold}
+	rerr := &ReleaseError{Record: what, Need: key.Threshold}
 	ask := key.Holders
 	for attempt := 0; attempt < 2; attempt++ {
 		if attempt > 0 { // holders a block behind the access event, or still taking up a new key epoch

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,13 +26,18 @@ const ReleasePath = "/v1/keys/release"
 const maxReleaseBody = 4 << 10
 
 // ReleaseRequest asks a network key holder for its decryption share of one record version's
-// data key, citing the requester's access event. It travels signed (reqsig, single-use nonce).
+// data key, citing the requester's access event, or (Kind ReleaseTagKey) of the patient's tag
+// key (records.TagKey). It travels signed (reqsig, single-use nonce).
 type ReleaseRequest struct {
+	Kind    string     `json:"kind,omitempty"` // "" (a record's data key) or ReleaseTagKey
 	Patient tx.Address `json:"patient"`
-	Access  uint64     `json:"access"`
-	Record  string     `json:"record"`
-	Version uint32     `json:"version"`
+	Access  uint64     `json:"access,omitempty"`
+	Record  string     `json:"record,omitempty"`
+	Version uint32     `json:"version,omitempty"`
 }
+
+// ReleaseTagKey is the kind of a request for a patient's tag key.
+const ReleaseTagKey = "tag_key"
 
 // ReleaseResponse is a released share: the holder's index and its netkey.DecShare bytes sealed
 // to the requester's encryption key (seal.SealTo under ReleaseInfo).
@@ -42,6 +48,10 @@ type ReleaseResponse struct {
 
 // ReleaseInfo binds a sealed share to its chain, record version, holder and requester.
 func ReleaseInfo(chainID string, r *ReleaseRequest, requester tx.Address, index uint32) []byte {
+	if r.Kind == ReleaseTagKey {
+		return []byte("medchain/tag-key-release/v1\n" + chainID + "\n" + string(r.Patient) + "\n" + string(requester) +
+			"\n" + strconv.FormatUint(uint64(index), 10))
+	}
 	return []byte("medchain/key-release/v1\n" + chainID + "\n" + r.Record + "\n" + strconv.FormatUint(uint64(r.Version), 10) +
 		"\n" + string(requester) + "\n" + strconv.FormatUint(uint64(index), 10))
 }
@@ -56,7 +66,10 @@ type KeyShare struct {
 // committed state read now, the signed (fresh, single-use) request's access event is the
 // requester's, granted, unexpired, covers the record version and still rests on a grant,
 // guardianship or break-glass session in force, and this node holds the current key's share.
-// Each request for a known record, released or refused, is logged durably before the answer
+// A patient's tag key (Kind ReleaseTagKey) is released to an account in the patient's circle
+// now: the patient, a guardian, an auditor, or one that an active grant or break-glass session
+// names (app.TagKeyReleasable).
+// Each request for a known record or tag key, released or refused, is logged durably before the answer
 // (the log goes to the ledger as the patient's audit trail); if it cannot be, nothing is
 // released. Every refusal is the same 404 as for a record that does not exist.
 func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
@@ -76,27 +89,29 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 		mine = s.KeyShare() // one share for the whole request, even if a new key epoch swaps it meanwhile
 	}
 	var req ReleaseRequest
-	if err := json.Unmarshal(body, &req); err != nil || records.ValidID(req.Record) != nil || mine == nil {
+	if err := json.Unmarshal(body, &req); err != nil || mine == nil {
 		deny()
 		return
 	}
-	q, _ := json.Marshal(app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, ID: req.Record,
-		Version: req.Version, At: now, Node: mine.Node})
-	resp, err := s.Querier.Query(ctx, &abci.RequestQuery{Path: app.PathReleasable, Data: q})
-	var rel app.Releasable
-	if err != nil || resp.Code != 0 || json.Unmarshal(resp.Value, &rel) != nil || rel.Record == nil {
-		deny() // no record to attribute the request to: nothing to audit
+	var c *releaseCase
+	switch req.Kind {
+	case "":
+		c = s.recordRelease(ctx, &req, requester, mine, now)
+	case ReleaseTagKey:
+		c = s.tagKeyRelease(ctx, &req, requester, mine, now)
+	}
+	if c == nil {
+		deny() // nothing to attribute the request to: nothing to audit
 		return
 	}
-	entry := records.FetchEntry{Kind: records.KindKey, Requester: requester, Patient: req.Patient, Record: req.Record,
-		Version: req.Version, Access: req.Access, Outcome: records.Denied, Time: now.UTC()}
+	entry := c.entry
 	var out *ReleaseResponse
-	if rel.Active {
-		if rel.Index != mine.Share.Index || rel.Epoch != mine.Share.Epoch {
+	if c.active {
+		if c.index != mine.Share.Index || c.epoch != mine.Share.Epoch {
 			s.Log.Error("this node's network key share is not the ledger's; not releasing", "share_index", mine.Share.Index,
-				"share_epoch", mine.Share.Epoch, "ledger_index", rel.Index, "ledger_epoch", rel.Epoch)
-		} else if out, err = s.release(mine.Share, &req, requester, &rel); err != nil {
-			s.Log.Warn("key release refused", "record", req.Record, "err", err)
+				"share_epoch", mine.Share.Epoch, "ledger_index", c.index, "ledger_epoch", c.epoch)
+		} else if out, err = s.release(mine.Share, &req, requester, c); err != nil {
+			s.Log.Warn("key release refused", "kind", req.Kind, "record", req.Record, "err", err)
 			out = nil
 		}
 	}
@@ -125,12 +140,71 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// release computes this node's share for the record's network-wrapped key and seals it to the
+// releaseCase is what a node decides a release on, read from one committed state: the wrap
+// asked about (its cache key, bytes and label), whether the requester may have it now, where
+// this node holds a share, and the log entry the request makes.
+type releaseCase struct {
+	entry        records.FetchEntry
+	active       bool
+	index        uint32
+	epoch        uint64
+	requesterKey []byte
+	cacheKey     string
+	wrapped      []byte
+	label        []byte
+}
+
+// recordRelease reads the case of a record version's data key; nil for a version that does not
+// exist or is not the patient's.
+func (s *server) recordRelease(ctx context.Context, req *ReleaseRequest, requester tx.Address, mine *KeyShare, now time.Time) *releaseCase {
+	if records.ValidID(req.Record) != nil {
+		return nil
+	}
+	var rel app.Releasable
+	if !s.queryInto(ctx, app.PathReleasable, app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, ID: req.Record,
+		Version: req.Version, At: now, Node: mine.Node}, &rel) || rel.Record == nil {
+		return nil
+	}
+	return &releaseCase{
+		entry: records.FetchEntry{Kind: records.KindKey, Requester: requester, Patient: req.Patient, Record: req.Record,
+			Version: req.Version, Access: req.Access, Outcome: records.Denied, Time: now.UTC()},
+		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
+		cacheKey: rel.Record.ID + "\n" + strconv.FormatUint(uint64(rel.Record.Version), 10) + "\n" + string(rel.Record.Network),
+		wrapped:  rel.Record.Network, label: records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version)}
+}
+
+// tagKeyRelease reads the case of a patient's tag key; nil for a patient without one.
+func (s *server) tagKeyRelease(ctx context.Context, req *ReleaseRequest, requester tx.Address, mine *KeyShare, now time.Time) *releaseCase {
+	if req.Patient.Validate() != nil || req.Record != "" || req.Access != 0 || req.Version != 0 {
+		return nil
+	}
+	var rel app.TagKeyReleasable
+	if !s.queryInto(ctx, app.PathTagKeyReleasable, app.RecordsQuery{Requester: requester, Patient: req.Patient, At: now, Node: mine.Node}, &rel) ||
+		rel.TagKey == nil {
+		return nil
+	}
+	return &releaseCase{
+		entry: records.FetchEntry{Kind: records.KindTagKey, Requester: requester, Patient: req.Patient, Record: records.TagKeyRecord,
+			Outcome: records.Denied, Time: now.UTC()},
+		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
+		cacheKey: "tag-key\n" + string(req.Patient) + "\n" + string(rel.TagKey.Network),
+		wrapped:  rel.TagKey.Network, label: records.TagKeyContext(s.ChainID, req.Patient)}
+}
+
+// queryInto runs an app query with q as JSON and decodes its answer into out; false when the
+// query failed or answered an error.
+func (s *server) queryInto(ctx context.Context, path string, q any, out any) bool {
+	data, _ := json.Marshal(q)
+	resp, err := s.Querier.Query(ctx, &abci.RequestQuery{Path: path, Data: data})
+	return err == nil && resp.Code == 0 && json.Unmarshal(resp.Value, out) == nil
+}
+
+// release computes this node's share of the case's network-wrapped key and seals it to the
 // requester. The share of a wrap is the same for every reader (only its sealing differs), so it
-// is computed once per record version and key epoch and kept with the parsed wrap: the access
-// check and the log entry stay per request.
-func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.Address, rel *app.Releasable) (*ReleaseResponse, error) {
-	e, err := s.wraps.get(rel.Record, records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version))
+// is computed once per wrap and key epoch and kept with the parsed wrap: the access check and
+// the log entry stay per request.
+func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.Address, c *releaseCase) (*ReleaseResponse, error) {
+	e, err := s.wraps.get(c.cacheKey, c.wrapped, c.label)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +212,7 @@ func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := seal.SealTo(rel.RequesterKey, ReleaseInfo(s.ChainID, req, requester, d.Index), d.Share)
+	sealed, err := seal.SealTo(c.requesterKey, ReleaseInfo(s.ChainID, req, requester, d.Index), d.Share)
 	if err != nil {
 		return nil, err
 	}
@@ -179,15 +253,14 @@ func (e *wrapEntry) shareOf(s *netkey.Share) (*netkey.DecShare, error) {
 
 const wrapCacheSize = 4096
 
-func (c *wrapCache) get(rec *records.Record, label []byte) (*wrapEntry, error) {
-	k := rec.ID + "\n" + strconv.FormatUint(uint64(rec.Version), 10) + "\n" + string(rec.Network)
+func (c *wrapCache) get(k string, wrapped, label []byte) (*wrapEntry, error) {
 	c.mu.Lock()
 	e, ok := c.byKey[k]
 	c.mu.Unlock()
 	if ok {
 		return e, nil
 	}
-	w, err := netkey.ParseWrapped(rec.Network, label)
+	w, err := netkey.ParseWrapped(wrapped, label)
 	if err != nil {
 		return nil, err
 	}

@@ -49,20 +49,54 @@ func releasable(view *state.View, q *RecordsQuery) (*Releasable, error) {
 	if out.Active, err = records.AccessActive(view, q.Requester, q.Patient, q.Access, rec, q.At); err != nil || !out.Active {
 		return out, err
 	}
+	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
+}
+
+// holding fills in the index and epoch at which q.Node holds a share of the network key (none
+// without a network key, or for a node that holds none) and the requester's encryption key.
+func holding(view *state.View, q *RecordsQuery, index *uint32, epoch *uint64, requesterKey *[]byte) error {
 	key, err := network.GetKey(view)
 	if codes.Of(err) == codes.NotFound {
-		return out, nil
+		return nil
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if h := key.HolderOf(q.Node); h != nil {
-		out.Index, out.Epoch = h.Index, key.Epoch
+		*index, *epoch = h.Index, key.Epoch
 	}
 	acc, err := identity.GetAccount(view, q.Requester)
 	if err != nil {
+		return err
+	}
+	*requesterKey = acc.EncryptionKey
+	return nil
+}
+
+// TagKeyReleasable is what a network key holder needs to decide a release of a patient's tag
+// key: the key, and whether the requester stands in the patient's circle now (the patient, a
+// guardian, an auditor, or an account that an active grant or break-glass session names).
+type TagKeyReleasable struct {
+	TagKey       *records.TagKey `json:"tag_key"`
+	Active       bool            `json:"active"`
+	Index        uint32          `json:"index"`
+	Epoch        uint64          `json:"epoch"`
+	RequesterKey []byte          `json:"requester_key,omitempty"`
+}
+
+// tagKeyReleasable answers PathTagKeyReleasable: NotFound for a patient without a tag key.
+func tagKeyReleasable(view *state.View, q *RecordsQuery) (*TagKeyReleasable, error) {
+	k, err := records.GetTagKey(view, q.Patient)
+	if err != nil {
 		return nil, err
 	}
-	out.RequesterKey = acc.EncryptionKey
-	return out, nil
+	out := &TagKeyReleasable{TagKey: k}
+	sc, err := readScope(view, q.Patient, q.Requester, q.At)
+	if err != nil {
+		return nil, err
+	}
+	if out.Active, err = sc.standing(); err != nil || !out.Active {
+		return out, err
+	}
+	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
 }

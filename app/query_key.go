@@ -84,6 +84,9 @@ func keyScope(view *state.View, key []byte, reader tx.Address, at time.Time) (*s
 		return itemScope(view, key, &s, patient, reader, at, func(sc *scope) (bool, error) {
 			return sc.full || s.Practitioner == reader, nil
 		})
+	case kind == "rc/tk" && len(parts) == 3:
+		var k records.TagKey
+		return itemScope(view, key, &k, patient, reader, at, func(sc *scope) (bool, error) { return sc.standing() })
 	case (kind == "rc/n" || kind == "rc/f") && len(parts) == 4, kind == "rc/s" && len(parts) == 3:
 		var v json.RawMessage
 		return itemScope(view, key, &v, patient, reader, at, func(sc *scope) (bool, error) { return sc.full, nil })

@@ -34,6 +34,9 @@ const (
 	// PathReleasable: requester, patient, access, id, version, at, node: what a network key
 	// holder needs to decide a key release, read from one committed state (Releasable).
 	PathReleasable = "/records/releasable"
+	// PathTagKeyReleasable: requester, patient, at, node: what a network key holder needs to
+	// decide a release of the patient's tag key (TagKeyReleasable).
+	PathTagKeyReleasable = "/records/tag_key_releasable"
 )
 
 // RecordsQuery carries the parameters of the records query paths.
@@ -91,6 +94,8 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		return jsonResp(records.Fetchable(view, q.Requester, q.Patient, q.Access, q.Hash, q.At))
 	case PathReleasable:
 		return jsonResp(releasable(view, q))
+	case PathTagKeyReleasable:
+		return jsonResp(tagKeyReleasable(view, q))
 	case PathRecord:
 		rec, sc, err := recordScope(view, q.ID, q.Reader, q.At)
 		return audited(sc)(jsonResp(rec, err))

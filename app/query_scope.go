@@ -129,6 +129,21 @@ func (s *scope) load() error {
 	return nil
 }
 
+// standing reports whether the reader is in the patient's circle now: the patient, a guardian,
+// an auditor, or an account that an active grant or break-glass session names.
+func (s *scope) standing() (bool, error) {
+	if s.full {
+		return true, nil
+	}
+	if s.reader == "" {
+		return false, nil
+	}
+	if err := s.load(); err != nil {
+		return false, err
+	}
+	return len(s.grants) > 0 || s.emergency, nil
+}
+
 // covers reports whether the reader's grants (with write, its write grants) cover category,
 // or, for reading, an emergency session it holds opens it.
 func (s *scope) covers(category string, write bool) (bool, error) {
@@ -139,11 +154,14 @@ func (s *scope) covers(category string, write bool) (bool, error) {
 		return false, err
 	}
 	for _, g := range s.grants {
-		if (!write || g.Write) && (slices.Contains(g.Categories, category) || slices.Contains(g.Categories, consent.AllCategories)) {
+		if (!write || g.Write) && g.Covers(category) {
 			return true, nil
 		}
 	}
-	return !write && s.emergency && slices.Contains(consent.EmergencyCategories, category), nil
+	if write || !s.emergency {
+		return false, nil
+	}
+	return records.IsEmergencyCategory(s.view, s.patient, category)
 }
 
 // record reports whether the reader may see rec's anchor.

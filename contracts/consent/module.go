@@ -110,9 +110,11 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 	if len(m.Categories) == 0 || len(m.Categories) > maxNames || len(m.Purposes) == 0 || len(m.Purposes) > maxNames {
 		return nil, codes.Errorf(codes.Invalid, "a grant names 1..%d categories and 1..%d purposes", maxNames, maxNames)
 	}
-	cm, ok := CategoryMask(m.Categories)
-	if !ok {
-		return nil, codes.Errorf(codes.Invalid, "unknown category in %v; known: %v or %q", m.Categories, Categories, AllCategories)
+	for _, c := range m.Categories {
+		if c != AllCategories && !ValidCategory(c) {
+			return nil, codes.Errorf(codes.Invalid, "unknown category in %v; known: %v, a tag (%d lowercase hex digits) or %q",
+				m.Categories, Categories, 2*TagBytes, AllCategories)
+		}
 	}
 	pm, ok := PurposeMask(m.Purposes)
 	if !ok {
@@ -156,7 +158,7 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 		return nil, err
 	}
 	g := Grant{ID: id, Patient: patient, Grantee: m.Grantee, Categories: m.Categories, Purposes: m.Purposes,
-		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, Condition: m.Condition, CreatedAt: ctx.Time, CatMask: cm, PurMask: pm}
+		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, Condition: m.Condition, CreatedAt: ctx.Time, PurMask: pm}
 	events = append(events, contracts.NewEvent("consent.granted", "patient", string(patient), "grant", strconv.FormatUint(id, 10),
 		"grantee", string(m.Grantee)))
 	return events, contracts.PutJSON(kv, GrantKey(patient, id), &g)

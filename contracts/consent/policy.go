@@ -47,15 +47,12 @@ var Purposes = []string{
 	"FAMRQT",   // family requested
 }
 
-// Mask is a set of categories or purposes as bits.
+// Mask is a set of purposes as bits.
 type Mask uint32
 
 func maskOf(all []string, names []string) (Mask, bool) {
 	var m Mask
 	for _, n := range names {
-		if n == AllCategories && len(all) == len(Categories) {
-			return 1<<len(all) - 1, true
-		}
 		i := slices.Index(all, n)
 		if i < 0 {
 			return 0, false
@@ -65,16 +62,15 @@ func maskOf(all []string, names []string) (Mask, bool) {
 	return m, true
 }
 
-// CategoryMask and PurposeMask turn names into masks; ok is false for an unknown name.
-func CategoryMask(names []string) (Mask, bool) { return maskOf(Categories, names) }
-func PurposeMask(names []string) (Mask, bool)  { return maskOf(Purposes, names) }
+// PurposeMask turns purpose names into a mask; ok is false for an unknown name.
+func PurposeMask(names []string) (Mask, bool) { return maskOf(Purposes, names) }
 
 // Grant is a patient's consent to a grantee.
 type Grant struct {
 	ID         uint64     `json:"id"`
 	Patient    tx.Address `json:"patient"`
-	Grantee    tx.Address `json:"grantee"` // an account; an organization covers its affiliated practitioners
-	Categories []string   `json:"categories"`
+	Grantee    tx.Address `json:"grantee"`    // an account; an organization covers its affiliated practitioners
+	Categories []string   `json:"categories"` // names or the patient's tags (tags.go), or AllCategories
 	Purposes   []string   `json:"purposes"`
 	NotBefore  time.Time  `json:"not_before"`
 	Expiry     time.Time  `json:"expiry"`
@@ -83,8 +79,12 @@ type Grant struct {
 	Revoked    bool       `json:"revoked,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
-	CatMask    Mask       `json:"category_mask"`
 	PurMask    Mask       `json:"purpose_mask"`
+}
+
+// Covers reports whether the grant covers category (a name or a tag).
+func (g *Grant) Covers(category string) bool {
+	return slices.Contains(g.Categories, AllCategories) || slices.Contains(g.Categories, category)
 }
 
 // LiveAt reports whether the grant still counts at t: not revoked and not yet expired (it may
@@ -116,17 +116,17 @@ type Decision struct {
 // Evaluate decides req against one patient's grants: allowed by the first grant, in id order,
 // that is active at req.At, names the requester or one of its organizations, covers the
 // category and the purpose, allows writing if req writes, and whose condition (if any) holds. Unknown categories or purposes
-// are denied.
+// are denied. A category is a name or a tag: a grant naming tags covers the records and requests
+// that carry the same tags.
 func Evaluate(grants []Grant, req Request) Decision {
-	ci := slices.Index(Categories, req.Category)
 	pi := slices.Index(Purposes, req.Purpose)
-	if ci < 0 || pi < 0 {
+	if pi < 0 || !ValidCategory(req.Category) {
 		return Decision{}
 	}
-	cbit, pbit := Mask(1)<<ci, Mask(1)<<pi
+	pbit := Mask(1) << pi
 	for i := range grants {
 		g := &grants[i]
-		if g.CatMask&cbit == 0 || g.PurMask&pbit == 0 || (req.Write && !g.Write) || !g.ActiveAt(req.At) {
+		if g.PurMask&pbit == 0 || !g.Covers(req.Category) || (req.Write && !g.Write) || !g.ActiveAt(req.At) {
 			continue
 		}
 		if g.Grantee != req.Requester && !slices.Contains(req.Orgs, g.Grantee) {

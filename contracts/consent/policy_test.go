@@ -53,7 +53,6 @@ func randomCase(r *rand.Rand) ([]Grant, Request) {
 		for range r.IntN(2) + 1 {
 			g.Purposes = append(g.Purposes, pick(r, Purposes[:2]))
 		}
-		g.CatMask, _ = CategoryMask(g.Categories)
 		g.PurMask, _ = PurposeMask(g.Purposes)
 		grants = append(grants, g)
 	}
@@ -93,7 +92,6 @@ func TestEvaluateMatchesModel(t *testing.T) {
 
 func TestEvaluateRules(t *testing.T) {
 	mk := func(g Grant) Grant {
-		g.CatMask, _ = CategoryMask(g.Categories)
 		g.PurMask, _ = PurposeMask(g.Purposes)
 		return g
 	}
@@ -137,7 +135,6 @@ func BenchmarkEvaluate(b *testing.B) {
 	for i := range 50 {
 		g := Grant{ID: uint64(i + 1), Grantee: tx.Address(pick(r, people)), Categories: []string{pick(r, Categories)},
 			Purposes: []string{"TREAT", "HPAYMT"}, NotBefore: t0, Expiry: t0.Add(time.Hour)}
-		g.CatMask, _ = CategoryMask(g.Categories)
 		g.PurMask, _ = PurposeMask(g.Purposes)
 		grants = append(grants, g)
 	}
@@ -153,7 +150,6 @@ func BenchmarkEvaluate(b *testing.B) {
 func BenchmarkEvaluateCondition(b *testing.B) {
 	g := Grant{ID: 1, Grantee: "doc", Categories: []string{AllCategories}, Purposes: []string{"TREAT"}, NotBefore: t0, Expiry: t0.Add(time.Hour),
 		Condition: `purpose == "TREAT" && time.getHours() < 18 && category != "laboratory"`}
-	g.CatMask, _ = CategoryMask(g.Categories)
 	g.PurMask, _ = PurposeMask(g.Purposes)
 	req := Request{Requester: "doc", Category: "immunizations", Purpose: "TREAT", At: t0.Add(time.Minute)}
 	for b.Loop() {

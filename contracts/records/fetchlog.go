@@ -29,6 +29,13 @@ const KindKey = "key"
 // (a regulator's or compliance officer's query): Record names the query, one of QueryNames.
 const KindQuery = "query"
 
+// KindTagKey marks a log entry of a release of the patient's tag key (its Record is
+// TagKeyRecord).
+const (
+	KindTagKey   = "tag_key"
+	TagKeyRecord = "tag-key"
+)
+
 // QueryNames are the metadata queries a KindQuery entry names.
 var QueryNames = []string{"record", "history", "records", "recipients", "access", "access-active",
 	"audit", "emergency", "feed", "settings", "fetches", "grants", "state"}
@@ -46,7 +53,7 @@ type FetchEntry struct {
 	Record    string     `json:"record"` // a record id, or for KindQuery the query's name
 	Version   uint32     `json:"version"`
 	Access    uint64     `json:"access,omitempty"` // the access event cited
-	Kind      string     `json:"kind,omitempty"`   // "" (a ciphertext), KindKey (a key share) or KindQuery
+	Kind      string     `json:"kind,omitempty"`   // "" (a ciphertext), KindKey (a key share), KindQuery or KindTagKey
 	Outcome   string     `json:"outcome"`          // Granted (served), Denied or Unavailable
 	Time      time.Time  `json:"time"`             // the node's clock when it answered
 }
@@ -140,8 +147,12 @@ func validFetchEntry(e *FetchEntry) error {
 		if !slices.Contains(QueryNames, e.Record) {
 			return codes.Errorf(codes.Invalid, "a query entry names one of %v", QueryNames)
 		}
+	case KindTagKey:
+		if e.Record != TagKeyRecord {
+			return codes.Errorf(codes.Invalid, "a tag key entry names %q", TagKeyRecord)
+		}
 	default:
-		return codes.Errorf(codes.Invalid, "fetch kind must be empty, %q or %q", KindKey, KindQuery)
+		return codes.Errorf(codes.Invalid, "fetch kind must be empty, %q, %q or %q", KindKey, KindQuery, KindTagKey)
 	}
 	if e.Outcome != Granted && e.Outcome != Denied && e.Outcome != Unavailable {
 		return codes.Errorf(codes.Invalid, "fetch outcome must be %q, %q or %q", Granted, Denied, Unavailable)

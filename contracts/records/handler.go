@@ -20,7 +20,7 @@ var handlers = map[string]contracts.Handler{
 	TypeAnchor: contracts.Decode(anchor), TypeAccess: contracts.Decode(access),
 	TypeErase: contracts.Decode(erase), TypeSettings: contracts.Decode(settings),
 	TypeEmergencyOpen: contracts.Decode(emergencyOpen), TypeEmergencyReview: contracts.Decode(emergencyReview),
-	TypeFetchLog: contracts.Decode(fetchLog),
+	TypeFetchLog: contracts.Decode(fetchLog), TypeSetTagKey: contracts.Decode(setTagKey),
 }
 
 // Handles reports whether typ is a records transaction.
@@ -71,8 +71,11 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 		}
 		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
 	}
-	if write || purpose != "ETREAT" || !slices.Contains(consent.EmergencyCategories, category) {
+	if write || purpose != "ETREAT" {
 		return Decision{}, nil
+	}
+	if ok, err := IsEmergencyCategory(r, patient.Address, category); err != nil || !ok {
+		return Decision{}, err
 	}
 	sessions, err := EmergencySessions(r, patient.Address)
 	if err != nil {

@@ -182,8 +182,8 @@ func validResourceType(t string) error {
 }
 
 func validCategory(c string) error {
-	if _, ok := consent.CategoryMask([]string{c}); !ok || c == consent.AllCategories {
-		return codes.Errorf(codes.Invalid, "unknown category %q; known: %v", c, consent.Categories)
+	if !consent.ValidCategory(c) {
+		return codes.Errorf(codes.Invalid, "unknown category %q; known: %v, or a tag (%d lowercase hex digits)", c, consent.Categories, 2*consent.TagBytes)
 	}
 	return nil
 }

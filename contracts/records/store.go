@@ -19,6 +19,7 @@ import (
 //	rc/e/<patient>/<seq>      EmergencySession
 //	rc/n/<patient>/<seq>      Notification
 //	rc/s/<patient>            Settings
+//	rc/tk/<patient>           TagKey
 const root = "rc/"
 
 var (
