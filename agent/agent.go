@@ -190,7 +190,11 @@ func (a *Agent) AddResource(ctx context.Context, res *fhir.Resource) (*Stored, e
 	if err != nil {
 		return nil, err
 	}
-	return a.anchor(ctx, res, patient, newID(), 1)
+	category, err := a.CategoryTag(ctx, patient, res.Category)
+	if err != nil {
+		return nil, err
+	}
+	return a.anchor(ctx, res, patient, category, newID(), 1)
 }
 
 // Update anchors raw as the next version of record id.
@@ -222,7 +226,15 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 	if prev.Patient != patient {
 		return nil, ErrOtherPatient
 	}
-	return a.anchor(ctx, res, prev.Patient, id, prev.Version+1)
+	// A new version keeps its record's category (the chain refuses another): the record's tag,
+	// or its name if it was anchored before the patient had a tag key.
+	category := prev.Category
+	if prev.Category != res.Category {
+		if category, err = a.CategoryTag(ctx, patient, res.Category); err != nil {
+			return nil, err
+		}
+	}
+	return a.anchor(ctx, res, prev.Patient, category, id, prev.Version+1)
 }
 
 // holdsKey reports whether this account holds rec's key (it is the record's patient or author):
@@ -236,14 +248,15 @@ func newID() string {
 }
 
 // anchor seals the resource for the patient and this account, wraps its data key for the network
-// key and submits the anchor.
-func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Address, id string, version uint32) (*Stored, error) {
+// key and submits the anchor, filed under category (the patient's tag of the resource's
+// category, see CategoryTag).
+func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Address, category, id string, version uint32) (*Stored, error) {
 	sealCtx := records.SealContext(a.signer.ChainID, id, version)
 	netKey, err := a.networkKey(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := a.node.Recipients(ctx, patient, a.Address(), res.Category)
+	rs, err := a.node.Recipients(ctx, patient, a.Address(), category)
 	if client.IsNotFound(err) { // the node answers an author without a write grant as for no patient
 		return nil, fmt.Errorf("%w: %s category %s", ErrNoWriteGrant, patient, res.Category)
 	}
@@ -268,7 +281,7 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 	if _, err := a.node.PutBlob(ctx, a.signer, s.Ciphertext); err != nil {
 		return nil, fmt.Errorf("upload ciphertext: %w", err)
 	}
-	m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: res.Type, Category: res.Category,
+	m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: res.Type, Category: category,
 		Purpose: a.cfg.Purpose, CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext)), Network: network}
 	for _, k := range s.Keys {
 		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
@@ -364,6 +377,12 @@ func (a *Agent) probePatient(ctx context.Context) tx.Address {
 
 // Access submits an access request and returns its audit event.
 func (a *Agent) Access(ctx context.Context, m records.Access) (*records.AccessEvent, error) {
+	if m.Category != "" && m.Record == "" {
+		var err error
+		if m.Category, err = a.CategoryTag(ctx, m.Patient, m.Category); err != nil {
+			return nil, err
+		}
+	}
 	res, err := a.signer.Send(ctx, records.TypeAccess, m)
 	if err != nil {
 		return nil, err

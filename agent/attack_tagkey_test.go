@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,58 @@ func TestAttackTagKeyRelease(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("trail: granted to the grantee %t, refused to the stranger %t", grantedTo, refusedTo)
 		}
+	}
+}
+
+// TestCategoriesTravelAsTags (issue 10): through the agent, grants, their conditions, records and
+// access requests name the patient's tags instead of categories, and decide exactly as before: a
+// write grant of allergies lets its grantee add allergies and nothing else, a condition on
+// "allergies" holds for allergy records only, and the patient's FHIR Consent shows names.
+func TestCategoriesTravelAsTags(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	p := w.keys["patient"].Address()
+	pa := w.agent("patient", "TREAT")
+	doc := w.account("tags-doc", identity.RolePractitioner, "")
+	cond := w.account("tags-cond", identity.RolePractitioner, "")
+	if _, err := pa.Grant(ctx, consent.GrantMsg{Grantee: doc.Address(), Categories: []string{"allergies"}, Purposes: []string{"TREAT"},
+		Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pa.Grant(ctx, consent.GrantMsg{Grantee: cond.Address(), Categories: []string{consent.AllCategories}, Purposes: []string{"TREAT"},
+		Expiry: w.later(24), Condition: `category == "allergies"`}); err != nil {
+		t.Fatal(err)
+	}
+	grants, err := w.reads(p).Grants(ctx, p)
+	if err != nil || len(grants) != 2 {
+		t.Fatalf("grants: %+v %v", grants, err)
+	}
+	allergies := w.tag("allergies")
+	if grants[0].Categories[0] != allergies || !strings.Contains(grants[1].Condition, allergies) || strings.Contains(grants[1].Condition, `"allergies"`) {
+		t.Fatalf("the ledger names categories: %q, condition %q", grants[0].Categories, grants[1].Condition)
+	}
+
+	stored, err := w.agent("tags-doc", "TREAT").Add(ctx, example(t, "AllergyIntolerance-example.json"))
+	if err != nil || stored.Anchor.Category != allergies {
+		t.Fatalf("grantee's allergy record: %+v %v", stored, err)
+	}
+	if _, err := w.agent("tags-doc", "TREAT").Add(ctx, observation("example", "70")); !errors.Is(err, agent.ErrNoWriteGrant) {
+		t.Fatalf("grantee wrote a vital sign under an allergies grant: %v", err)
+	}
+	vital, err := pa.Add(ctx, observation("example", "71"))
+	if err != nil || vital.Anchor.Category != w.tag("vital-signs") {
+		t.Fatalf("patient's own record: %+v %v", vital, err)
+	}
+	if _, err := w.agent("tags-cond", "TREAT").Read(ctx, stored.Anchor.ID); err != nil {
+		t.Fatalf("the condition on allergies refused an allergy record: %v", err)
+	}
+	if _, err := w.agent("tags-cond", "TREAT").Read(ctx, vital.Anchor.ID); !errors.Is(err, agent.ErrNotFound) {
+		t.Fatalf("the condition on allergies let a vital sign through: %v", err)
+	}
+
+	fc := w.facadeFor("patient", agent.Config{})
+	status, _, body := fc.do("GET", "/fhir/Consent?patient=example", nil, true)
+	if status != http.StatusOK || !strings.Contains(string(body), `"code":"allergies"`) || strings.Contains(string(body), allergies) {
+		t.Fatalf("the patient's Consent shows %d %s", status, body)
 	}
 }

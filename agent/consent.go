@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/medchain/medchain/client"
@@ -28,12 +29,39 @@ func (a *Agent) Grant(ctx context.Context, m consent.GrantMsg) (*GrantResult, er
 	if m.Patient == a.Address() {
 		m.Patient = ""
 	}
+	// The grant names the patient's tags, not categories (the patient's or guardian's agent
+	// draws the patient's tag key first), and so does its condition; only on a network without
+	// a network key yet does it name categories.
+	patient := m.Patient
+	if patient == "" {
+		patient = a.Address()
+	}
+	key, err := a.EnsureTagKey(ctx, patient)
+	if err != nil {
+		return nil, err
+	}
+	if key != nil {
+		m.Categories = slices.Clone(m.Categories)
+		for i, c := range m.Categories {
+			if c != consent.AllCategories && !consent.IsTag(c) {
+				m.Categories[i] = consent.CategoryTag(key, c)
+			}
+		}
+		m.Condition = conditionTags(m.Condition, key)
+	}
 	res, err := a.signer.Send(ctx, consent.TypeGrant, m)
 	if err != nil {
 		return nil, err
 	}
 	id, _ := strconv.ParseUint(client.Event(res, "consent.granted", "grant"), 10, 64)
 	return &GrantResult{Grant: id, Height: res.Height}, nil
+}
+
+// namedGrant is g with its categories named where this account may read the patient's tags.
+func (a *Agent) namedGrant(ctx context.Context, g *consent.Grant) *consent.Grant {
+	named := *g
+	named.Categories = a.CategoryNames(ctx, g.Patient, g.Categories)
+	return &named
 }
 
 // grant reads one of the patient's grants.

@@ -37,7 +37,7 @@ func TestFacadeConsentAndAudit(t *testing.T) {
 		t.Fatalf("POST Consent = %d %s", status, body)
 	}
 	grants, err := w.reads(patient).Grants(w.ctx, patient)
-	if err != nil || len(grants) != 1 || grants[0].Grantee != doctor || !grants[0].Write || grants[0].Categories[0] != "vital-signs" {
+	if err != nil || len(grants) != 1 || grants[0].Grantee != doctor || !grants[0].Write || grants[0].Categories[0] != w.tag("vital-signs") {
 		t.Fatalf("grants = %+v %v", grants, err)
 	}
 	if status, _, body := fc.do("POST", "/fhir/Consent", []byte(`{"resourceType":"Consent","status":"active"}`), true); status != http.StatusBadRequest {

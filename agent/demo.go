@@ -22,7 +22,7 @@ type DemoSigners struct {
 	Patient, Doctor, Hospital *client.Signer
 }
 
-// SeedDemo gives a fresh dev network its demo data, once: the patient grants the doctor TREAT
+// SeedDemo gives a fresh dev network its demo data, once: the patient draws its tag key and grants the doctor TREAT
 // access (read and write) to every category for a year and designates the hospital for
 // emergencies, the hospital affiliates the doctor, and the doctor's agent adds a few records.
 // It does nothing if the patient already has grants.
@@ -33,6 +33,10 @@ func SeedDemo(ctx context.Context, s DemoSigners, doctor *Agent) (bool, error) {
 	}
 	if len(grants) > 0 {
 		return false, nil
+	}
+	// The patient's tag key first: the doctor's records then carry tags, not category names.
+	if _, err := New(s.Patient, Config{}).EnsureTagKey(ctx, s.Patient.Address()); err != nil {
+		return false, fmt.Errorf("demo tag key: %w", err)
 	}
 	steps := []struct {
 		who *client.Signer

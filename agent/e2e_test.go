@@ -127,6 +127,16 @@ func (w *world) agent(name string, purpose string) *agent.Agent {
 	return agent.New(w.keys[name], agent.Config{Patients: map[string]tx.Address{"example": patient, "infant": patient}, Purpose: purpose, Trust: w.trust})
 }
 
+// tag is the demo patient's tag of category, under the tag key its agent reads.
+func (w *world) tag(category string) string {
+	w.t.Helper()
+	key, err := w.agent("patient", "TREAT").TagKey(w.ctx, w.keys["patient"].Address())
+	if err != nil {
+		w.t.Fatalf("the patient's tag key: %v", err)
+	}
+	return consent.CategoryTag(key, category)
+}
+
 func (w *world) later(hours int) time.Time { return time.Now().Add(time.Duration(hours) * time.Hour) }
 
 func clientFilter(requester tx.Address) client.AuditFilter {
@@ -170,7 +180,7 @@ func TestRecordsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored.Anchor.Category != "laboratory" || stored.Anchor.Patient != patient {
+	if stored.Anchor.Category != w.tag("laboratory") || stored.Anchor.Patient != patient {
 		t.Fatalf("anchor = %+v", stored.Anchor)
 	}
 	id := stored.Anchor.ID

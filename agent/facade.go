@@ -480,7 +480,7 @@ func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
-	out, err := ConsentResource(g, fhirID, time.Now())
+	out, err := ConsentResource(f.agent.namedGrant(r.Context(), g), fhirID, time.Now())
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -505,7 +505,7 @@ func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	rs := make([][]byte, 0, len(grants))
 	for i := range grants {
-		out, err := ConsentResource(&grants[i], fhirID, time.Now())
+		out, err := ConsentResource(f.agent.namedGrant(r.Context(), &grants[i]), fhirID, time.Now())
 		if err != nil {
 			f.fail(w, err)
 			return
@@ -524,7 +524,12 @@ func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	filter := client.AuditFilter{Requester: tx.Address(r.URL.Query().Get("agent")), Category: r.URL.Query().Get("category")}
+	category, err := f.agent.CategoryTag(r.Context(), acct, r.URL.Query().Get("category"))
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	filter := client.AuditFilter{Requester: tx.Address(r.URL.Query().Get("agent")), Category: category}
 	events, next, err := f.agent.node.AuditPage(r.Context(), acct, filter, cursor, count)
 	if err != nil {
 		f.fail(w, err)
@@ -532,7 +537,9 @@ func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	rs := make([][]byte, 0, len(events))
 	for i := range events {
-		out, err := AuditEventResource(&events[i], fhirID)
+		ev := events[i]
+		ev.Category = strings.Join(f.agent.CategoryNames(r.Context(), acct, strings.Split(ev.Category, ",")), ",")
+		out, err := AuditEventResource(&ev, fhirID)
 		if err != nil {
 			f.fail(w, err)
 			return

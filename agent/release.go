@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/netkey"
@@ -84,6 +85,10 @@ const reasonRefused = "refused (no valid access for this record)"
 // refusal that stands costs one more wait; the holders log both requests.
 const releaseRetryAfter = 600 * time.Millisecond
 
+// errNoNetworkKey is networkKey's error on a network whose validators have not generated the
+// network key yet.
+var errNoNetworkKey = errors.New("the network has no network key yet")
+
 // networkKey returns the network key (verified against a signed header with a Trust), reading
 // it again after networkKeyTTL or when fresh is set.
 func (a *Agent) networkKey(ctx context.Context, fresh bool) (*network.Key, error) {
@@ -96,12 +101,18 @@ func (a *Agent) networkKey(ctx context.Context, fresh bool) (*network.Key, error
 	var raw []byte
 	if a.cfg.Trust != nil {
 		v, err := a.cfg.Trust.Get(ctx, a.node, network.KeyStateKey(), 0)
+		if client.IsNotFound(err) {
+			return nil, errNoNetworkKey
+		}
 		if err != nil {
 			return nil, fmt.Errorf("verify the network key: %w", err)
 		}
 		raw = v
 	} else {
 		p, err := a.node.State(ctx, network.KeyStateKey(), false)
+		if client.IsNotFound(err) {
+			return nil, errNoNetworkKey
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read the network key: %w", err)
 		}

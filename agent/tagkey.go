@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/client"
@@ -23,10 +26,30 @@ import (
 // patient's circle gets it from the network key's holders, which log each release to the
 // patient's trail. An agent keeps the keys it got: they never change.
 
-// tagKeys caches patients' tag keys.
+// tagKeys caches patients' tag keys, and for a while that a patient has none.
 type tagKeys struct {
 	mu        sync.Mutex
 	byPatient map[tx.Address][]byte
+	none      map[tx.Address]time.Time // when the patient was last found without a key
+}
+
+// noTagKeyTTL is how long an agent believes a patient has no tag key before it looks again.
+const noTagKeyTTL = 10 * time.Second
+
+func (k *tagKeys) knownNone(p tx.Address, now time.Time) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	at, ok := k.none[p]
+	return ok && now.Sub(at) < noTagKeyTTL
+}
+
+func (k *tagKeys) noneFor(p tx.Address, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.none == nil || len(k.none) > 4096 {
+		k.none = map[tx.Address]time.Time{}
+	}
+	k.none[p] = now
 }
 
 func (k *tagKeys) get(p tx.Address) []byte {
@@ -42,6 +65,7 @@ func (k *tagKeys) put(p tx.Address, key []byte) {
 		k.byPatient = map[tx.Address][]byte{}
 	}
 	k.byPatient[p] = key
+	delete(k.none, p)
 }
 
 // ErrNoTagKey is TagKey's error for a patient who has no tag key yet.
@@ -115,7 +139,8 @@ func (a *Agent) readTagKey(ctx context.Context, patient tx.Address, minHeight in
 }
 
 // EnsureTagKey returns patient's tag key, first drawing and anchoring one if the patient has
-// none (this agent is the patient's or a guardian's).
+// none (this agent is the patient's or a guardian's). On a network that has no network key yet
+// (its validators have not generated it) there can be no tag key: it returns nil.
 func (a *Agent) EnsureTagKey(ctx context.Context, patient tx.Address) ([]byte, error) {
 	k, err := a.TagKey(ctx, patient)
 	if !errors.Is(err, ErrNoTagKey) {
@@ -124,6 +149,9 @@ func (a *Agent) EnsureTagKey(ctx context.Context, patient tx.Address) ([]byte, e
 	key := make([]byte, records.TagKeyBytes)
 	rand.Read(key)
 	netKey, err := a.networkKey(ctx, false)
+	if errors.Is(err, errNoNetworkKey) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -145,4 +173,63 @@ func (a *Agent) EnsureTagKey(ctx context.Context, patient tx.Address) ([]byte, e
 	}
 	a.tags.put(patient, key)
 	return key, nil
+}
+
+// CategoryTag is what this agent writes on the ledger for patient's category: the patient's tag
+// of it. Tags, AllCategories and "" pass as they are. For a patient without a tag key (the
+// patient's agent draws it with its first grant, or EnsureTagKey) it is the name itself, as
+// before tags, so that it matches the patient's grants.
+func (a *Agent) CategoryTag(ctx context.Context, patient tx.Address, category string) (string, error) {
+	if category == "" || category == consent.AllCategories || consent.IsTag(category) {
+		return category, nil
+	}
+	key, err := a.tagKeyFor(ctx, patient)
+	if err != nil || key == nil {
+		return category, err
+	}
+	return consent.CategoryTag(key, category), nil
+}
+
+// tagKeyFor returns patient's tag key, or nil when the patient has none.
+func (a *Agent) tagKeyFor(ctx context.Context, patient tx.Address) ([]byte, error) {
+	now := time.Now()
+	if a.tags.knownNone(patient, now) {
+		return nil, nil
+	}
+	key, err := a.TagKey(ctx, patient)
+	if errors.Is(err, ErrNoTagKey) {
+		a.tags.noneFor(patient, now)
+		return nil, nil
+	}
+	return key, err
+}
+
+// CategoryNames returns categories as the ledger shows them (the patient's tags, or names) as
+// names, where this account may hold the patient's tag key; a tag it cannot read stays a tag.
+func (a *Agent) CategoryNames(ctx context.Context, patient tx.Address, categories []string) []string {
+	if !slices.ContainsFunc(categories, consent.IsTag) {
+		return categories
+	}
+	key, _ := a.tagKeyFor(ctx, patient)
+	if key == nil {
+		return categories
+	}
+	out := slices.Clone(categories)
+	for i, c := range out {
+		if name, ok := consent.CategoryOf(key, c); ok {
+			out[i] = name
+		}
+	}
+	return out
+}
+
+// conditionTags rewrites the category names quoted in a grant's CEL condition (category ==
+// "laboratory") into patient's tags, which is what the condition's category variable holds.
+func conditionTags(cond string, key []byte) string {
+	for _, c := range consent.Categories {
+		for _, q := range []string{`"`, "'"} {
+			cond = strings.ReplaceAll(cond, q+c+q, q+consent.CategoryTag(key, c)+q)
+		}
+	}
+	return cond
 }

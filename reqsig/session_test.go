@@ -309,7 +309,7 @@ func BenchmarkVerify(b *testing.B) {
 			body, _ := io.ReadAll(r.Body)
 			g, err := v.OpenSession(r, body, s.now, s.lookup)
 			if err != nil {
-				http.Error(w, err.Error(), 401)
+				http.Error(w, err.Error(), http.StatusUnauthorized)
 				return
 			}
 			json.NewEncoder(w).Encode(g)

@@ -67,23 +67,36 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 // reader returns a client of --node that signs its reads as --from (by default the PATIENT
 // argument, when it names a key of the home): patient data (records, grants, audit, emergency
 // sessions) is answered only to signed reads, with what that account may see.
-func (f *agentFlags) reader(ctx context.Context, args []string) (*client.Client, error) {
+func (f *agentFlags) reader(ctx context.Context, args []string) (patientReader, error) {
 	from := f.from
 	if from == "" && len(args) == 1 {
 		from = args[0]
 	}
 	if from == "" {
-		return nil, fmt.Errorf("--from is required (patient data is answered only to a signed read): %w", errUsage)
+		return patientReader{}, fmt.Errorf("--from is required (patient data is answered only to a signed read): %w", errUsage)
 	}
 	k, err := loadKey(f.home, from)
 	if err != nil {
-		return nil, fmt.Errorf("sign the read with --from (%w)", err)
+		return patientReader{}, fmt.Errorf("sign the read with --from (%w)", err)
 	}
 	s, err := client.NewSigner(ctx, client.New(f.nodeURL), k)
 	if err != nil {
-		return nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
+		return patientReader{}, fmt.Errorf("node at %s: %w", f.nodeURL, err)
 	}
-	return s.Reads(), nil
+	return patientReader{Client: s.Reads(), agent: agent.New(s, agent.Config{})}, nil
+}
+
+// patientReader is a client that signs its reads as --from, with that account's agent to name
+// the categories it reads (tags of a patient whose tag key the account may hold) and to tag
+// the ones it asks about.
+type patientReader struct {
+	*client.Client
+	agent *agent.Agent
+}
+
+// names returns categories as names where the account may read the patient's tags.
+func (r patientReader) names(ctx context.Context, patient tx.Address, categories ...string) []string {
+	return r.agent.CategoryNames(ctx, patient, categories)
 }
 
 // openTrust prepares the light client that checks what the agent relies on, with light blocks

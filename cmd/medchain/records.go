@@ -49,7 +49,7 @@ func recordsCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "record %s (%s, category %s) anchored in block %d: tx %s\n",
-				s.Anchor.ID, s.Anchor.ResourceType, s.Anchor.Category, s.Height, s.TxHash)
+				s.Anchor.ID, s.Anchor.ResourceType, s.Resource.Category, s.Height, s.TxHash)
 			return nil
 		},
 	}
@@ -87,7 +87,7 @@ func recordsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tVERSION\tTYPE\tCATEGORY\tSTATUS\tAUTHOR\tCREATED")
 			for _, r := range recs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Version, r.ResourceType, r.Category, r.Status, r.Author, r.CreatedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Version, r.ResourceType, c.names(cmd.Context(), patient, r.Category)[0], r.Status, r.Author, r.CreatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},
@@ -266,7 +266,7 @@ func consentCmd() *cobra.Command {
 				case now.Before(g.NotBefore):
 					state = "pending"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\t%s\t%s\n", g.ID, g.Grantee, strings.Join(g.Categories, ","), strings.Join(g.Purposes, ","),
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%t\t%s\t%s\t%s\n", g.ID, g.Grantee, strings.Join(c.names(cmd.Context(), patient, g.Categories...), ","), strings.Join(g.Purposes, ","),
 					g.Write, g.NotBefore.Format(time.RFC3339), g.Expiry.Format(time.RFC3339), state)
 			}
 			return tw.Flush()
@@ -344,6 +344,9 @@ func auditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if af.Category, err = c.agent.CategoryTag(cmd.Context(), patient, af.Category); err != nil {
+				return err
+			}
 			events, err := c.Audit(cmd.Context(), patient, af)
 			if err != nil {
 				return err
@@ -351,9 +354,9 @@ func auditCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIME\tREADER\tWHAT\tPURPOSE\tOUTCOME\tBASIS\tBLOCK")
 			for _, e := range events {
-				what := e.Category
+				what := strings.Join(c.names(cmd.Context(), patient, strings.Split(e.Category, ",")...), ",")
 				if e.Record != "" {
-					what = e.Record + " (" + e.Category + ")"
+					what = e.Record + " (" + what + ")"
 				}
 				basis := e.Basis
 				if e.Grant != 0 {
@@ -377,6 +380,9 @@ func auditCmd() *cobra.Command {
 			}
 			c, err := f.reader(cmd.Context(), args)
 			if err != nil {
+				return err
+			}
+			if af.Category, err = c.agent.CategoryTag(cmd.Context(), patient, af.Category); err != nil {
 				return err
 			}
 			events, err := c.Audit(cmd.Context(), patient, af)
