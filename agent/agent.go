@@ -194,7 +194,11 @@ func (a *Agent) AddResource(ctx context.Context, res *fhir.Resource) (*Stored, e
 	if err != nil {
 		return nil, err
 	}
-	return a.anchor(ctx, res, patient, category, newID(), 1)
+	resourceType, err := a.ResourceTypeTag(ctx, patient, res.Type)
+	if err != nil {
+		return nil, err
+	}
+	return a.anchor(ctx, res, patient, category, resourceType, newID(), 1)
 }
 
 // Update anchors raw as the next version of record id.
@@ -220,7 +224,7 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 	if err != nil {
 		return nil, notFound(err)
 	}
-	if prev.Status == records.StatusErased || prev.ResourceType != res.Type || !a.holdsKey(prev) {
+	if prev.Status == records.StatusErased || !a.isType(ctx, prev, res.Type) || !a.holdsKey(prev) {
 		return nil, ErrNotFound
 	}
 	if prev.Patient != patient {
@@ -234,7 +238,17 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 			return nil, err
 		}
 	}
-	return a.anchor(ctx, res, prev.Patient, category, id, prev.Version+1)
+	return a.anchor(ctx, res, prev.Patient, category, prev.ResourceType, id, prev.Version+1)
+}
+
+// isType reports whether rec is of resourceType (named on the ledger by the patient's tag, or,
+// before the patient had a tag key, by name).
+func (a *Agent) isType(ctx context.Context, rec *records.Record, resourceType string) bool {
+	if rec.ResourceType == resourceType {
+		return true
+	}
+	tag, err := a.ResourceTypeTag(ctx, rec.Patient, resourceType)
+	return err == nil && rec.ResourceType == tag
 }
 
 // holdsKey reports whether this account holds rec's key (it is the record's patient or author):
@@ -248,9 +262,9 @@ func newID() string {
 }
 
 // anchor seals the resource for the patient and this account, wraps its data key for the network
-// key and submits the anchor, filed under category (the patient's tag of the resource's
-// category, see CategoryTag).
-func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Address, category, id string, version uint32) (*Stored, error) {
+// key and submits the anchor, filed under category and resourceType (the patient's tags of the
+// resource's, see CategoryTag).
+func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Address, category, resourceType, id string, version uint32) (*Stored, error) {
 	sealCtx := records.SealContext(a.signer.ChainID, id, version)
 	netKey, err := a.networkKey(ctx, false)
 	if err != nil {
@@ -281,7 +295,7 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 	if _, err := a.node.PutBlob(ctx, a.signer, s.Ciphertext); err != nil {
 		return nil, fmt.Errorf("upload ciphertext: %w", err)
 	}
-	m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: res.Type, Category: category,
+	m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: resourceType, Category: category,
 		Purpose: a.cfg.Purpose, CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext)), Network: network}
 	for _, k := range s.Keys {
 		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
@@ -470,6 +484,10 @@ func (a *Agent) SearchPage(ctx context.Context, patient tx.Address, resourceType
 	var chosen []records.Record
 	var size int64
 	next, scanned := cursor, 0
+	typeTag, err := a.ResourceTypeTag(ctx, patient, resourceType)
+	if err != nil {
+		return nil, "", err
+	}
 scan:
 	for scanned < maxSearchScan {
 		page, nodeNext, err := a.node.PatientRecordsPage(ctx, patient, next, min(max(count, 100), MaxSearchCount))
@@ -478,7 +496,7 @@ scan:
 		}
 		for i := range page {
 			rec := &page[i]
-			if rec.Status == records.StatusActive && (resourceType == "" || rec.ResourceType == resourceType) {
+			if rec.Status == records.StatusActive && (resourceType == "" || rec.ResourceType == resourceType || rec.ResourceType == typeTag) {
 				if len(chosen) == count || (len(chosen) > 0 && size+rec.Size > MaxSearchBytes) {
 					break scan // this record starts the next page
 				}
@@ -563,7 +581,7 @@ func (a *Agent) EraseRecord(ctx context.Context, resourceType, id string) (*reco
 	if aerr != nil && !client.IsNotFound(aerr) {
 		return nil, aerr
 	}
-	if err != nil || aerr != nil || rec.ResourceType != resourceType ||
+	if err != nil || aerr != nil || !a.isType(ctx, rec, resourceType) ||
 		(rec.Patient != a.Address() && !acc.HasGuardian(a.Address())) {
 		return nil, ErrNotFound
 	}

@@ -30,7 +30,7 @@ import (
 // indexes, ciphertexts, fetch log, the node's own debug log) and everything the node API and
 // CometBFT's RPC serve without credentials is searched for each of them: none may appear.
 //
-// Resource types and emergency reasons are still in clear on the ledger (the rest of issue 10);
+// Emergency reasons and review notes are still in clear on the ledger (the rest of issue 10);
 // they are not canaries here yet.
 func TestAttackCanaryNeverInClear(t *testing.T) {
 	if testing.Short() {
@@ -46,10 +46,12 @@ func TestAttackCanaryNeverInClear(t *testing.T) {
 		"given name":      "Cnrygiven" + suffix,
 		"free text":       "cnry note: patient reports " + suffix,
 		"resource id":     "cnryobs" + suffix,
-		// The records' categories: the patient's agent drew its tag key with its grant, so the
-		// ledger names them by tag only.
+		// The records' categories and types: the patient's agent drew its tag key with its
+		// grant, so the ledger names them by tag only.
 		"category of the Patient":     "demographics",
 		"category of the Observation": "vital-signs",
+		"type of the Observation":     "Observation",
+		"type of the Patient":         `"Patient"`, // quoted: the word is common
 	}
 	var logBuf lockedBuffer
 	w := startWorldLogged(t, nil, slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))

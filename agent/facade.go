@@ -320,7 +320,7 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, do func(*fhir.Res
 
 func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 	p, err := f.agent.Read(r.Context(), r.PathValue("id"))
-	if err == nil && p.Record.ResourceType != r.PathValue("type") {
+	if err == nil && !f.agent.isType(r.Context(), p.Record, r.PathValue("type")) {
 		err = ErrNotFound
 	}
 	if err != nil {

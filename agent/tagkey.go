@@ -16,6 +16,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/tx"
 )
@@ -26,11 +27,31 @@ import (
 // patient's circle gets it from the network key's holders, which log each release to the
 // patient's trail. An agent keeps the keys it got: they never change.
 
-// tagKeys caches patients' tag keys, and for a while that a patient has none.
+// tagKeys caches patients' tag keys, the resource types their tags stand for, and for a while
+// that a patient has none.
 type tagKeys struct {
 	mu        sync.Mutex
 	byPatient map[tx.Address][]byte
-	none      map[tx.Address]time.Time // when the patient was last found without a key
+	types     map[tx.Address]map[string]string // tag -> FHIR resource type
+	none      map[tx.Address]time.Time         // when the patient was last found without a key
+}
+
+// typeNames maps the tags of every FHIR R4 resource type under patient's key to the type.
+func (k *tagKeys) typeNames(p tx.Address, key []byte) map[string]string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if m, ok := k.types[p]; ok {
+		return m
+	}
+	m := map[string]string{}
+	for _, t := range fhir.ResourceTypes() {
+		m[consent.ResourceTypeTag(key, t)] = t
+	}
+	if k.types == nil || len(k.types) > 1024 {
+		k.types = map[tx.Address]map[string]string{}
+	}
+	k.types[p] = m
+	return m
 }
 
 // noTagKeyTTL is how long an agent believes a patient has no tag key before it looks again.
@@ -183,11 +204,41 @@ func (a *Agent) CategoryTag(ctx context.Context, patient tx.Address, category st
 	if category == "" || category == consent.AllCategories || consent.IsTag(category) {
 		return category, nil
 	}
+	return a.tagged(ctx, patient, category, consent.CategoryTag)
+}
+
+// ResourceTypeTag is what this agent writes on the ledger for a record's FHIR resource type: the
+// patient's tag of it, or the type itself for a patient without a tag key (as CategoryTag).
+func (a *Agent) ResourceTypeTag(ctx context.Context, patient tx.Address, resourceType string) (string, error) {
+	if resourceType == "" || consent.IsTag(resourceType) {
+		return resourceType, nil
+	}
+	return a.tagged(ctx, patient, resourceType, consent.ResourceTypeTag)
+}
+
+// tagged is tag(patient's tag key, name), or name for a patient without a tag key.
+func (a *Agent) tagged(ctx context.Context, patient tx.Address, name string, tag func([]byte, string) string) (string, error) {
 	key, err := a.tagKeyFor(ctx, patient)
 	if err != nil || key == nil {
-		return category, err
+		return name, err
 	}
-	return consent.CategoryTag(key, category), nil
+	return tag(key, name), nil
+}
+
+// ResourceTypeName returns a record's resource type as the ledger shows it (the patient's tag, or
+// a name) as a name, where this account may read the patient's tags.
+func (a *Agent) ResourceTypeName(ctx context.Context, patient tx.Address, resourceType string) string {
+	if !consent.IsTag(resourceType) {
+		return resourceType
+	}
+	key, _ := a.tagKeyFor(ctx, patient)
+	if key == nil {
+		return resourceType
+	}
+	if name, ok := a.tags.typeNames(patient, key)[resourceType]; ok {
+		return name
+	}
+	return resourceType
 }
 
 // tagKeyFor returns patient's tag key, or nil when the patient has none.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
+	r4bundle "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/bundle_and_contained_resource_go_proto"
 )
 
 // MaxResourceBytes bounds one resource.
@@ -167,3 +168,16 @@ func WithServerFields(raw []byte, id, versionID, lastUpdated string) ([]byte, er
 	doc["meta"], _ = json.Marshal(meta)
 	return json.Marshal(doc)
 }
+
+// ResourceTypes are the names of every FHIR R4 resource type (what the validator accepts), read
+// from the R4 ContainedResource message of Google's FHIR protos.
+var ResourceTypes = sync.OnceValue(func() []string {
+	var out []string
+	fields := (&r4bundle.ContainedResource{}).ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if m := fields.Get(i).Message(); m != nil {
+			out = append(out, string(m.Name()))
+		}
+	}
+	return out
+})

@@ -49,7 +49,7 @@ func recordsCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "record %s (%s, category %s) anchored in block %d: tx %s\n",
-				s.Anchor.ID, s.Anchor.ResourceType, s.Resource.Category, s.Height, s.TxHash)
+				s.Anchor.ID, s.Resource.Type, s.Resource.Category, s.Height, s.TxHash)
 			return nil
 		},
 	}
@@ -87,7 +87,7 @@ func recordsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tVERSION\tTYPE\tCATEGORY\tSTATUS\tAUTHOR\tCREATED")
 			for _, r := range recs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Version, r.ResourceType, c.names(cmd.Context(), patient, r.Category)[0], r.Status, r.Author, r.CreatedAt.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Version, c.agent.ResourceTypeName(cmd.Context(), patient, r.ResourceType), c.names(cmd.Context(), patient, r.Category)[0], r.Status, r.Author, r.CreatedAt.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},

@@ -7,21 +7,32 @@ import (
 	"slices"
 )
 
-// Category tags (issue 10): on the ledger a category may be named by a patient's opaque tag
-// instead of its name. A tag is a keyed hash under the patient's tag key (records.TagKey), the
+// Category tags (issue 10): on the ledger a category (and a record's resource type) may be named
+// by a patient's opaque tag instead of its name. A tag is a keyed hash under the patient's tag key (records.TagKey), the
 // same for everyone who holds the key, so grants, records and access requests still match by
 // equality while an operator cannot tell one category from another.
 
 // TagBytes is the size of a tag (hex-encoded on the ledger).
 const TagBytes = 16
 
-const tagDomain = "medchain/category-tag/v1\n"
+const (
+	tagDomain  = "medchain/category-tag/v1\n"
+	typeDomain = "medchain/resource-type-tag/v1\n"
+)
 
 // CategoryTag is the tag of category under a patient's tag key: 16 bytes of
 // HMAC-SHA256(key, domain || category), in lowercase hex.
-func CategoryTag(key []byte, category string) string {
+func CategoryTag(key []byte, category string) string { return keyedTag(key, tagDomain+category) }
+
+// ResourceTypeTag is the tag of a FHIR resource type under a patient's tag key, as a record
+// anchor carries it (in another domain than categories).
+func ResourceTypeTag(key []byte, resourceType string) string {
+	return keyedTag(key, typeDomain+resourceType)
+}
+
+func keyedTag(key []byte, msg string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(tagDomain + category))
+	m.Write([]byte(msg))
 	return hex.EncodeToString(m.Sum(nil)[:TagBytes])
 }
 

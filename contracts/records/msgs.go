@@ -170,6 +170,9 @@ func ValidID(id string) error {
 }
 
 func validResourceType(t string) error {
+	if consent.IsTag(t) { // the patient's tag of the type
+		return nil
+	}
 	if len(t) == 0 || len(t) > 64 {
 		return codes.Errorf(codes.Invalid, "resource_type must be 1..64 letters")
 	}
