@@ -20,6 +20,7 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -30,8 +31,7 @@ import (
 // indexes, ciphertexts, fetch log, the node's own debug log) and everything the node API and
 // CometBFT's RPC serve without credentials is searched for each of them: none may appear.
 //
-// Emergency reasons and review notes are still in clear on the ledger (the rest of issue 10);
-// they are not canaries here yet.
+// Break-glass reasons and review notes are canaries too: they travel sealed.
 func TestAttackCanaryNeverInClear(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real node")
@@ -52,6 +52,8 @@ func TestAttackCanaryNeverInClear(t *testing.T) {
 		"category of the Observation": "vital-signs",
 		"type of the Observation":     "Observation",
 		"type of the Patient":         `"Patient"`, // quoted: the word is common
+		"break-glass reason":          "cnry reason: found unconscious " + suffix,
+		"review note":                 "cnry note: checked with the family " + suffix,
 	}
 	var logBuf lockedBuffer
 	w := startWorldLogged(t, nil, slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -83,6 +85,15 @@ func TestAttackCanaryNeverInClear(t *testing.T) {
 		if status != http.StatusOK || !bytes.Contains(body, []byte(suffix)) {
 			t.Fatalf("GET %s = %d %s", path, status, body)
 		}
+	}
+	// A break-glass session, with its reason, and the patient's review of it with a note.
+	w.account("cnry-er", identity.RolePractitioner, "", "emergency")
+	session, err := agent.New(w.keys["cnry-er"], agent.Config{Purpose: "ETREAT"}).EmergencyOpen(ctx, p, canaries["break-glass reason"], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.agent("patient", "TREAT").EmergencyReview(ctx, p, session, canaries["review note"], true); err != nil {
+		t.Fatal(err)
 	}
 	// The reads are logged and the log committed to the ledger.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {

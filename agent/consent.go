@@ -99,9 +99,17 @@ func (a *Agent) Revoke(ctx context.Context, patient tx.Address, id uint64) error
 }
 
 // EmergencyOpen breaks the glass for a patient (the agent's account must be a practitioner
-// attested for emergency care) and returns the session id.
+// attested for emergency care) and returns the session id. The reason goes on the ledger sealed
+// for the patient, its guardians, this account and the compliance scope (sealText).
 func (a *Agent) EmergencyOpen(ctx context.Context, patient tx.Address, reason string, hours int) (uint64, error) {
-	res, err := a.signer.Send(ctx, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: patient, Reason: reason, Hours: hours})
+	if err := validReason(reason); err != nil {
+		return 0, err
+	}
+	sealed, err := a.sealText(ctx, patient, reason)
+	if err != nil {
+		return 0, fmt.Errorf("seal the reason: %w", err)
+	}
+	res, err := a.signer.Send(ctx, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: patient, SealedReason: sealed, Hours: hours})
 	if err != nil {
 		return 0, err
 	}
@@ -110,7 +118,17 @@ func (a *Agent) EmergencyOpen(ctx context.Context, patient tx.Address, reason st
 
 // EmergencyReview marks a session reviewed (patient, guardian or compliance officer).
 func (a *Agent) EmergencyReview(ctx context.Context, patient tx.Address, id uint64, note string, justified bool) error {
-	_, err := a.signer.Send(ctx, records.TypeEmergencyReview, records.EmergencyReview{Patient: patient, ID: id, Note: note, Justified: &justified})
+	m := records.EmergencyReview{Patient: patient, ID: id, Justified: &justified}
+	if note != "" {
+		if len(note) > records.MaxReasonBytes {
+			return fmt.Errorf("a review note is at most %d bytes", records.MaxReasonBytes)
+		}
+		var err error
+		if m.SealedNote, err = a.sealText(ctx, patient, note); err != nil {
+			return fmt.Errorf("seal the note: %w", err)
+		}
+	}
+	_, err := a.signer.Send(ctx, records.TypeEmergencyReview, m)
 	return err
 }
 

@@ -36,8 +36,13 @@ type ReleaseRequest struct {
 	Version uint32     `json:"version,omitempty"`
 }
 
-// ReleaseTagKey is the kind of a request for a patient's tag key.
-const ReleaseTagKey = "tag_key"
+// Kinds of release request besides a record's data key: a patient's tag key, and the key of an
+// emergency session's sealed reason or review note (Access the session, Record
+// records.TextReason or TextNote).
+const (
+	ReleaseTagKey        = "tag_key"
+	ReleaseEmergencyText = "emergency_text"
+)
 
 // ReleaseResponse is a released share: the holder's index and its netkey.DecShare bytes sealed
 // to the requester's encryption key (seal.SealTo under ReleaseInfo).
@@ -48,9 +53,13 @@ type ReleaseResponse struct {
 
 // ReleaseInfo binds a sealed share to its chain, record version, holder and requester.
 func ReleaseInfo(chainID string, r *ReleaseRequest, requester tx.Address, index uint32) []byte {
-	if r.Kind == ReleaseTagKey {
+	switch r.Kind {
+	case ReleaseTagKey:
 		return []byte("medchain/tag-key-release/v1\n" + chainID + "\n" + string(r.Patient) + "\n" + string(requester) +
 			"\n" + strconv.FormatUint(uint64(index), 10))
+	case ReleaseEmergencyText:
+		return []byte("medchain/text-release/v1\n" + chainID + "\n" + string(r.Patient) + "\n" + strconv.FormatUint(r.Access, 10) +
+			"\n" + r.Record + "\n" + string(requester) + "\n" + strconv.FormatUint(uint64(index), 10))
 	}
 	return []byte("medchain/key-release/v1\n" + chainID + "\n" + r.Record + "\n" + strconv.FormatUint(uint64(r.Version), 10) +
 		"\n" + string(requester) + "\n" + strconv.FormatUint(uint64(index), 10))
@@ -99,6 +108,8 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 		c = s.recordRelease(ctx, &req, requester, mine, now)
 	case ReleaseTagKey:
 		c = s.tagKeyRelease(ctx, &req, requester, mine, now)
+	case ReleaseEmergencyText:
+		c = s.textRelease(ctx, &req, requester, mine, now)
 	}
 	if c == nil {
 		deny() // nothing to attribute the request to: nothing to audit
@@ -189,6 +200,25 @@ func (s *server) tagKeyRelease(ctx context.Context, req *ReleaseRequest, request
 		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
 		cacheKey: "tag-key\n" + string(req.Patient) + "\n" + string(rel.TagKey.Network),
 		wrapped:  rel.TagKey.Network, label: records.TagKeyContext(s.ChainID, req.Patient)}
+}
+
+// textRelease reads the case of an emergency session's sealed text; nil for a session or text
+// that does not exist.
+func (s *server) textRelease(ctx context.Context, req *ReleaseRequest, requester tx.Address, mine *KeyShare, now time.Time) *releaseCase {
+	if req.Patient.Validate() != nil || (req.Record != records.TextReason && req.Record != records.TextNote) || req.Version != 0 {
+		return nil
+	}
+	var rel app.TextReleasable
+	if !s.queryInto(ctx, app.PathTextReleasable, app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, ID: req.Record,
+		At: now, Node: mine.Node}, &rel) || rel.Text == nil {
+		return nil
+	}
+	return &releaseCase{
+		entry: records.FetchEntry{Kind: records.KindText, Requester: requester, Patient: req.Patient, Record: req.Record, Access: req.Access,
+			Outcome: records.Denied, Time: now.UTC()},
+		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
+		cacheKey: "text\n" + string(req.Patient) + "\n" + string(rel.Text.Network),
+		wrapped:  rel.Text.Network, label: records.TextContext(s.ChainID, req.Patient, rel.Text.Nonce)}
 }
 
 // queryInto runs an app query with q as JSON and decodes its answer into out; false when the

@@ -100,3 +100,46 @@ func tagKeyReleasable(view *state.View, q *RecordsQuery) (*TagKeyReleasable, err
 	}
 	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
 }
+
+// TextReleasable is what a network key holder needs to decide a release of an emergency
+// session's sealed reason or review note: the text, and whether the requester may read it now
+// (the patient's circle, the compliance scope, and for the reason the practitioner who gave it).
+type TextReleasable struct {
+	Text         *records.SealedText `json:"text"`
+	Active       bool                `json:"active"`
+	Index        uint32              `json:"index"`
+	Epoch        uint64              `json:"epoch"`
+	RequesterKey []byte              `json:"requester_key,omitempty"`
+}
+
+// textReleasable answers PathTextReleasable: NotFound for a session or text that does not exist.
+func textReleasable(view *state.View, q *RecordsQuery) (*TextReleasable, error) {
+	s, err := records.GetEmergencySession(view, q.Patient, q.Access)
+	if err != nil {
+		return nil, err
+	}
+	out := &TextReleasable{}
+	switch {
+	case q.ID == records.TextReason:
+		out.Text = s.SealedReason
+	case q.ID == records.TextNote && s.Reviewed != nil:
+		out.Text = s.Reviewed.SealedNote
+	}
+	if out.Text == nil {
+		return nil, codes.Errorf(codes.NotFound, "no sealed %s in emergency session %d", q.ID, q.Access)
+	}
+	sc, err := readScope(view, q.Patient, q.Requester, q.At)
+	if err != nil {
+		return nil, err
+	}
+	out.Active = sc.full || (q.ID == records.TextReason && s.Practitioner == q.Requester)
+	if !out.Active && q.Requester != "" {
+		if out.Active, err = identity.HasScope(view, q.Requester, q.At, ScopeCompliance); err != nil {
+			return nil, err
+		}
+	}
+	if !out.Active {
+		return out, nil
+	}
+	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
+}

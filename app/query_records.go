@@ -37,6 +37,9 @@ const (
 	// PathTagKeyReleasable: requester, patient, at, node: what a network key holder needs to
 	// decide a release of the patient's tag key (TagKeyReleasable).
 	PathTagKeyReleasable = "/records/tag_key_releasable"
+	// PathTextReleasable: requester, patient, access (the emergency session), id (TextReason or
+	// TextNote), at, node: what a holder needs to decide a release of a sealed text.
+	PathTextReleasable = "/records/text_releasable"
 )
 
 // RecordsQuery carries the parameters of the records query paths.
@@ -96,6 +99,8 @@ func recordsQuery(view *state.View, path string, q *RecordsQuery) (*abci.Respons
 		return jsonResp(releasable(view, q))
 	case PathTagKeyReleasable:
 		return jsonResp(tagKeyReleasable(view, q))
+	case PathTextReleasable:
+		return jsonResp(textReleasable(view, q))
 	case PathRecord:
 		rec, sc, err := recordScope(view, q.ID, q.Reader, q.At)
 		return audited(sc)(jsonResp(rec, err))

@@ -31,8 +31,13 @@ import (
 // A refusal is never an error of its own: lists are empty, and a single item is the same
 // NotFound, with the same message, as an absent one.
 
-// ScopeAudit is the attestation scope of accounts that read every patient's metadata, audited.
-const ScopeAudit = "audit"
+// ScopeAudit is the attestation scope of accounts that read every patient's metadata, audited;
+// ScopeCompliance that of the compliance officers who review break-glass sessions (and may read
+// their sealed reasons and notes).
+const (
+	ScopeAudit      = "audit"
+	ScopeCompliance = "compliance"
+)
 
 // logAuditedRead starts the Log of a query answer given to a reader for its audit scope alone,
 // followed by the patient's address: the API logs the read to the patient's fetch trail

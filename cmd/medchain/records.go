@@ -486,6 +486,18 @@ func emergencyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Sealed reasons and notes are shown opened, where --from may read them.
+			for i := range sessions {
+				s := &sessions[i]
+				if text, err := c.agent.EmergencyText(cmd.Context(), s, records.TextReason); err == nil {
+					s.Reason, s.SealedReason = text, nil
+				}
+				if s.Reviewed != nil {
+					if text, err := c.agent.EmergencyText(cmd.Context(), s, records.TextNote); err == nil {
+						s.Reviewed.Note, s.Reviewed.SealedNote = text, nil
+					}
+				}
+			}
 			printJSON(cmd.OutOrStdout(), sessions)
 			return nil
 		},

@@ -30,10 +30,12 @@ const KindKey = "key"
 const KindQuery = "query"
 
 // KindTagKey marks a log entry of a release of the patient's tag key (its Record is
-// TagKeyRecord).
+// TagKeyRecord); KindText one of an emergency session's sealed text (Record TextReason or
+// TextNote, Access the session).
 const (
 	KindTagKey   = "tag_key"
 	TagKeyRecord = "tag-key"
+	KindText     = "emergency_text"
 )
 
 // QueryNames are the metadata queries a KindQuery entry names.
@@ -151,8 +153,12 @@ func validFetchEntry(e *FetchEntry) error {
 		if e.Record != TagKeyRecord {
 			return codes.Errorf(codes.Invalid, "a tag key entry names %q", TagKeyRecord)
 		}
+	case KindText:
+		if e.Record != TextReason && e.Record != TextNote {
+			return codes.Errorf(codes.Invalid, "an emergency text entry names %q or %q", TextReason, TextNote)
+		}
 	default:
-		return codes.Errorf(codes.Invalid, "fetch kind must be empty, %q, %q or %q", KindKey, KindQuery, KindTagKey)
+		return codes.Errorf(codes.Invalid, "fetch kind must be empty, %q, %q, %q or %q", KindKey, KindQuery, KindTagKey, KindText)
 	}
 	if e.Outcome != Granted && e.Outcome != Denied && e.Outcome != Unavailable {
 		return codes.Errorf(codes.Invalid, "fetch outcome must be %q, %q or %q", Granted, Denied, Unavailable)

@@ -139,18 +139,22 @@ type SettingsMsg struct {
 	Settings
 }
 
-// EmergencyOpen is a practitioner's break-glass request.
+// EmergencyOpen is a practitioner's break-glass request, with its reason sealed (SealedReason,
+// as the agent sends it) or, from other clients, in clear (Reason, 10..512 bytes).
 type EmergencyOpen struct {
-	Patient tx.Address `json:"patient"`
-	Reason  string     `json:"reason"`
-	Hours   int        `json:"hours,omitempty"` // 1..72, default 24
+	Patient      tx.Address  `json:"patient"`
+	Reason       string      `json:"reason,omitempty"`
+	SealedReason *SealedText `json:"sealed_reason,omitempty"`
+	Hours        int         `json:"hours,omitempty"` // 1..72, default 24
 }
 
-// EmergencyReview marks an emergency session reviewed.
+// EmergencyReview marks an emergency session reviewed, with an optional note, sealed
+// (SealedNote) or in clear (Note).
 type EmergencyReview struct {
-	Patient tx.Address `json:"patient"`
-	ID      uint64     `json:"id"`
-	Note    string     `json:"note,omitempty"`
+	Patient    tx.Address  `json:"patient"`
+	ID         uint64      `json:"id"`
+	Note       string      `json:"note,omitempty"`
+	SealedNote *SealedText `json:"sealed_note,omitempty"`
 	// Justified is the finding; omitted means justified. Not justified ends the session.
 	Justified *bool `json:"justified,omitempty"`
 }

@@ -110,6 +110,11 @@ func EmergencySessions(r state.Reader, patient tx.Address) ([]EmergencySession, 
 	return list[EmergencySession](r, emergencyPrefix(patient))
 }
 
+// GetEmergencySession returns one of a patient's emergency sessions, or NotFound.
+func GetEmergencySession(r state.Reader, patient tx.Address, id uint64) (*EmergencySession, error) {
+	return contracts.Load[EmergencySession](r, emergencyKey(patient, id), "emergency session %d not found", id)
+}
+
 // Notifications lists a patient's feed, oldest first.
 func Notifications(r state.Reader, patient tx.Address) ([]Notification, error) {
 	return list[Notification](r, noticePrefix(patient))

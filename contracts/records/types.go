@@ -109,13 +109,14 @@ func (e *AccessEvent) Covers(rec *Record, t time.Time) bool {
 // EmergencySession is a break-glass opening of a patient's emergency categories to one
 // practitioner for a limited time.
 type EmergencySession struct {
-	ID           uint64     `json:"id"`
-	Patient      tx.Address `json:"patient"`
-	Practitioner tx.Address `json:"practitioner"`
-	Reason       string     `json:"reason"`
-	OpenedAt     time.Time  `json:"opened_at"`
-	Expires      time.Time  `json:"expires"`
-	Height       int64      `json:"height"`
+	ID           uint64      `json:"id"`
+	Patient      tx.Address  `json:"patient"`
+	Practitioner tx.Address  `json:"practitioner"`
+	Reason       string      `json:"reason,omitempty"`        // in clear, from a client that did not seal it
+	SealedReason *SealedText `json:"sealed_reason,omitempty"` // sealed for the patient's circle and the compliance scope
+	OpenedAt     time.Time   `json:"opened_at"`
+	Expires      time.Time   `json:"expires"`
+	Height       int64       `json:"height"`
 	// Orgs are the patient's emergency organizations the practitioner acted for when opening
 	// the session; leaving all of them ends it.
 	Orgs     []tx.Address `json:"orgs,omitempty"`
@@ -131,9 +132,10 @@ type Ending struct {
 
 // Review is the patient's or a compliance officer's sign-off of an emergency session.
 type Review struct {
-	By   tx.Address `json:"by"`
-	Note string     `json:"note,omitempty"`
-	At   time.Time  `json:"at"`
+	By         tx.Address  `json:"by"`
+	Note       string      `json:"note,omitempty"`
+	SealedNote *SealedText `json:"sealed_note,omitempty"`
+	At         time.Time   `json:"at"`
 	// Justified is the reviewer's finding; a session found not justified ends at once.
 	Justified bool `json:"justified"`
 }

@@ -73,7 +73,9 @@ func TestCLIRecordsConsentAudit(t *testing.T) {
 		t.Fatalf("emergency open:\n%s", out)
 	}
 	run(true, "emergency", "review", "patient", "1", "--from", "patient", "--note", "ok")
-	if out := run(true, "emergency", "list", "patient", "--from", "patient"); !strings.Contains(out, `"reviewed"`) {
+	// The reason travels sealed; the patient's CLI shows it opened.
+	if out := run(true, "emergency", "list", "patient", "--from", "patient"); !strings.Contains(out, `"reviewed"`) ||
+		!strings.Contains(out, "found unconscious, checking allergies") || strings.Contains(out, "sealed_reason") {
 		t.Fatalf("emergency list:\n%s", out)
 	}
 	if out := run(true, "records", "erase", id[1], "--from", "patient"); !strings.Contains(out, "receipt: block") {

@@ -1,0 +1,75 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/records"
+)
+
+// TestAttackSealedReasons (issue 10): a break-glass reason or review note is sealed or in clear,
+// never both; a sealed one must be well formed (the ledger cannot open it); the patient's feed
+// does not quote a sealed reason; its key is releasable to the patient, the practitioner who
+// gave it and the compliance scope, and to nobody else.
+func TestAttackSealedReasons(t *testing.T) {
+	w := newRecordsWorld(t)
+	c, pat := w.c, w.patient.addr
+	sealed := func() *records.SealedText {
+		return &records.SealedText{Nonce: bytes.Repeat([]byte{1}, records.TextNonceBytes), Ciphertext: bytes.Repeat([]byte{2}, 1024),
+			Commitment: bytes.Repeat([]byte{3}, 32), Keys: []records.WrappedKey{{Recipient: pat, Wrapped: bytes.Repeat([]byte{4}, 80)}},
+			Network: bytes.Repeat([]byte{5}, 200)}
+	}
+	open := func(m records.EmergencyOpen) []byte {
+		m.Patient = pat
+		return w.erDoc.sign(t, records.TypeEmergencyOpen, m)
+	}
+	bad := map[string]func(*records.SealedText){
+		"short nonce":       func(s *records.SealedText) { s.Nonce = s.Nonce[:8] },
+		"huge ciphertext":   func(s *records.SealedText) { s.Ciphertext = make([]byte, records.MaxSealedTextBytes+1) },
+		"no keys":           func(s *records.SealedText) { s.Keys = nil },
+		"key for nobody":    func(s *records.SealedText) { s.Keys[0].Recipient = "not-an-address" },
+		"no network wrap":   func(s *records.SealedText) { s.Network = nil },
+		"short commitment":  func(s *records.SealedText) { s.Commitment = s.Commitment[:16] },
+		"oversized wrapped": func(s *records.SealedText) { s.Keys[0].Wrapped = make([]byte, 257) },
+	}
+	for name, spoil := range bad {
+		s := sealed()
+		spoil(s)
+		t.Run(name, func(t *testing.T) { c.expect(open(records.EmergencyOpen{SealedReason: s}), codes.Invalid) })
+	}
+	c.expect(open(records.EmergencyOpen{Reason: "found unconscious", SealedReason: sealed()}), codes.Invalid)
+	c.must(open(records.EmergencyOpen{SealedReason: sealed()}))
+
+	var feed []records.Notification
+	w.recordsQuery(t, app.PathFeed, app.RecordsQuery{Patient: pat}, &feed)
+	if len(feed) != 1 || bytes.Contains([]byte(feed[0].Text), []byte{2}) || !bytes.Contains([]byte(feed[0].Text), []byte("sealed for you")) {
+		t.Fatalf("feed: %+v", feed)
+	}
+	at := genesisTime.Add(time.Duration(w.c.height)*time.Second + w.c.skew)
+	for _, tc := range []struct {
+		who    *member
+		active bool
+	}{{w.patient, true}, {w.erDoc, true}, {w.complianc, true}, {w.docB, false}, {w.lab, false}} {
+		var rel app.TextReleasable
+		w.recordsQuery(t, app.PathTextReleasable, app.RecordsQuery{Requester: tc.who.addr, Patient: pat, Access: 1, ID: records.TextReason, At: at}, &rel)
+		if rel.Active != tc.active || rel.Text == nil {
+			t.Errorf("release of the reason to %s: active=%t, want %t", tc.who.addr, rel.Active, tc.active)
+		}
+	}
+	// No review yet: there is no note to release.
+	data, _ := json.Marshal(app.RecordsQuery{Requester: w.patient.addr, Patient: pat, Access: 1, ID: records.TextNote, At: at})
+	if r, err := c.app.Query(t.Context(), abciQuery(app.PathTextReleasable, data)); err != nil || codes.Code(r.Code) != codes.NotFound {
+		t.Fatalf("note release before any review: %+v %v", r, err)
+	}
+	c.expect(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1, Note: "checked", SealedNote: sealed()}), codes.Invalid)
+	c.must(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1, SealedNote: sealed()}))
+	var rel app.TextReleasable
+	w.recordsQuery(t, app.PathTextReleasable, app.RecordsQuery{Requester: w.erDoc.addr, Patient: pat, Access: 1, ID: records.TextNote, At: at}, &rel)
+	if rel.Active || rel.Text == nil {
+		t.Fatalf("the practitioner may read the review note: %+v", rel)
+	}
+}
