@@ -41,6 +41,7 @@ func TestAttackScopedReads(t *testing.T) {
 	stranger := w.account("stranger", identity.RolePractitioner, "")
 	guardian := w.patientAccount("guardian")
 	auditor := w.account("auditor", identity.RolePractitioner, "", "audit")
+	compliance := w.account("compliance", identity.RolePractitioner, "", "compliance")
 	w.send("patient", identity.TypeSetGuardians, identity.SetGuardians{Guardians: []tx.Address{guardian.Address()}})
 	for _, g := range []struct {
 		to  *client.Signer
@@ -117,7 +118,7 @@ func TestAttackScopedReads(t *testing.T) {
 		{"access-active", pp(p, fmt.Sprintf("access/%d/active?requester=%s&record=%s", ev.ID, grantee.Address(), id)),
 			pp(ghost, fmt.Sprintf("access/%d/active?requester=%s&record=%s", ev.ID, grantee.Address(), id)), map[string]bool{"grantee": true}},
 		{"audit", pp(p, "audit"), pp(ghost, "audit"), map[string]bool{"grantee": true, "er": true}}, // their own events
-		{"emergency", pp(p, "emergency"), pp(ghost, "emergency"), map[string]bool{"er": true}},
+		{"emergency", pp(p, "emergency"), pp(ghost, "emergency"), map[string]bool{"er": true, "compliance": true}},
 		{"feed", pp(p, "feed"), pp(ghost, "feed"), nil},
 		{"settings", pp(p, "settings"), pp(ghost, "settings"), nil},
 		{"fetches", pp(p, "fetches"), pp(ghost, "fetches"), nil},
@@ -132,7 +133,7 @@ func TestAttackScopedReads(t *testing.T) {
 		s    *client.Signer
 		full bool
 	}{{"stranger", stranger, false}, {"grantee", grantee, false}, {"revoked", revoked, false}, {"other", other, false}, {"er", er, false},
-		{"guardian", guardian, true}, {"patient", patient, true}, {"auditor", auditor, true}}
+		{"guardian", guardian, true}, {"patient", patient, true}, {"auditor", auditor, true}, {"compliance", compliance, false}}
 	for _, e := range endpoints {
 		if code, body := get(nil, e.path); code != http.StatusUnauthorized {
 			t.Errorf("%s unsigned: %d %s", e.name, code, body)

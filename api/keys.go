@@ -77,8 +77,10 @@ type KeyShare struct {
 // guardianship or break-glass session in force, and this node holds the current key's share.
 // A patient's tag key (Kind ReleaseTagKey) is released to an account in the patient's circle
 // now: the patient, a guardian, an auditor, or one that an active grant or break-glass session
-// names (app.TagKeyReleasable).
-// Each request for a known record or tag key, released or refused, is logged durably before the answer
+// names (app.TagKeyReleasable); an emergency session's sealed reason or note (Kind
+// ReleaseEmergencyText) to the patient's circle, the compliance scope and, for the reason, the
+// practitioner who gave it (app.TextReleasable).
+// Each request for a known record, tag key or text, released or refused, is logged durably before the answer
 // (the log goes to the ledger as the patient's audit trail); if it cannot be, nothing is
 // released. Every refusal is the same 404 as for a record that does not exist.
 func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {

@@ -60,6 +60,24 @@ func TestAttackSealedReasons(t *testing.T) {
 			t.Errorf("release of the reason to %s: active=%t, want %t", tc.who.addr, rel.Active, tc.active)
 		}
 	}
+	// A compliance officer lists every emergency session of the patient, and its read is marked
+	// to be logged like an auditor's; another practitioner sees none.
+	for _, tc := range []struct {
+		who  *member
+		sees bool
+	}{{w.complianc, true}, {w.docB, false}} {
+		data, _ := json.Marshal(app.RecordsQuery{Reader: tc.who.addr, Patient: pat, At: at})
+		resp, err := c.app.Query(t.Context(), abciQuery(app.PathEmergency, data))
+		if err != nil || resp.Code != 0 {
+			t.Fatalf("emergency list for %s: %v %+v", tc.who.addr, err, resp)
+		}
+		var list []records.EmergencySession
+		json.Unmarshal(resp.Value, &list)
+		_, audited := app.AuditedRead(resp)
+		if (len(list) == 1) != tc.sees || audited != tc.sees {
+			t.Errorf("emergency list for %s: %d sessions, audited %t, want %t", tc.who.addr, len(list), audited, tc.sees)
+		}
+	}
 	// No review yet: there is no note to release.
 	data, _ := json.Marshal(app.RecordsQuery{Requester: w.patient.addr, Patient: pat, Access: 1, ID: records.TextNote, At: at})
 	if r, err := c.app.Query(t.Context(), abciQuery(app.PathTextReleasable, data)); err != nil || codes.Code(r.Code) != codes.NotFound {

@@ -183,8 +183,17 @@ func patientQuery(view *state.View, path string, q *RecordsQuery, sc *scope) (*a
 		if !sc.full && q.Reader == "" {
 			return pageResp([]records.EmergencySession{}, "", nil)
 		}
+		// A compliance officer reviews break-glass sessions: it sees every one of them, and its
+		// read is logged like an auditor's.
+		compliance := false
+		if acc, err := identity.GetAccount(view, q.Patient); !sc.full && err == nil && acc.Role == identity.RolePatient {
+			if compliance, err = identity.HasScope(view, q.Reader, q.At, ScopeCompliance); err != nil {
+				return nil, err
+			}
+			sc.audited = compliance
+		}
 		return pageResp(scopedPage(view, recordsPrefix("e", string(q.Patient)), q.Page, func(e *records.EmergencySession) (bool, bool) {
-			return sc.full || e.Practitioner == q.Reader, false // a practitioner sees its own sessions
+			return sc.full || compliance || e.Practitioner == q.Reader, false // a practitioner sees its own sessions
 		}))
 	case PathFeed:
 		if !sc.full {
