@@ -149,9 +149,18 @@ func TestReplicatedRecordAcrossNodes(t *testing.T) {
 	people := registerPeople(t, ctx, net, chainID)
 	pat, docA, docB, agentVia := people.patient, people.docA, people.docB, people.agentVia
 	patient := agentVia(1, pat)
-	if _, err := patient.Grant(ctx, consent.GrantMsg{Grantee: docA.Address, Categories: []string{consent.AllCategories},
-		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour), Write: true}); err != nil {
+	granted, err := patient.Grant(ctx, consent.GrantMsg{Grantee: docA.Address, Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: time.Now().Add(24 * time.Hour), Write: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The grant (and the patient's tag key before it) committed through node 1; doctor A writes
+	// through node 0, which may be a block behind: it waits to have applied that block.
+	for st, err := net.clients[0].Status(ctx); err != nil || st.AppHeight < granted.Height; st, err = net.clients[0].Status(ctx) {
+		if ctx.Err() != nil {
+			t.Fatalf("node 0 never applied block %d: %v", granted.Height, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// Doctor A writes through node 0: success means a second node holds the ciphertext already.
