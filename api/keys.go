@@ -119,10 +119,10 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 	}
 	entry := c.entry
 	var out *ReleaseResponse
-	if c.active {
-		if c.index != mine.Share.Index || c.epoch != mine.Share.Epoch {
+	if c.Active {
+		if c.Index != mine.Share.Index || c.Epoch != mine.Share.Epoch {
 			s.Log.Error("this node's network key share is not the ledger's; not releasing", "share_index", mine.Share.Index,
-				"share_epoch", mine.Share.Epoch, "ledger_index", c.index, "ledger_epoch", c.epoch)
+				"share_epoch", mine.Share.Epoch, "ledger_index", c.Index, "ledger_epoch", c.Epoch)
 		} else if out, err = s.release(mine.Share, &req, requester, c); err != nil {
 			s.Log.Warn("key release refused", "kind", req.Kind, "record", req.Record, "err", err)
 			out = nil
@@ -157,14 +157,11 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 // asked about (its cache key, bytes and label), whether the requester may have it now, where
 // this node holds a share, and the log entry the request makes.
 type releaseCase struct {
-	entry        records.FetchEntry
-	active       bool
-	index        uint32
-	epoch        uint64
-	requesterKey []byte
-	cacheKey     string
-	wrapped      []byte
-	label        []byte
+	app.Release
+	entry    records.FetchEntry
+	cacheKey string
+	wrapped  []byte
+	label    []byte
 }
 
 // recordRelease reads the case of a record version's data key; nil for a version that does not
@@ -181,7 +178,7 @@ func (s *server) recordRelease(ctx context.Context, req *ReleaseRequest, request
 	return &releaseCase{
 		entry: records.FetchEntry{Kind: records.KindKey, Requester: requester, Patient: req.Patient, Record: req.Record,
 			Version: req.Version, Access: req.Access, Outcome: records.Denied, Time: now.UTC()},
-		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
+		Release:  rel.Release,
 		cacheKey: rel.Record.ID + "\n" + strconv.FormatUint(uint64(rel.Record.Version), 10) + "\n" + string(rel.Record.Network),
 		wrapped:  rel.Record.Network, label: records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version)}
 }
@@ -199,7 +196,7 @@ func (s *server) tagKeyRelease(ctx context.Context, req *ReleaseRequest, request
 	return &releaseCase{
 		entry: records.FetchEntry{Kind: records.KindTagKey, Requester: requester, Patient: req.Patient, Record: records.TagKeyRecord,
 			Outcome: records.Denied, Time: now.UTC()},
-		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
+		Release:  rel.Release,
 		cacheKey: "tag-key\n" + string(req.Patient) + "\n" + string(rel.TagKey.Network),
 		wrapped:  rel.TagKey.Network, label: records.TagKeyContext(s.ChainID, req.Patient)}
 }
@@ -218,7 +215,7 @@ func (s *server) textRelease(ctx context.Context, req *ReleaseRequest, requester
 	return &releaseCase{
 		entry: records.FetchEntry{Kind: records.KindText, Requester: requester, Patient: req.Patient, Record: req.Record, Access: req.Access,
 			Outcome: records.Denied, Time: now.UTC()},
-		active: rel.Active, index: rel.Index, epoch: rel.Epoch, requesterKey: rel.RequesterKey,
+		Release:  rel.Release,
 		cacheKey: "text\n" + string(req.Patient) + "\n" + string(rel.Text.Network),
 		wrapped:  rel.Text.Network, label: records.TextContext(s.ChainID, req.Patient, rel.Text.Nonce)}
 }
@@ -244,7 +241,7 @@ func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := seal.SealTo(c.requesterKey, ReleaseInfo(s.ChainID, req, requester, d.Index), d.Share)
+	sealed, err := seal.SealTo(c.RequesterKey, ReleaseInfo(s.ChainID, req, requester, d.Index), d.Share)
 	if err != nil {
 		return nil, err
 	}

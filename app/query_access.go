@@ -28,11 +28,18 @@ func accessActive(view *state.View, q *RecordsQuery) (bool, error) {
 // holder's share index in the current network key (0: it holds none) and the requester's
 // encryption key (the share goes back sealed to it).
 type Releasable struct {
-	Record       *records.Record `json:"record"`
-	Active       bool            `json:"active"`
-	Index        uint32          `json:"index"`
-	Epoch        uint64          `json:"epoch"` // of the network key the index belongs to
-	RequesterKey []byte          `json:"requester_key,omitempty"`
+	Record *records.Record `json:"record"`
+	Release
+}
+
+// Release is what every kind of key release is decided on besides the wrapped key itself:
+// whether the requester may have it now, the holder's share index and key epoch (index 0: it
+// holds none), and the requester's encryption key (the share goes back sealed to it).
+type Release struct {
+	Active       bool   `json:"active"`
+	Index        uint32 `json:"index"`
+	Epoch        uint64 `json:"epoch"` // of the network key the index belongs to
+	RequesterKey []byte `json:"requester_key,omitempty"`
 }
 
 // releasable answers PathReleasable: NotFound for a record version that does not exist or is
@@ -49,12 +56,12 @@ func releasable(view *state.View, q *RecordsQuery) (*Releasable, error) {
 	if out.Active, err = records.AccessActive(view, q.Requester, q.Patient, q.Access, rec, q.At); err != nil || !out.Active {
 		return out, err
 	}
-	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
+	return out, holding(view, q, &out.Release)
 }
 
-// holding fills in the index and epoch at which q.Node holds a share of the network key (none
+// holding fills in r's index and epoch at which q.Node holds a share of the network key (none
 // without a network key, or for a node that holds none) and the requester's encryption key.
-func holding(view *state.View, q *RecordsQuery, index *uint32, epoch *uint64, requesterKey *[]byte) error {
+func holding(view *state.View, q *RecordsQuery, r *Release) error {
 	key, err := network.GetKey(view)
 	if codes.Of(err) == codes.NotFound {
 		return nil
@@ -63,13 +70,13 @@ func holding(view *state.View, q *RecordsQuery, index *uint32, epoch *uint64, re
 		return err
 	}
 	if h := key.HolderOf(q.Node); h != nil {
-		*index, *epoch = h.Index, key.Epoch
+		r.Index, r.Epoch = h.Index, key.Epoch
 	}
 	acc, err := identity.GetAccount(view, q.Requester)
 	if err != nil {
 		return err
 	}
-	*requesterKey = acc.EncryptionKey
+	r.RequesterKey = acc.EncryptionKey
 	return nil
 }
 
@@ -77,11 +84,8 @@ func holding(view *state.View, q *RecordsQuery, index *uint32, epoch *uint64, re
 // key: the key, and whether the requester stands in the patient's circle now (the patient, a
 // guardian, an auditor, or an account that an active grant or break-glass session names).
 type TagKeyReleasable struct {
-	TagKey       *records.TagKey `json:"tag_key"`
-	Active       bool            `json:"active"`
-	Index        uint32          `json:"index"`
-	Epoch        uint64          `json:"epoch"`
-	RequesterKey []byte          `json:"requester_key,omitempty"`
+	TagKey *records.TagKey `json:"tag_key"`
+	Release
 }
 
 // tagKeyReleasable answers PathTagKeyReleasable: NotFound for a patient without a tag key.
@@ -98,18 +102,15 @@ func tagKeyReleasable(view *state.View, q *RecordsQuery) (*TagKeyReleasable, err
 	if out.Active, err = sc.standing(); err != nil || !out.Active {
 		return out, err
 	}
-	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
+	return out, holding(view, q, &out.Release)
 }
 
 // TextReleasable is what a network key holder needs to decide a release of an emergency
 // session's sealed reason or review note: the text, and whether the requester may read it now
 // (the patient's circle, the compliance scope, and for the reason the practitioner who gave it).
 type TextReleasable struct {
-	Text         *records.SealedText `json:"text"`
-	Active       bool                `json:"active"`
-	Index        uint32              `json:"index"`
-	Epoch        uint64              `json:"epoch"`
-	RequesterKey []byte              `json:"requester_key,omitempty"`
+	Text *records.SealedText `json:"text"`
+	Release
 }
 
 // textReleasable answers PathTextReleasable: NotFound for a session or text that does not exist.
@@ -141,5 +142,5 @@ func textReleasable(view *state.View, q *RecordsQuery) (*TextReleasable, error) 
 	if !out.Active {
 		return out, nil
 	}
-	return out, holding(view, q, &out.Index, &out.Epoch, &out.RequesterKey)
+	return out, holding(view, q, &out.Release)
 }
