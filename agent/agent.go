@@ -190,6 +190,9 @@ func (a *Agent) AddResource(ctx context.Context, res *fhir.Resource) (*Stored, e
 	if err != nil {
 		return nil, err
 	}
+	if err := a.writerTagKey(ctx, patient); err != nil {
+		return nil, err
+	}
 	category, err := a.CategoryTag(ctx, patient, res.Category)
 	if err != nil {
 		return nil, err
@@ -230,8 +233,7 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 	if prev.Patient != patient {
 		return nil, ErrOtherPatient
 	}
-	// A new version keeps its record's category (the chain refuses another): the record's tag,
-	// or its name if it was anchored before the patient had a tag key.
+	// A new version keeps its record's category (the chain refuses another).
 	category := prev.Category
 	if prev.Category != res.Category {
 		if category, err = a.CategoryTag(ctx, patient, res.Category); err != nil {
@@ -241,8 +243,7 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 	return a.anchor(ctx, res, prev.Patient, category, prev.ResourceType, id, prev.Version+1)
 }
 
-// isType reports whether rec is of resourceType (named on the ledger by the patient's tag, or,
-// before the patient had a tag key, by name).
+// isType reports whether rec is of resourceType (named on the ledger by the patient's tag).
 func (a *Agent) isType(ctx context.Context, rec *records.Record, resourceType string) bool {
 	if rec.ResourceType == resourceType {
 		return true
@@ -485,6 +486,9 @@ func (a *Agent) SearchPage(ctx context.Context, patient tx.Address, resourceType
 	var size int64
 	next, scanned := cursor, 0
 	typeTag, err := a.ResourceTypeTag(ctx, patient, resourceType)
+	if errors.Is(err, ErrNoTagKey) { // no records, or none this account may know of
+		return nil, "", nil
+	}
 	if err != nil {
 		return nil, "", err
 	}

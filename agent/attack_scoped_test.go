@@ -47,7 +47,7 @@ func TestAttackScopedReads(t *testing.T) {
 		to  *client.Signer
 		cat string
 	}{{grantee, "vital-signs"}, {revoked, "vital-signs"}, {other, "allergies"}} {
-		w.send("patient", consent.TypeGrant, consent.GrantMsg{Grantee: g.to.Address(), Categories: []string{g.cat}, Purposes: []string{"TREAT"}, Expiry: w.later(24)})
+		w.send("patient", consent.TypeGrant, consent.GrantMsg{Grantee: g.to.Address(), Categories: []string{w.tag(g.cat)}, Purposes: []string{"TREAT"}, Expiry: w.later(24)})
 	}
 	grants, err := w.reads(p).Grants(ctx, p)
 	if err != nil || len(grants) != 3 {

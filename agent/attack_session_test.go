@@ -65,7 +65,7 @@ func TestAttackSessions(t *testing.T) {
 	// A committed tx's events and log (they name the patient, the grantee, the category) go to
 	// its signer only; anyone else learns that it committed, where, with what code.
 	doc := w.account("session-doc", identity.RolePractitioner, "")
-	res, err := patient.Send(ctx, consent.TypeGrant, consent.GrantMsg{Grantee: doc.Address(), Categories: []string{"social-history"},
+	res, err := patient.Send(ctx, consent.TypeGrant, consent.GrantMsg{Grantee: doc.Address(), Categories: []string{consent.AllCategories},
 		Purposes: []string{"TREAT"}, Expiry: w.later(24)})
 	if err != nil || len(res.Events) == 0 {
 		t.Fatalf("grant: %+v %v", res, err)

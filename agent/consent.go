@@ -30,8 +30,8 @@ func (a *Agent) Grant(ctx context.Context, m consent.GrantMsg) (*GrantResult, er
 		m.Patient = ""
 	}
 	// The grant names the patient's tags, not categories (the patient's or guardian's agent
-	// draws the patient's tag key first), and so does its condition; only on a network without
-	// a network key yet does it name categories.
+	// draws the patient's tag key first), and so does its condition. On a network without a
+	// network key yet there is no tag key: only a grant of all categories can be made.
 	patient := m.Patient
 	if patient == "" {
 		patient = a.Address()
@@ -39,6 +39,9 @@ func (a *Agent) Grant(ctx context.Context, m consent.GrantMsg) (*GrantResult, er
 	key, err := a.EnsureTagKey(ctx, patient)
 	if err != nil {
 		return nil, err
+	}
+	if key == nil && slices.ContainsFunc(m.Categories, func(c string) bool { return c != consent.AllCategories }) {
+		return nil, fmt.Errorf("%w: the network has no network key yet, so grants name no category but %q", ErrNoTagKey, consent.AllCategories)
 	}
 	if key != nil {
 		m.Categories = slices.Clone(m.Categories)

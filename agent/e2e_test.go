@@ -128,9 +128,10 @@ func (w *world) agent(name string, purpose string) *agent.Agent {
 }
 
 // tag is the demo patient's tag of category, under the tag key its agent reads.
+// tag is the patient's tag of category, the patient's tag key drawn first if need be.
 func (w *world) tag(category string) string {
 	w.t.Helper()
-	key, err := w.agent("patient", "TREAT").TagKey(w.ctx, w.keys["patient"].Address())
+	key, err := w.agent("patient", "TREAT").EnsureTagKey(w.ctx, w.keys["patient"].Address())
 	if err != nil {
 		w.t.Fatalf("the patient's tag key: %v", err)
 	}

@@ -67,26 +67,22 @@ var ErrReasonLength = fmt.Errorf("a reason is %d..%d bytes of text", records.Min
 // EmergencyText opens an emergency session's sealed reason (records.TextReason) or review note
 // (TextNote): with this account's own wrapped key (the patient, a guardian, the author), or
 // released by the network key's holders (the compliance and audit scopes; each release logged).
-// A text given in clear is returned as it is; ErrNotFound if there is none or this account may
-// not read it.
+// ErrNotFound if there is none or this account may not read it.
 func (a *Agent) EmergencyText(ctx context.Context, s *records.EmergencySession, which string) (string, error) {
 	var sealed *records.SealedText
 	switch which {
 	case records.TextReason:
-		if s.SealedReason == nil {
-			return s.Reason, nil
-		}
 		sealed = s.SealedReason
 	case records.TextNote:
-		if s.Reviewed == nil {
+		if s.Reviewed == nil || s.Reviewed.SealedNote == nil {
 			return "", ErrNotFound
-		}
-		if s.Reviewed.SealedNote == nil {
-			return s.Reviewed.Note, nil
 		}
 		sealed = s.Reviewed.SealedNote
 	default:
 		return "", fmt.Errorf("no text %q in an emergency session", which)
+	}
+	if sealed == nil {
+		return "", ErrNotFound
 	}
 	sealCtx := records.TextContext(a.signer.ChainID, s.Patient, sealed.Nonce)
 	var key []byte

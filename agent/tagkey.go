@@ -197,9 +197,9 @@ func (a *Agent) EnsureTagKey(ctx context.Context, patient tx.Address) ([]byte, e
 }
 
 // CategoryTag is what this agent writes on the ledger for patient's category: the patient's tag
-// of it. Tags, AllCategories and "" pass as they are. For a patient without a tag key (the
-// patient's agent draws it with its first grant, or EnsureTagKey) it is the name itself, as
-// before tags, so that it matches the patient's grants.
+// of it (the ledger takes no category in clear). Tags, AllCategories and "" pass as they are. For
+// a patient without a tag key (the patient's agent draws it with its first grant or record, or
+// EnsureTagKey) it is ErrNoTagKey, as for an account outside the patient's circle.
 func (a *Agent) CategoryTag(ctx context.Context, patient tx.Address, category string) (string, error) {
 	if category == "" || category == consent.AllCategories || consent.IsTag(category) {
 		return category, nil
@@ -208,7 +208,7 @@ func (a *Agent) CategoryTag(ctx context.Context, patient tx.Address, category st
 }
 
 // ResourceTypeTag is what this agent writes on the ledger for a record's FHIR resource type: the
-// patient's tag of it, or the type itself for a patient without a tag key (as CategoryTag).
+// patient's tag of it (ErrNoTagKey as CategoryTag).
 func (a *Agent) ResourceTypeTag(ctx context.Context, patient tx.Address, resourceType string) (string, error) {
 	if resourceType == "" || consent.IsTag(resourceType) {
 		return resourceType, nil
@@ -216,13 +216,33 @@ func (a *Agent) ResourceTypeTag(ctx context.Context, patient tx.Address, resourc
 	return a.tagged(ctx, patient, resourceType, consent.ResourceTypeTag)
 }
 
-// tagged is tag(patient's tag key, name), or name for a patient without a tag key.
+// tagged is tag(patient's tag key, name), or ErrNoTagKey.
 func (a *Agent) tagged(ctx context.Context, patient tx.Address, name string, tag func([]byte, string) string) (string, error) {
 	key, err := a.tagKeyFor(ctx, patient)
-	if err != nil || key == nil {
-		return name, err
+	if err != nil {
+		return "", err
+	}
+	if key == nil {
+		return "", ErrNoTagKey
 	}
 	return tag(key, name), nil
+}
+
+// writerTagKey makes sure patient has a tag key before this agent writes a record for the
+// patient: the patient's own agent draws one if there is none; for any other writer no key
+// means no write grant (a grant by category is made after the key), ErrNoWriteGrant.
+func (a *Agent) writerTagKey(ctx context.Context, patient tx.Address) error {
+	key, err := a.tagKeyFor(ctx, patient)
+	if err != nil || key != nil {
+		return err
+	}
+	if patient != a.Address() {
+		return fmt.Errorf("%w: the patient has no tag key yet (%w)", ErrNoWriteGrant, ErrNoTagKey)
+	}
+	if key, err = a.EnsureTagKey(ctx, patient); err == nil && key == nil {
+		err = fmt.Errorf("%w: the network has no network key yet", ErrNoTagKey)
+	}
+	return err
 }
 
 // ResourceTypeName returns a record's resource type as the ledger shows it (the patient's tag, or

@@ -33,7 +33,7 @@ func TestAttackCrossCategorySupersede(t *testing.T) {
 
 	var rec records.Record
 	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "cond-1"}, &rec)
-	if rec.Version != 1 || rec.Author != w.docA.addr || rec.Category != "conditions" {
+	if rec.Version != 1 || rec.Author != w.docA.addr || rec.Category != tag("conditions") {
 		t.Fatalf("record changed: %+v", rec)
 	}
 	// The author, who may write conditions, can still publish version 2.
@@ -47,7 +47,7 @@ func TestAttackBreakGlassSessionsEnd(t *testing.T) {
 	cases := map[string]func(w *recordsWorld){
 		"review not justified": func(w *recordsWorld) {
 			no := false
-			w.c.must(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: w.patient.addr, ID: 1, Note: "no emergency", Justified: &no}))
+			w.c.must(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: w.patient.addr, ID: 1, SealedNote: sealedText(w.patient.addr), Justified: &no}))
 		},
 		"patient opts out": func(w *recordsWorld) {
 			w.c.must(w.patient.sign(t, records.TypeSettings, records.SettingsMsg{Settings: records.Settings{EmergencyOptOut: true, EmergencyOrgs: []tx.Address{w.hospital.addr}}}))
@@ -68,7 +68,7 @@ func TestAttackBreakGlassSessionsEnd(t *testing.T) {
 			c.must(w.hospital.sign(t, identity.TypeAffiliate, identity.Affiliate{Practitioner: w.erDoc.addr, Until: w.exp}))
 			m, sealed := w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), nil, nil)
 			c.must(w.patient.sign(t, records.TypeAnchor, m))
-			c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, Reason: "unconscious, allergy status unknown"}))
+			c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, SealedReason: sealedText(pat)}))
 			req := records.Access{Patient: pat, Record: "allergy-1", Purpose: "ETREAT"}
 			ev := w.access(t, w.erDoc, req)
 			if ev.Outcome != records.Granted || !w.fetchable(t, w.erDoc, ev, sealed.Hash[:]) {

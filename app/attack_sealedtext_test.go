@@ -11,18 +11,14 @@ import (
 	"github.com/medchain/medchain/contracts/records"
 )
 
-// TestAttackSealedReasons (issue 10): a break-glass reason or review note is sealed or in clear,
-// never both; a sealed one must be well formed (the ledger cannot open it); the patient's feed
+// TestAttackSealedReasons (issue 10): a break-glass reason or review note is sealed, never in
+// clear (a reason is required, a note optional); a sealed one must be well formed (the ledger cannot open it); the patient's feed
 // does not quote a sealed reason; its key is releasable to the patient, the practitioner who
 // gave it and the compliance scope, and to nobody else.
 func TestAttackSealedReasons(t *testing.T) {
 	w := newRecordsWorld(t)
 	c, pat := w.c, w.patient.addr
-	sealed := func() *records.SealedText {
-		return &records.SealedText{Nonce: bytes.Repeat([]byte{1}, records.TextNonceBytes), Ciphertext: bytes.Repeat([]byte{2}, 1024),
-			Commitment: bytes.Repeat([]byte{3}, 32), Keys: []records.WrappedKey{{Recipient: pat, Wrapped: bytes.Repeat([]byte{4}, 80)}},
-			Network: bytes.Repeat([]byte{5}, 200)}
-	}
+	sealed := func() *records.SealedText { return sealedText(pat) }
 	open := func(m records.EmergencyOpen) []byte {
 		m.Patient = pat
 		return w.erDoc.sign(t, records.TypeEmergencyOpen, m)
@@ -41,7 +37,16 @@ func TestAttackSealedReasons(t *testing.T) {
 		spoil(s)
 		t.Run(name, func(t *testing.T) { c.expect(open(records.EmergencyOpen{SealedReason: s}), codes.Invalid) })
 	}
-	c.expect(open(records.EmergencyOpen{Reason: "found unconscious", SealedReason: sealed()}), codes.Invalid)
+	c.expect(open(records.EmergencyOpen{}), codes.Invalid)
+	sealedJSON, _ := json.Marshal(sealed())
+	for _, msg := range []string{
+		`{"patient":"` + string(pat) + `","reason":"found unconscious"}`,
+		`{"patient":"` + string(pat) + `","reason":"found unconscious","sealed_reason":` + string(sealedJSON) + `}`,
+	} {
+		if code := c.block(w.erDoc.signRawMsg(t, records.TypeEmergencyOpen, msg))[0].Code; code == 0 {
+			t.Fatalf("a reason in clear was taken: %s", msg)
+		}
+	}
 	c.must(open(records.EmergencyOpen{SealedReason: sealed()}))
 
 	var feed []records.Notification
@@ -83,7 +88,9 @@ func TestAttackSealedReasons(t *testing.T) {
 	if r, err := c.app.Query(t.Context(), abciQuery(app.PathTextReleasable, data)); err != nil || codes.Code(r.Code) != codes.NotFound {
 		t.Fatalf("note release before any review: %+v %v", r, err)
 	}
-	c.expect(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1, Note: "checked", SealedNote: sealed()}), codes.Invalid)
+	if code := c.block(w.patient.signRawMsg(t, records.TypeEmergencyReview, `{"patient":"`+string(pat)+`","id":1,"note":"checked"}`))[0].Code; code == 0 {
+		t.Fatal("a review note in clear was taken")
+	}
 	c.must(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 1, SealedNote: sealed()}))
 	var rel app.TextReleasable
 	w.recordsQuery(t, app.PathTextReleasable, app.RecordsQuery{Requester: w.erDoc.addr, Patient: pat, Access: 1, ID: records.TextNote, At: at}, &rel)

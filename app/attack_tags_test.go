@@ -15,11 +15,12 @@ import (
 )
 
 // TestAttackTagKeyAndTags (issue 10): a patient's tag key is anchored once, by the patient or a
-// guardian, with well-formed emergency tags; grants, records and access requests that carry the
-// patient's tags match by tag (a grant of one tag covers nothing of another), break-glass opens
-// exactly the tagged emergency categories, and the key is released only to the patient's circle.
+// guardian, with well-formed emergency tags; no grant by category nor record is taken before it;
+// grants, records and access requests name categories and types by the patient's tags only, and
+// match by tag (a grant of one tag covers nothing of another); break-glass opens exactly the
+// tagged emergency categories; and the key is released only to the patient's circle.
 func TestAttackTagKeyAndTags(t *testing.T) {
-	w := newRecordsWorld(t)
+	w := newBareRecordsWorld(t)
 	c, pat := w.c, w.patient.addr
 	key := bytes.Repeat([]byte{7}, records.TagKeyBytes)
 	tag := func(category string) string { return consent.CategoryTag(key, category) }
@@ -32,6 +33,16 @@ func TestAttackTagKeyAndTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := func(signer *member, m records.SetTagKey) []byte { return signer.sign(t, records.TypeSetTagKey, m) }
+	grant := func(categories ...string) []byte {
+		return w.patient.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: w.docA.addr, Categories: categories, Purposes: []string{"TREAT"}, Expiry: w.exp, Write: true})
+	}
+
+	// Before the key: a grant by tag, and the patient's own record, are refused (nobody could
+	// match or read their tags); a grant of every category is taken.
+	c.expect(grant(tag("conditions")), codes.Invalid)
+	m, _ := w.seal(t, w.patient, "early", 1, tag("conditions"), []byte(`{"resourceType":"Condition"}`), nil, nil)
+	c.expect(w.patient.sign(t, records.TypeAnchor, m), codes.Invalid)
+	c.must(grant(consent.AllCategories))
 
 	c.expect(set(w.docA, records.SetTagKey{Patient: pat, Network: wrap, Emergency: emergency}), codes.Unauthorized)
 	c.expect(set(w.patient, records.SetTagKey{Network: wrap, Emergency: emergency[:3]}), codes.Invalid)
@@ -41,14 +52,27 @@ func TestAttackTagKeyAndTags(t *testing.T) {
 	c.must(set(w.patient, records.SetTagKey{Network: wrap, Emergency: emergency}))
 	c.expect(set(w.patient, records.SetTagKey{Network: wrap, Emergency: emergency}), codes.AlreadyExists) // it never changes
 
+	// Names in clear are refused everywhere: grants (and their conditions), records' categories
+	// and resource types, access requests.
+	c.expect(grant("conditions"), codes.Invalid)
+	c.expect(w.patient.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: w.docA.addr, Categories: []string{consent.AllCategories}, Purposes: []string{"TREAT"},
+		Expiry: w.exp, Condition: `category == "laboratory"`}), codes.Invalid)
+	w.patient.nonce-- // refused before the block (consent.Precheck): no nonce spent
+	m, _ = w.seal(t, w.patient, "named", 1, tag("conditions"), []byte(`{"resourceType":"Condition"}`), nil, nil)
+	m.ResourceType = "Condition"
+	c.expect(w.patient.sign(t, records.TypeAnchor, m), codes.Invalid)
+	c.expect(w.docA.sign(t, records.TypeAccess, records.Access{Patient: pat, Category: "conditions", Purpose: "TREAT"}), codes.Invalid)
+
 	// A grant of one tag covers the records of that tag, and nothing of another.
+	c.must(w.patient.sign(t, consent.TypeRevoke, consent.RevokeMsg{ID: 1}))
 	w.grant(t, w.docA, []string{tag("conditions")}, "TREAT", true, w.exp)
-	m, _ := w.seal(t, w.docA, "cond-t", 1, tag("conditions"), []byte(`{"resourceType":"Condition"}`), nil, nil)
+	m, _ = w.seal(t, w.docA, "cond-t", 1, tag("conditions"), []byte(`{"resourceType":"Condition"}`), nil, nil)
 	c.must(w.docA.sign(t, records.TypeAnchor, m))
 	m, _ = w.seal(t, w.docA, "med-t", 1, tag("medications"), []byte(`{"resourceType":"MedicationStatement"}`), nil, nil)
 	c.expect(w.docA.sign(t, records.TypeAnchor, m), codes.Unauthorized)
-	m, _ = w.seal(t, w.docA, "cond-n", 1, "conditions", []byte(`{"resourceType":"Condition"}`), nil, nil)
-	c.expect(w.docA.sign(t, records.TypeAnchor, m), codes.Unauthorized) // the name is not the tag
+	m, _ = w.seal(t, w.docA, "cond-n", 1, tag("conditions"), []byte(`{"resourceType":"Condition"}`), nil, nil)
+	m.Category = "conditions"
+	c.expect(w.docA.sign(t, records.TypeAnchor, m), codes.Invalid) // the name is not taken
 	if ev := w.access(t, w.docA, records.Access{Patient: pat, Record: "cond-t", Purpose: "TREAT"}); ev.Outcome != records.Granted {
 		t.Fatalf("grantee's access to a record of its tag: %+v", ev)
 	}
@@ -66,7 +90,7 @@ func TestAttackTagKeyAndTags(t *testing.T) {
 		m, _ := w.seal(t, w.patient, id, 1, tag(cat), []byte(`{"resourceType":"Observation"}`), nil, nil)
 		c.must(w.patient.sign(t, records.TypeAnchor, m))
 	}
-	c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, Reason: "unconscious, allergy status unknown"}))
+	c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, SealedReason: sealedText(pat)}))
 	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-t", Purpose: "ETREAT"}); ev.Outcome != records.Granted {
 		t.Fatalf("break-glass read of a tagged emergency category: %+v", ev)
 	}

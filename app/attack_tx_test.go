@@ -164,7 +164,7 @@ func TestAttackConditionRefusedAtCheckTx(t *testing.T) {
 	c.must(register(pat, identity.RolePatient, "")(t))
 	c.must(register(doc, identity.RolePractitioner, "")(t))
 	grant := func(cond string) []byte {
-		raw := pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{"laboratory"},
+		raw := pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{consent.AllCategories},
 			Purposes: []string{"TREAT"}, Expiry: genesisTime.AddDate(1, 0, 0), Condition: cond})
 		pat.nonce--
 		return raw
@@ -204,7 +204,7 @@ func TestAttackDeadGrantsLockout(t *testing.T) {
 	c.must(register(other, identity.RolePractitioner, "")(t))
 	year := genesisTime.AddDate(1, 0, 0)
 	grant := func(to *key, exp time.Time) []byte {
-		return pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: to.addr, Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: exp})
+		return pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: to.addr, Categories: []string{consent.AllCategories}, Purposes: []string{"TREAT"}, Expiry: exp})
 	}
 	allOK := func(res []*abci.ExecTxResult) {
 		t.Helper()

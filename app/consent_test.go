@@ -15,7 +15,7 @@ import (
 
 func check(t *testing.T, c *chain, patient, requester tx.Address, category, purpose string, at time.Time) consent.Decision {
 	t.Helper()
-	data, _ := json.Marshal(app.ConsentCheck{Patient: patient, Request: consent.Request{Requester: requester, Category: category, Purpose: purpose, At: at}})
+	data, _ := json.Marshal(app.ConsentCheck{Patient: patient, Request: consent.Request{Requester: requester, Category: tag(category), Purpose: purpose, At: at}})
 	var d consent.Decision
 	if err := json.Unmarshal(query(t, c, app.PathConsentCheck, data), &d); err != nil {
 		t.Fatal(err)
@@ -29,14 +29,15 @@ func TestConsentGrantCheckRevoke(t *testing.T) {
 	c.must(register(pat, identity.RolePatient, "")(t))
 	c.must(register(doc, identity.RolePractitioner, "")(t))
 	c.must(register(other, identity.RolePractitioner, "")(t))
+	c.must(setTagKey(t, pat, testTagKey))
 	exp := genesisTime.Add(30 * 24 * time.Hour)
 	at := genesisTime.Add(time.Hour)
 
-	c.expect(doc.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: other.addr, Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: exp}), codes.Unauthorized)
+	c.expect(doc.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: other.addr, Categories: []string{tag("laboratory")}, Purposes: []string{"TREAT"}, Expiry: exp}), codes.Unauthorized)
 	c.expect(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{"astrology"}, Purposes: []string{"TREAT"}, Expiry: exp}), codes.Invalid)
-	c.expect(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{"laboratory"}, Purposes: []string{"SELL"}, Expiry: exp}), codes.Invalid)
-	c.expect(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: genesisTime}), codes.Invalid)
-	c.must(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: exp}))
+	c.expect(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{tag("laboratory")}, Purposes: []string{"SELL"}, Expiry: exp}), codes.Invalid)
+	c.expect(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{tag("laboratory")}, Purposes: []string{"TREAT"}, Expiry: genesisTime}), codes.Invalid)
+	c.must(pat.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: doc.addr, Categories: []string{tag("laboratory")}, Purposes: []string{"TREAT"}, Expiry: exp}))
 
 	if d := check(t, c, pat.addr, doc.addr, "laboratory", "TREAT", at); !d.Allowed || d.Grant != 1 {
 		t.Fatalf("granted access denied: %+v", d)
@@ -97,7 +98,7 @@ func TestConsentConditions(t *testing.T) {
 		pat.nonce--
 	}
 	// Office hours on weekdays, and never for laboratory data.
-	c.must(grant(`time.getHours() >= 8 && time.getHours() < 18 && time.getDayOfWeek() != 0 && category != "laboratory"`))
+	c.must(grant(`time.getHours() >= 8 && time.getHours() < 18 && time.getDayOfWeek() != 0 && category != "` + tag("laboratory") + `"`))
 	monday9 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	for at, want := range map[time.Time]bool{monday9: true, monday9.Add(10 * time.Hour): false, monday9.AddDate(0, 0, 6): false} {
 		if d := check(t, c, pat.addr, doc.addr, "immunizations", "TREAT", at); d.Allowed != want {

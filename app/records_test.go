@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/sha256"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -46,9 +48,61 @@ type recordsWorld struct {
 	exp                                                  time.Time
 }
 
-// newRecordsWorld builds the world and, when the test ends well, replays its blocks on a fresh
-// app to check determinism.
+// testTagKey is the world patient's tag key: the ledger names categories and resource types by
+// the patient's tags only (tag, typeTag).
+var testTagKey = bytes.Repeat([]byte{7}, records.TagKeyBytes)
+
+// tag is what the ledger holds for a category: the world patient's tag of a category's name;
+// anything else (a tag, "*", nonsense) passes as it is.
+func tag(category string) string {
+	if slices.Contains(consent.Categories, category) {
+		return consent.CategoryTag(testTagKey, category)
+	}
+	return category
+}
+
+// tags is tag of each category.
+func tags(categories []string) []string {
+	out := make([]string, len(categories))
+	for i, c := range categories {
+		out[i] = tag(c)
+	}
+	return out
+}
+
+// typeTag is the world patient's tag of a FHIR resource type.
+func typeTag(resourceType string) string { return consent.ResourceTypeTag(testTagKey, resourceType) }
+
+// sealedText is a well-formed sealed text for patient (the ledger cannot open it, nor tell).
+func sealedText(patient tx.Address) *records.SealedText {
+	return &records.SealedText{Nonce: bytes.Repeat([]byte{1}, records.TextNonceBytes), Ciphertext: bytes.Repeat([]byte{2}, 1024),
+		Commitment: bytes.Repeat([]byte{3}, 32), Keys: []records.WrappedKey{{Recipient: patient, Wrapped: bytes.Repeat([]byte{4}, 80)}},
+		Network: bytes.Repeat([]byte{5}, 200)}
+}
+
+// setTagKey is patient's anchoring of tag key key.
+func setTagKey(t testing.TB, patient *key, key []byte) []byte {
+	var emergency []string
+	for _, c := range consent.EmergencyCategories {
+		emergency = append(emergency, consent.CategoryTag(key, c))
+	}
+	wrap, err := netkey.Wrap(testNetKey, key, records.TagKeyContext(chainID, patient.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return patient.sign(t, records.TypeSetTagKey, records.SetTagKey{Network: wrap, Emergency: emergency})
+}
+
+// newRecordsWorld builds the world, the patient's tag key anchored, and, when the test ends well,
+// replays its blocks on a fresh app to check determinism.
 func newRecordsWorld(t *testing.T) *recordsWorld {
+	w := newBareRecordsWorld(t)
+	w.c.must(setTagKey(t, w.patient.key, testTagKey))
+	return w
+}
+
+// newBareRecordsWorld is newRecordsWorld before the patient has a tag key.
+func newBareRecordsWorld(t *testing.T) *recordsWorld {
 	w := &recordsWorld{reg: newKey("registrar"), patient: newMember("patient"), lab: newMember("lab"), docA: newMember("docA"),
 		docB: newMember("docB"), hospital: newMember("hospital"), erDoc: newMember("erDoc"), complianc: newMember("compliance"),
 		exp: genesisTime.Add(365 * 24 * time.Hour)}
@@ -71,7 +125,7 @@ func newRecordsWorld(t *testing.T) *recordsWorld {
 
 func (w *recordsWorld) grant(t *testing.T, to *member, cats []string, purpose string, write bool, exp time.Time) uint64 {
 	t.Helper()
-	res := w.c.block(w.patient.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: to.addr, Categories: cats, Purposes: []string{purpose}, Expiry: exp, Write: write}))[0]
+	res := w.c.block(w.patient.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: to.addr, Categories: tags(cats), Purposes: []string{purpose}, Expiry: exp, Write: write}))[0]
 	if res.Code != 0 {
 		t.Fatalf("grant: %s", res.Log)
 	}
@@ -139,6 +193,7 @@ func (w *recordsWorld) released(t *testing.T, who *member, ev records.AccessEven
 func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uint32, category string, plaintext []byte, drop, add *member) (*records.Anchor, *seal.Sealed) {
 	t.Helper()
 	var rs []app.Recipient
+	category = tag(category)
 	w.recordsQuery(t, app.PathRecipients, app.RecordsQuery{Patient: w.patient.addr, Author: author.addr, Category: category, At: genesisTime.Add(time.Duration(w.c.height+1)*time.Second + w.c.skew)}, &rs)
 	var recips []seal.Recipient
 	for _, r := range rs {
@@ -158,7 +213,7 @@ func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uin
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &records.Anchor{ID: id, Version: version, Patient: w.patient.addr, ResourceType: "Observation", Category: category,
+	m := &records.Anchor{ID: id, Version: version, Patient: w.patient.addr, ResourceType: typeTag("Observation"), Category: category,
 		CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext)), Network: network}
 	for _, k := range s.Keys {
 		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
@@ -169,6 +224,7 @@ func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uin
 // access submits an access request and returns its audit event.
 func (w *recordsWorld) access(t *testing.T, who *member, msg records.Access) records.AccessEvent {
 	t.Helper()
+	msg.Category = tag(msg.Category)
 	res := w.c.block(who.sign(t, records.TypeAccess, msg))[0]
 	if res.Code != 0 {
 		t.Fatalf("access tx failed: %s", res.Log)
@@ -214,7 +270,7 @@ func TestRecordsAnchorAccessAuditErase(t *testing.T) {
 
 	// A, granted, reads and decrypts; B gets a denial recorded in the audit trail.
 	evA := w.access(t, w.docA, records.Access{Patient: pat, Record: "rec-1", Purpose: "TREAT"})
-	if evA.Outcome != records.Granted || evA.Grant != grantA || evA.Basis != "grant" || evA.Category != "laboratory" {
+	if evA.Outcome != records.Granted || evA.Grant != grantA || evA.Basis != "grant" || evA.Category != tag("laboratory") {
 		t.Fatalf("A's access = %+v", evA)
 	}
 	if !w.fetchable(t, w.docA, evA, sealed.Hash[:]) {
@@ -371,9 +427,9 @@ func TestRecordsBreakGlass(t *testing.T) {
 	m, _ = w.seal(t, w.patient, "allergy-1", 1, "allergies", []byte(`{"resourceType":"AllergyIntolerance"}`), nil, nil)
 	c.must(w.patient.sign(t, records.TypeAnchor, m))
 
-	open := records.EmergencyOpen{Patient: pat, Reason: "unconscious in the emergency room"}
-	c.expect(w.docA.sign(t, records.TypeEmergencyOpen, open), codes.Unauthorized) // no emergency attestation
-	c.expect(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, Reason: "x"}), codes.Invalid)
+	open := records.EmergencyOpen{Patient: pat, SealedReason: sealedText(pat)}
+	c.expect(w.docA.sign(t, records.TypeEmergencyOpen, open), codes.Unauthorized)                            // no emergency attestation
+	c.expect(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat}), codes.Invalid) // no reason
 	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Category: "allergies", Purpose: "ETREAT"}); ev.Outcome != records.Denied {
 		t.Fatal("emergency access without a session")
 	}
@@ -413,7 +469,7 @@ func TestRecordsBreakGlass(t *testing.T) {
 
 	// Reviewed by the patient or a compliance officer, once.
 	c.expect(w.docA.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2}), codes.Unauthorized)
-	c.must(w.complianc.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2, Note: "justified"}))
+	c.must(w.complianc.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2, SealedNote: sealedText(pat)}))
 	c.expect(w.patient.sign(t, records.TypeEmergencyReview, records.EmergencyReview{Patient: pat, ID: 2}), codes.Invalid)
 	var sessions []records.EmergencySession
 	w.recordsQuery(t, app.PathEmergency, app.RecordsQuery{Patient: pat}, &sessions)

@@ -415,6 +415,14 @@ func auditCmd() *cobra.Command {
 	return cmd
 }
 
+// openedSession is an emergency session as `emergency list` shows it: with its sealed reason and
+// review note opened where the reader may read them.
+type openedSession struct {
+	*records.EmergencySession
+	Reason     string `json:"reason,omitempty"`
+	ReviewNote string `json:"review_note,omitempty"`
+}
+
 func emergencyCmd() *cobra.Command {
 	f := &agentFlags{}
 	cmd := &cobra.Command{Use: "emergency", Short: "Break-glass access to a patient's emergency categories"}
@@ -487,18 +495,18 @@ func emergencyCmd() *cobra.Command {
 				return err
 			}
 			// Sealed reasons and notes are shown opened, where --from may read them.
+			out := make([]openedSession, len(sessions))
 			for i := range sessions {
 				s := &sessions[i]
+				out[i].EmergencySession = s
 				if text, err := c.agent.EmergencyText(cmd.Context(), s, records.TextReason); err == nil {
-					s.Reason, s.SealedReason = text, nil
+					out[i].Reason, s.SealedReason = text, nil
 				}
-				if s.Reviewed != nil {
-					if text, err := c.agent.EmergencyText(cmd.Context(), s, records.TextNote); err == nil {
-						s.Reviewed.Note, s.Reviewed.SealedNote = text, nil
-					}
+				if text, err := c.agent.EmergencyText(cmd.Context(), s, records.TextNote); err == nil {
+					out[i].ReviewNote, s.Reviewed.SealedNote = text, nil
 				}
 			}
-			printJSON(cmd.OutOrStdout(), sessions)
+			printJSON(cmd.OutOrStdout(), out)
 			return nil
 		},
 	}

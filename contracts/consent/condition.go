@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"crypto/sha256"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 
@@ -49,8 +50,8 @@ const (
 // Largest sizes of the request's fields, for the static cost estimate.
 const (
 	maxAddressChars = 40
-	maxCategoryLen  = 18 // "diagnostic-reports"
-	maxPurposeLen   = 8  // "CLINTRCH"
+	maxCategoryLen  = 2 * TagBytes // the category variable holds the patient's tag
+	maxPurposeLen   = 8            // "CLINTRCH"
 )
 
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
@@ -64,7 +65,7 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 		cel.ParserExpressionSizeLimit(MaxConditionBytes),
 		cel.ParserRecursionLimit(MaxConditionDepth),
 		cel.ExpressionNodeLimit(MaxConditionNodes),
-		cel.ASTValidators(utcOnly{}),
+		cel.ASTValidators(utcOnly{}, opaqueLiterals{}),
 	)
 })
 
@@ -101,6 +102,20 @@ func (utcOnly) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *ast.AST, iss *cel.
 		}
 		if zoned {
 			iss.ReportErrorAtID(e.ID(), "%s with a time zone argument: conditions read the time in UTC only", call.FunctionName())
+		}
+	}
+}
+
+// opaqueLiterals refuses a string literal that is a category's name: a grant's condition is on
+// the ledger, where categories appear only as the patient's tags (CategoryTag).
+type opaqueLiterals struct{}
+
+func (opaqueLiterals) Name() string { return "medchain.validator.opaque_literals" }
+
+func (opaqueLiterals) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *ast.AST, iss *cel.Issues) {
+	for _, e := range ast.MatchDescendants(ast.NavigateAST(a), ast.KindMatcher(ast.LiteralKind)) {
+		if s, ok := e.AsLiteral().Value().(string); ok && slices.Contains(Categories, strings.ToLower(strings.TrimSpace(s))) {
+			iss.ReportErrorAtID(e.ID(), "a category in clear: conditions name categories by the patient's tags")
 		}
 	}
 }

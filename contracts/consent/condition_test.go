@@ -77,7 +77,7 @@ func computeTZReport() tzReport {
 	for _, src := range utcConditions {
 		var row []bool
 		for _, at := range instants {
-			row = append(row, conditionHolds(src, &Request{Requester: "r", Category: "laboratory", Purpose: "TREAT", At: at}))
+			row = append(row, conditionHolds(src, &Request{Requester: "r", Category: tag("laboratory"), Purpose: "TREAT", At: at}))
 		}
 		r.Results = append(r.Results, row)
 	}
@@ -195,7 +195,7 @@ func TestAttackDeepConditionRejectedFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	normal := func(i int) string {
-		return fmt.Sprintf(`time.getHours() >= 8 && time.getHours() < 18 && category != "laboratory" && purpose == "TREAT" && requester != "%d"`, i)
+		return fmt.Sprintf(`time.getHours() >= 8 && time.getHours() < 18 && category != "%s" && purpose == "TREAT" && requester != "%d"`, tag("laboratory"), i)
 	}
 	best := func(f func(i int) error) time.Duration {
 		d := time.Duration(1 << 62)

@@ -110,10 +110,19 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 	if len(m.Categories) == 0 || len(m.Categories) > maxNames || len(m.Purposes) == 0 || len(m.Purposes) > maxNames {
 		return nil, codes.Errorf(codes.Invalid, "a grant names 1..%d categories and 1..%d purposes", maxNames, maxNames)
 	}
+	tagged := false
 	for _, c := range m.Categories {
-		if c != AllCategories && !ValidCategory(c) {
-			return nil, codes.Errorf(codes.Invalid, "unknown category in %v; known: %v, a tag (%d lowercase hex digits) or %q",
-				m.Categories, Categories, 2*TagBytes, AllCategories)
+		if c == AllCategories {
+			continue
+		}
+		if err := CheckTag("categories", c); err != nil {
+			return nil, err
+		}
+		tagged = true
+	}
+	if tagged {
+		if err := RequireTagKey(kv, patient); err != nil {
+			return nil, err
 		}
 	}
 	pm, ok := PurposeMask(m.Purposes)

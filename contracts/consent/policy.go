@@ -115,12 +115,12 @@ type Decision struct {
 
 // Evaluate decides req against one patient's grants: allowed by the first grant, in id order,
 // that is active at req.At, names the requester or one of its organizations, covers the
-// category and the purpose, allows writing if req writes, and whose condition (if any) holds. Unknown categories or purposes
-// are denied. A category is a name or a tag: a grant naming tags covers the records and requests
-// that carry the same tags.
+// category and the purpose, allows writing if req writes, and whose condition (if any) holds.
+// Unknown purposes are denied, and so is a category that is not a tag: a grant naming tags
+// covers the records and requests that carry the same tags.
 func Evaluate(grants []Grant, req Request) Decision {
 	pi := slices.Index(Purposes, req.Purpose)
-	if pi < 0 || !ValidCategory(req.Category) {
+	if pi < 0 || !IsTag(req.Category) {
 		return Decision{}
 	}
 	pbit := Mask(1) << pi

@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -14,7 +15,7 @@ import (
 func naive(grants []Grant, req Request) Decision {
 	for _, g := range grants {
 		coversCat := slices.Contains(g.Categories, req.Category) || slices.Contains(g.Categories, AllCategories)
-		known := slices.Contains(Categories, req.Category) && slices.Contains(Purposes, req.Purpose)
+		known := slices.ContainsFunc(Categories, func(c string) bool { return tag(c) == req.Category }) && slices.Contains(Purposes, req.Purpose)
 		if !known || !coversCat || !slices.Contains(g.Purposes, req.Purpose) {
 			continue
 		}
@@ -33,11 +34,18 @@ var (
 	t0     = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
+// testTagKey is the tag key of the patient of these tests.
+var testTagKey = bytes.Repeat([]byte{7}, 32)
+
+// tag is category's tag under testTagKey: the ledger names categories by tags only.
+func tag(category string) string { return CategoryTag(testTagKey, category) }
+
 func pick[T any](r *rand.Rand, xs []T) T { return xs[r.IntN(len(xs))] }
 
 func randomCase(r *rand.Rand) ([]Grant, Request) {
-	// Small pools so that grants and requests often meet; "bogus" names test the unknown path.
-	cats := append(slices.Clone(Categories[:3]), AllCategories, "bogus")
+	// Small pools so that grants and requests often meet; "bogus" names test the unknown path
+	// (a category's name in clear is unknown: only tags count).
+	cats := []string{tag(Categories[0]), tag(Categories[1]), tag(Categories[2]), AllCategories, "bogus"}
 	purps := append(slices.Clone(Purposes[:2]), "bogus")
 	var grants []Grant
 	n := uint64(r.IntN(7))
@@ -58,8 +66,11 @@ func randomCase(r *rand.Rand) ([]Grant, Request) {
 	}
 	req := Request{Requester: pick(r, people[:3]), Category: pick(r, cats[:len(cats)-2]), Purpose: pick(r, purps),
 		Write: r.IntN(3) == 0, At: t0.Add(time.Duration(r.IntN(14)) * time.Hour)}
-	if r.IntN(10) == 0 {
+	switch r.IntN(10) {
+	case 0:
 		req.Category = "bogus"
+	case 1:
+		req.Category = Categories[0]
 	}
 	if r.IntN(2) == 0 {
 		req.Orgs = []tx.Address{pick(r, people[3:])}
@@ -95,7 +106,7 @@ func TestEvaluateRules(t *testing.T) {
 		g.PurMask, _ = PurposeMask(g.Purposes)
 		return g
 	}
-	lab := mk(Grant{ID: 1, Grantee: "doc", Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, NotBefore: t0, Expiry: t0.Add(24 * time.Hour)})
+	lab := mk(Grant{ID: 1, Grantee: "doc", Categories: []string{tag("laboratory")}, Purposes: []string{"TREAT"}, NotBefore: t0, Expiry: t0.Add(24 * time.Hour)})
 	org := mk(Grant{ID: 2, Grantee: "hospital", Categories: []string{AllCategories}, Purposes: []string{"TREAT"}, NotBefore: t0, Expiry: t0.Add(time.Hour), Write: true})
 	at := t0.Add(30 * time.Minute)
 	cases := []struct {
@@ -103,15 +114,16 @@ func TestEvaluateRules(t *testing.T) {
 		req  Request
 		want uint64 // 0 = denied
 	}{
-		{"granted", Request{Requester: "doc", Category: "laboratory", Purpose: "TREAT", At: at}, 1},
-		{"other category", Request{Requester: "doc", Category: "medications", Purpose: "TREAT", At: at}, 0},
-		{"wrong purpose", Request{Requester: "doc", Category: "laboratory", Purpose: "HRESCH", At: at}, 0},
-		{"not yet", Request{Requester: "doc", Category: "laboratory", Purpose: "TREAT", At: t0.Add(-time.Second)}, 0},
-		{"expired", Request{Requester: "doc", Category: "laboratory", Purpose: "TREAT", At: t0.Add(24 * time.Hour)}, 0},
-		{"no write on a read grant", Request{Requester: "doc", Category: "laboratory", Purpose: "TREAT", At: at, Write: true}, 0},
-		{"stranger", Request{Requester: "eve", Category: "laboratory", Purpose: "TREAT", At: at}, 0},
-		{"via organization", Request{Requester: "nurse", Orgs: []tx.Address{"hospital"}, Category: "allergies", Purpose: "TREAT", At: at, Write: true}, 2},
+		{"granted", Request{Requester: "doc", Category: tag("laboratory"), Purpose: "TREAT", At: at}, 1},
+		{"other category", Request{Requester: "doc", Category: tag("medications"), Purpose: "TREAT", At: at}, 0},
+		{"wrong purpose", Request{Requester: "doc", Category: tag("laboratory"), Purpose: "HRESCH", At: at}, 0},
+		{"not yet", Request{Requester: "doc", Category: tag("laboratory"), Purpose: "TREAT", At: t0.Add(-time.Second)}, 0},
+		{"expired", Request{Requester: "doc", Category: tag("laboratory"), Purpose: "TREAT", At: t0.Add(24 * time.Hour)}, 0},
+		{"no write on a read grant", Request{Requester: "doc", Category: tag("laboratory"), Purpose: "TREAT", At: at, Write: true}, 0},
+		{"stranger", Request{Requester: "eve", Category: tag("laboratory"), Purpose: "TREAT", At: at}, 0},
+		{"via organization", Request{Requester: "nurse", Orgs: []tx.Address{"hospital"}, Category: tag("allergies"), Purpose: "TREAT", At: at, Write: true}, 2},
 		{"unknown category", Request{Requester: "doc", Category: "astrology", Purpose: "TREAT", At: at}, 0},
+		{"a category in clear", Request{Requester: "nurse", Orgs: []tx.Address{"hospital"}, Category: "allergies", Purpose: "TREAT", At: at}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,12 +145,12 @@ func BenchmarkEvaluate(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var grants []Grant
 	for i := range 50 {
-		g := Grant{ID: uint64(i + 1), Grantee: tx.Address(pick(r, people)), Categories: []string{pick(r, Categories)},
+		g := Grant{ID: uint64(i + 1), Grantee: tx.Address(pick(r, people)), Categories: []string{tag(pick(r, Categories))},
 			Purposes: []string{"TREAT", "HPAYMT"}, NotBefore: t0, Expiry: t0.Add(time.Hour)}
 		g.PurMask, _ = PurposeMask(g.Purposes)
 		grants = append(grants, g)
 	}
-	req := Request{Requester: "nobody", Orgs: []tx.Address{"org9"}, Category: "laboratory", Purpose: "TREAT", At: t0.Add(time.Minute)}
+	req := Request{Requester: "nobody", Orgs: []tx.Address{"org9"}, Category: tag("laboratory"), Purpose: "TREAT", At: t0.Add(time.Minute)}
 	for b.Loop() {
 		if Evaluate(grants, req).Allowed {
 			b.Fatal("allowed")
@@ -149,9 +161,9 @@ func BenchmarkEvaluate(b *testing.B) {
 // BenchmarkEvaluateCondition: a matching grant whose CEL condition must be evaluated.
 func BenchmarkEvaluateCondition(b *testing.B) {
 	g := Grant{ID: 1, Grantee: "doc", Categories: []string{AllCategories}, Purposes: []string{"TREAT"}, NotBefore: t0, Expiry: t0.Add(time.Hour),
-		Condition: `purpose == "TREAT" && time.getHours() < 18 && category != "laboratory"`}
+		Condition: `purpose == "TREAT" && time.getHours() < 18 && category != "` + tag("laboratory") + `"`}
 	g.PurMask, _ = PurposeMask(g.Purposes)
-	req := Request{Requester: "doc", Category: "immunizations", Purpose: "TREAT", At: t0.Add(time.Minute)}
+	req := Request{Requester: "doc", Category: tag("immunizations"), Purpose: "TREAT", At: t0.Add(time.Minute)}
 	for b.Loop() {
 		if !Evaluate([]Grant{g}, req).Allowed {
 			b.Fatal("denied")

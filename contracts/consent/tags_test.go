@@ -2,6 +2,7 @@ package consent
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -10,7 +11,7 @@ func TestTagsRoundTripAndSeparate(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range Categories {
 		tag := CategoryTag(k1, c)
-		if !IsTag(tag) || !ValidCategory(tag) || seen[tag] {
+		if !IsTag(tag) || CheckTag("category", tag) != nil || seen[tag] {
 			t.Fatalf("%s: tag %q malformed or repeated", c, tag)
 		}
 		seen[tag] = true
@@ -25,7 +26,7 @@ func TestTagsRoundTripAndSeparate(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", "allergies", "ABCDEF0123456789abcdef0123456789", "0123456789abcdef0123456789abcde"} {
-		if IsTag(s) {
+		if IsTag(s) || CheckTag("category", s) == nil {
 			t.Fatalf("%q taken for a tag", s)
 		}
 	}
@@ -45,5 +46,21 @@ func BenchmarkCategoryOf(b *testing.B) {
 	tag := CategoryTag(key, Categories[len(Categories)-1])
 	for b.Loop() {
 		CategoryOf(key, tag)
+	}
+}
+
+// A grant's condition is on the ledger: a category's name in it, in any quoting or case, is
+// refused at compile time (CheckTx); the same condition over the patient's tag compiles.
+func TestAttackConditionNamesNoCategory(t *testing.T) {
+	for _, src := range []string{
+		`category == "vital-signs"`, `category != 'laboratory'`, `category == r"allergies"`,
+		`category == """Medications"""`, `category in ["x", " imaging "]`, `purpose == "TREAT" || category == "other"`,
+	} {
+		if _, err := CompileCondition(src); err == nil || !strings.Contains(err.Error(), "category in clear") {
+			t.Errorf("%s: compiled (%v)", src, err)
+		}
+	}
+	if _, err := CompileCondition(`category == "` + tag("laboratory") + `" && purpose == "TREAT"`); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -71,14 +71,10 @@ func endSessions(kv state.KV, ctx contracts.Context, patient tx.Address, reason 
 }
 
 func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]contracts.Event, error) {
-	if m.SealedReason != nil {
-		if m.Reason != "" {
-			return nil, codes.Errorf(codes.Invalid, "a reason is sealed or in clear, not both")
-		}
-		if err := m.SealedReason.validate("sealed_reason"); err != nil {
-			return nil, err
-		}
-	} else if err := validReason(m.Reason); err != nil {
+	if m.SealedReason == nil {
+		return nil, codes.Errorf(codes.Invalid, "sealed_reason is required: the ledger takes no reason in clear")
+	}
+	if err := m.SealedReason.validate("sealed_reason"); err != nil {
 		return nil, err
 	}
 	if m.Hours < 0 || time.Duration(m.Hours)*time.Hour > MaxEmergencyTime {
@@ -123,7 +119,7 @@ func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]cont
 	if err != nil {
 		return nil, err
 	}
-	sess := EmergencySession{ID: id, Patient: m.Patient, Practitioner: ctx.Signer, Reason: m.Reason, SealedReason: m.SealedReason,
+	sess := EmergencySession{ID: id, Patient: m.Patient, Practitioner: ctx.Signer, SealedReason: m.SealedReason,
 		OpenedAt: ctx.Time, Expires: ctx.Time.Add(d), Height: ctx.Height, Orgs: via}
 	if err := contracts.PutJSON(kv, emergencyKey(m.Patient, id), &sess); err != nil {
 		return nil, err
@@ -140,12 +136,8 @@ func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]cont
 	if err != nil {
 		return nil, err
 	}
-	// The notice quotes a reason given in clear; a sealed one the patient's agent opens from the
-	// session (the notice refers to it).
-	reason := ": " + m.Reason
-	if m.SealedReason != nil {
-		reason = " (the reason is sealed for you in emergency session " + itoa(id) + ")"
-	}
+	// The patient's agent opens the sealed reason from the session the notice refers to.
+	reason := " (the reason is sealed for you in emergency session " + itoa(id) + ")"
 	n := Notification{ID: nid, Kind: "emergency_access", Ref: id, Actor: ctx.Signer, Time: ctx.Time, Height: ctx.Height,
 		Text: signer.Name + " opened emergency access to your " + strings.Join(consent.EmergencyCategories, ", ") +
 			" until " + sess.Expires.Format(time.RFC3339) + reason}
@@ -161,13 +153,7 @@ func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]cont
 }
 
 func emergencyReview(kv state.KV, ctx contracts.Context, m *EmergencyReview) ([]contracts.Event, error) {
-	if err := contracts.Text("note", m.Note, 0, MaxReasonBytes); err != nil {
-		return nil, err
-	}
 	if m.SealedNote != nil {
-		if m.Note != "" {
-			return nil, codes.Errorf(codes.Invalid, "a note is sealed or in clear, not both")
-		}
 		if err := m.SealedNote.validate("sealed_note"); err != nil {
 			return nil, err
 		}
@@ -193,7 +179,7 @@ func emergencyReview(kv state.KV, ctx contracts.Context, m *EmergencyReview) ([]
 		return nil, codes.Errorf(codes.Invalid, "emergency session %d is already reviewed", m.ID)
 	}
 	justified := m.Justified == nil || *m.Justified
-	s.Reviewed = &Review{By: ctx.Signer, Note: m.Note, SealedNote: m.SealedNote, At: ctx.Time, Justified: justified}
+	s.Reviewed = &Review{By: ctx.Signer, SealedNote: m.SealedNote, At: ctx.Time, Justified: justified}
 	events := []contracts.Event{contracts.NewEvent("records.emergency_reviewed", "patient", string(m.Patient), "id", itoa(m.ID),
 		"justified", boolString(justified))}
 	if !justified && s.Ended == nil && ctx.Time.Before(s.Expires) {

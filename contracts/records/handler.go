@@ -147,6 +147,9 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 	if err != nil {
 		return nil, err
 	}
+	if err := consent.RequireTagKey(kv, m.Patient); err != nil {
+		return nil, err
+	}
 	purpose := m.Purpose
 	if purpose == "" {
 		purpose = "TREAT"

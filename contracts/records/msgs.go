@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/codes"
-	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/tx"
@@ -139,21 +138,19 @@ type SettingsMsg struct {
 	Settings
 }
 
-// EmergencyOpen is a practitioner's break-glass request, with its reason sealed (SealedReason,
-// as the agent sends it) or, from other clients, in clear (Reason, 10..512 bytes).
+// EmergencyOpen is a practitioner's break-glass request, with its reason (10..512 bytes of text)
+// sealed for the patient's circle and the compliance scope: the ledger takes no reason in clear.
 type EmergencyOpen struct {
 	Patient      tx.Address  `json:"patient"`
-	Reason       string      `json:"reason,omitempty"`
-	SealedReason *SealedText `json:"sealed_reason,omitempty"`
+	SealedReason *SealedText `json:"sealed_reason"`
 	Hours        int         `json:"hours,omitempty"` // 1..72, default 24
 }
 
-// EmergencyReview marks an emergency session reviewed, with an optional note, sealed
-// (SealedNote) or in clear (Note).
+// EmergencyReview marks an emergency session reviewed, with an optional note, sealed as the
+// reason is (SealedNote).
 type EmergencyReview struct {
 	Patient    tx.Address  `json:"patient"`
 	ID         uint64      `json:"id"`
-	Note       string      `json:"note,omitempty"`
 	SealedNote *SealedText `json:"sealed_note,omitempty"`
 	// Justified is the finding; omitted means justified. Not justified ends the session.
 	Justified *bool `json:"justified,omitempty"`
@@ -173,27 +170,9 @@ func ValidID(id string) error {
 	return nil
 }
 
-func validResourceType(t string) error {
-	if consent.IsTag(t) { // the patient's tag of the type
-		return nil
-	}
-	if len(t) == 0 || len(t) > 64 {
-		return codes.Errorf(codes.Invalid, "resource_type must be 1..64 letters")
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return codes.Errorf(codes.Invalid, "resource_type must be letters only")
-		}
-	}
-	return nil
-}
+func validResourceType(t string) error { return consent.CheckTag("resource_type", t) }
 
-func validCategory(c string) error {
-	if !consent.ValidCategory(c) {
-		return codes.Errorf(codes.Invalid, "unknown category %q; known: %v, or a tag (%d lowercase hex digits)", c, consent.Categories, 2*consent.TagBytes)
-	}
-	return nil
-}
+func validCategory(c string) error { return consent.CheckTag("category", c) }
 
 func validPurpose(p string) error {
 	if _, ok := consent.PurposeMask([]string{p}); !ok {
@@ -201,5 +180,3 @@ func validPurpose(p string) error {
 	}
 	return nil
 }
-
-func validReason(s string) error { return contracts.Text("reason", s, MinReasonBytes, MaxReasonBytes) }

@@ -52,12 +52,9 @@ func TagKeyContext(chainID string, patient tx.Address) []byte {
 	return []byte(tagKeyContextV + chainID + "\n" + string(patient))
 }
 
-// IsEmergencyCategory reports whether break-glass access opens category of patient: an
-// emergency category's name, or one of the emergency tags the patient's tag key names.
+// IsEmergencyCategory reports whether break-glass access opens category of patient: one of the
+// emergency tags the patient's tag key names.
 func IsEmergencyCategory(r state.Reader, patient tx.Address, category string) (bool, error) {
-	if slices.Contains(consent.EmergencyCategories, category) {
-		return true, nil
-	}
 	if !consent.IsTag(category) {
 		return false, nil
 	}
@@ -71,7 +68,7 @@ func IsEmergencyCategory(r state.Reader, patient tx.Address, category string) (b
 	return slices.Contains(k.Emergency, category), nil
 }
 
-func tagKeyKey(p tx.Address) []byte { return []byte(root + "tk/" + string(p)) }
+func tagKeyKey(p tx.Address) []byte { return consent.TagKeyStateKey(p) }
 
 // TagKeyStateKey is the state key of patient's tag key.
 func TagKeyStateKey(p tx.Address) []byte { return tagKeyKey(p) }

@@ -112,7 +112,6 @@ type EmergencySession struct {
 	ID           uint64      `json:"id"`
 	Patient      tx.Address  `json:"patient"`
 	Practitioner tx.Address  `json:"practitioner"`
-	Reason       string      `json:"reason,omitempty"`        // in clear, from a client that did not seal it
 	SealedReason *SealedText `json:"sealed_reason,omitempty"` // sealed for the patient's circle and the compliance scope
 	OpenedAt     time.Time   `json:"opened_at"`
 	Expires      time.Time   `json:"expires"`
@@ -133,7 +132,6 @@ type Ending struct {
 // Review is the patient's or a compliance officer's sign-off of an emergency session.
 type Review struct {
 	By         tx.Address  `json:"by"`
-	Note       string      `json:"note,omitempty"`
 	SealedNote *SealedText `json:"sealed_note,omitempty"`
 	At         time.Time   `json:"at"`
 	// Justified is the reviewer's finding; a session found not justified ends at once.
