@@ -21,23 +21,27 @@ func (s *server) recordsQuery(path, name string) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		params := r.URL.Query()
 		q := app.RecordsQuery{ID: r.PathValue("id"), Patient: tx.Address(r.PathValue("addr")),
-			Requester: tx.Address(r.URL.Query().Get("requester")), Author: tx.Address(r.URL.Query().Get("author")),
-			Category: r.URL.Query().Get("category"), Reader: reader, At: time.Now()}
-		for name, dst := range map[string]*time.Time{"from": &q.From, "to": &q.To} {
-			if v := r.URL.Query().Get(name); v != "" {
+			Requester: tx.Address(params.Get("requester")), Author: tx.Address(params.Get("author")),
+			Category: params.Get("category"), Reader: reader, At: time.Now()}
+		for _, p := range []struct {
+			name string
+			dst  *time.Time
+		}{{"from", &q.From}, {"to", &q.To}} {
+			if v := params.Get(p.name); v != "" {
 				t, err := time.Parse(time.RFC3339, v)
 				if err != nil {
-					writeCodeErr(w, codes.Invalid, name+" must be an RFC 3339 time")
+					writeCodeErr(w, codes.Invalid, p.name+" must be an RFC 3339 time")
 					return
 				}
-				*dst = t
+				*p.dst = t
 			}
 		}
 		if q.ID == "" {
-			q.ID = r.URL.Query().Get("record")
+			q.ID = params.Get("record")
 		}
-		if v := r.URL.Query().Get("version"); v != "" {
+		if v := params.Get("version"); v != "" {
 			if err := json.Unmarshal([]byte(v), &q.Version); err != nil {
 				writeCodeErr(w, codes.Invalid, "version must be a number")
 				return

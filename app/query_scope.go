@@ -74,7 +74,7 @@ func readScope(view *state.View, patient, reader tx.Address, at time.Time) (*sco
 	if reader == "" || patient == "" {
 		return s, nil
 	}
-	acc, err := identity.GetAccount(view, patient)
+	acc, err := identity.SharedAccount(view, patient)
 	if codes.Of(err) == codes.NotFound {
 		return s, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,7 +60,7 @@ type RecordsResult struct {
 }
 
 // readRounds is how many alternating unsigned/signed rounds the read comparison runs.
-const readRounds = 3
+const readRounds = 5
 
 func (r RecordsResult) String() string {
 	return fmt.Sprintf("first read by a grantee (access request -> commit -> key release + ciphertext -> decrypt): %d reads, p50 %v, p99 %v (block interval %v)\n"+
@@ -85,6 +86,7 @@ func readRate(ctx context.Context, inflight int, d time.Duration, read func(cont
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pprof.SetGoroutineLabels(ctx) // a profile tells the client's work in each phase
 			for ctx.Err() == nil {
 				if read(ctx) == nil && ctx.Err() == nil {
 					done.Add(1)
@@ -224,15 +226,25 @@ func Records(ctx context.Context, o RecordsOptions) (RecordsResult, error) {
 	reads := signers["patient"].Reads()
 	round := o.ReadDuration / (2*readRounds + 1)
 	var unsigned, signed, ratios []float64
-	for range readRounds {
-		u := readRate(ctx, o.ReadInflight, round, func(ctx context.Context) error {
+	unsignedRate := func() float64 {
+		return readRate(pprof.WithLabels(ctx, pprof.Labels("reads", "unsigned")), o.ReadInflight, round, func(ctx context.Context) error {
 			_, _, err := c.Account(ctx, patient, false)
 			return err
 		})
-		s := readRate(ctx, o.ReadInflight, round, func(ctx context.Context) error {
+	}
+	signedRate := func() float64 {
+		return readRate(pprof.WithLabels(ctx, pprof.Labels("reads", "signed")), o.ReadInflight, round, func(ctx context.Context) error {
 			_, err := reads.Settings(ctx, patient)
 			return err
 		})
+	}
+	for i := range readRounds {
+		var u, s float64
+		if i%2 == 0 { // alternate which goes first, so that a drifting load hits both alike
+			u, s = unsignedRate(), signedRate()
+		} else {
+			s, u = signedRate(), unsignedRate()
+		}
 		unsigned, signed, ratios = append(unsigned, u), append(signed, s), append(ratios, s/max(u, 1))
 	}
 	res.UnsignedReadsPerS, res.SignedReadsPerS, res.SignedRatio = median(unsigned), median(signed), median(ratios)

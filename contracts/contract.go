@@ -6,6 +6,7 @@ package contracts
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -103,6 +104,37 @@ func Load[T any](r state.Reader, key []byte, notFound string, args ...any) (*T, 
 		return nil, codes.Errorf(codes.NotFound, notFound, args...)
 	}
 	return &v, nil
+}
+
+// decodedReader is a state.Reader that keeps the values it decoded (state.View).
+type decodedReader interface {
+	Decoded(key []byte, decode func([]byte) (any, error)) (any, error)
+}
+
+// LoadShared is Load through the decoded values r keeps, where it keeps them (a query's view):
+// the result is shared with the view's other readers and must not be modified.
+func LoadShared[T any](r state.Reader, key []byte, notFound string, args ...any) (*T, error) {
+	dr, ok := r.(decodedReader)
+	if !ok {
+		return Load[T](r, key, notFound, args...)
+	}
+	d, err := dr.Decoded(key, func(raw []byte) (any, error) {
+		if raw == nil {
+			return nil, codes.Errorf(codes.NotFound, notFound, args...)
+		}
+		var v T
+		if err := DecodeJSON(raw, &v); err != nil {
+			return nil, fmt.Errorf("key %q: %w", key, err)
+		}
+		return &v, nil
+	})
+	if err != nil {
+		if _, coded := errors.AsType[*codes.Error](err); !coded { // the view's own failure
+			err = codes.Errorf(codes.Internal, "read state: %v", err)
+		}
+		return nil, err
+	}
+	return d.(*T), nil
 }
 
 // Handler executes one transaction type's raw message.

@@ -43,10 +43,19 @@ const nonceBytes = 16
 // headers.
 var ErrUnsigned = errors.New("request is not validly signed")
 
+// messageV2 starts what a request's signature or MAC covers.
+const messageV2 = "medchain-request/v2\n"
+
+// message is what a request's signature or MAC covers: the chain, method, host, path and query,
+// timestamp, nonce and body hash (hex), each on its own line.
 func message(chainID, method, host, uri, stamp, nonce string, body []byte) []byte {
 	sum := sha256.Sum256(body)
-	return fmt.Appendf(nil, "medchain-request/v2\n%s\n%s\n%s\n%s\n%s\n%s\n%s",
-		chainID, method, host, uri, stamp, nonce, hex.EncodeToString(sum[:]))
+	m := make([]byte, 0, len(messageV2)+len(chainID)+len(method)+len(host)+len(uri)+len(stamp)+len(nonce)+6+2*len(sum))
+	m = append(m, messageV2...)
+	for _, f := range []string{chainID, method, host, uri, stamp, nonce} {
+		m = append(append(m, f...), '\n')
+	}
+	return hex.AppendEncode(m, sum[:])
 }
 
 // Sign adds signature headers to req for body, signed by signer's key at now, with a fresh
@@ -79,7 +88,7 @@ type Verifier struct {
 	chainID string
 
 	mu    sync.Mutex
-	seen  map[string]struct{}
+	seen  map[nonceKey]struct{}
 	order []seenNonce // in acceptance order, for expiry
 
 	sessions     map[string]*serverSession // by id
@@ -87,14 +96,45 @@ type Verifier struct {
 	sessionOrder []string                  // ids in opening order, for expiry
 }
 
+// nonceKey names an accepted nonce: whose (a signer's address or a session's id, decoded, after
+// a kind byte) and the nonce itself. It holds no pointer, so the garbage collector does not scan
+// the up to MaxRemembered nonces a busy server holds.
+type nonceKey struct {
+	who   [1 + 20]byte
+	nonce [nonceBytes]byte
+}
+
+// Kinds of nonceKey.who.
+const (
+	bySignature = 1
+	bySession   = 2
+)
+
+// newNonceKey is the key of hex nonce from who (hex: a 40-digit address or a session id), or
+// false if either does not decode.
+func newNonceKey(kind byte, who, nonce string) (nonceKey, bool) {
+	var k nonceKey
+	k.who[0] = kind
+	if hex.DecodedLen(len(who)) > len(k.who)-1 || hex.DecodedLen(len(nonce)) != nonceBytes {
+		return k, false
+	}
+	if _, err := hex.Decode(k.who[1:], []byte(who)); err != nil {
+		return k, false
+	}
+	if _, err := hex.Decode(k.nonce[:], []byte(nonce)); err != nil {
+		return k, false
+	}
+	return k, true
+}
+
 type seenNonce struct {
-	key     string
-	expires time.Time
+	key     nonceKey
+	expires int64 // Unix nanoseconds
 }
 
 // NewVerifier returns a Verifier of requests for chainID.
 func NewVerifier(chainID string) *Verifier {
-	return &Verifier{chainID: chainID, seen: map[string]struct{}{}}
+	return &Verifier{chainID: chainID, seen: map[nonceKey]struct{}{}}
 }
 
 // Verify checks req's signature over body at now and returns the signer. The request must be
@@ -123,17 +163,22 @@ func (v *Verifier) Verify(req *http.Request, body []byte, now time.Time, lookup 
 	if !ed25519.Verify(pub, message(v.chainID, req.Method, req.Host, req.URL.RequestURI(), stamp, nonce, body), sig) {
 		return "", fmt.Errorf("%w: bad signature", ErrUnsigned)
 	}
-	if err := v.remember(string(signer)+"/"+nonce, now); err != nil {
+	if err := v.remember(bySignature, string(signer), nonce, now); err != nil {
 		return "", err
 	}
 	return signer, nil
 }
 
-// remember records a nonce as used, refusing one already used.
-func (v *Verifier) remember(key string, now time.Time) error {
+// remember records a nonce of who as used, refusing one already used.
+func (v *Verifier) remember(kind byte, who, nonce string, now time.Time) error {
+	key, ok := newNonceKey(kind, who, nonce)
+	if !ok {
+		return fmt.Errorf("%w: malformed nonce", ErrUnsigned)
+	}
+	t := now.UnixNano()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for len(v.order) > 0 && now.After(v.order[0].expires) {
+	for len(v.order) > 0 && t > v.order[0].expires {
 		delete(v.seen, v.order[0].key)
 		v.order = v.order[1:]
 	}
@@ -144,7 +189,7 @@ func (v *Verifier) remember(key string, now time.Time) error {
 		return fmt.Errorf("%w: too many recent requests", ErrUnsigned)
 	}
 	v.seen[key] = struct{}{}
-	v.order = append(v.order, seenNonce{key: key, expires: now.Add(2 * MaxSkew)})
+	v.order = append(v.order, seenNonce{key: key, expires: now.Add(2 * MaxSkew).UnixNano()})
 	return nil
 }
 

@@ -253,3 +253,40 @@ func TestViewReadsDuringWrites(t *testing.T) {
 		}
 	}
 }
+
+// A view decodes a value once and shares the result; each view (version) has its own; a value
+// that is absent or fails to decode is not kept.
+func TestViewDecodesOnce(t *testing.T) {
+	s := open(t)
+	s.Working().Set([]byte("k"), []byte("v1"))
+	s.Commit()
+	calls := 0
+	decode := func(raw []byte) (any, error) {
+		calls++
+		if raw == nil {
+			return nil, fmt.Errorf("absent")
+		}
+		out := string(raw)
+		return &out, nil
+	}
+	v1, _ := s.At(0)
+	a, err := v1.Decoded([]byte("k"), decode)
+	b, _ := v1.Decoded([]byte("k"), decode)
+	if err != nil || *a.(*string) != "v1" || a != b || calls != 1 {
+		t.Fatalf("decoded %v %v, shared %t, %d decodes", a, err, a == b, calls)
+	}
+	for range 2 {
+		if _, err := v1.Decoded([]byte("missing"), decode); err == nil {
+			t.Fatal("an absent value decoded")
+		}
+	}
+	if calls != 3 {
+		t.Fatalf("an absent value was kept: %d decodes", calls)
+	}
+	s.Working().Set([]byte("k"), []byte("v2"))
+	s.Commit()
+	v2, _ := s.At(0)
+	if c, _ := v2.Decoded([]byte("k"), decode); *c.(*string) != "v2" || *a.(*string) != "v1" {
+		t.Fatalf("the new version reads %v, the old %v", *c.(*string), *a.(*string))
+	}
+}

@@ -241,6 +241,42 @@ type View struct {
 	mu     *sync.RWMutex // the store's
 	tree   *iavl.ImmutableTree
 	values *valueCache // serves the latest version's values; checked against the version
+
+	decodedMu sync.Mutex
+	decoded   map[string]any // see Decoded
+}
+
+// maxDecoded bounds the values a view keeps decoded.
+const maxDecoded = 4096
+
+// Decoded returns decode(the value of key) in this view, decoding it once per view: a view's
+// values never change, and the latest view is shared by all the queries of a height, so that
+// e.g. every signed read of a patient's data does not decode the patient's account again. The
+// result is shared: callers must not modify it. A value decode refuses (or that is absent, for
+// which decode gets nil) is not kept; at most maxDecoded values are.
+func (v *View) Decoded(key []byte, decode func([]byte) (any, error)) (any, error) {
+	v.decodedMu.Lock()
+	d, ok := v.decoded[string(key)]
+	v.decodedMu.Unlock()
+	if ok {
+		return d, nil
+	}
+	raw, err := v.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	if d, err = decode(raw); err != nil {
+		return nil, err
+	}
+	v.decodedMu.Lock()
+	if v.decoded == nil {
+		v.decoded = map[string]any{}
+	}
+	if len(v.decoded) < maxDecoded {
+		v.decoded[string(key)] = d
+	}
+	v.decodedMu.Unlock()
+	return d, nil
 }
 
 // iterBatch is how many entries a view iteration reads under the lock at a time.

@@ -45,6 +45,12 @@ func GetAccount(r state.Reader, a tx.Address) (*Account, error) {
 	return contracts.Load[Account](r, AccountKey(a), "account %s not found", a)
 }
 
+// SharedAccount is GetAccount through the decoded values a query's view keeps
+// (contracts.LoadShared): the account must not be modified.
+func SharedAccount(r state.Reader, a tx.Address) (*Account, error) {
+	return contracts.LoadShared[Account](r, AccountKey(a), "account %s not found", a)
+}
+
 // PutAccount stores an account.
 func PutAccount(kv state.KV, acc *Account) error {
 	return contracts.PutJSON(kv, AccountKey(acc.Address), acc)
