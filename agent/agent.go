@@ -452,7 +452,7 @@ func (a *Agent) Search(ctx context.Context, patient tx.Address, resourceType str
 	var out []Plain
 	cursor := ""
 	for {
-		page, next, err := a.SearchPage(ctx, patient, resourceType, cursor, MaxSearchCount)
+		page, next, err := a.SearchPage(ctx, patient, resourceType, cursor, MaxSearchCount, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -479,8 +479,10 @@ const (
 // empty) that this account may read: it examines the patient's records after cursor ("" for the
 // first page) until count (1..MaxSearchCount) match or MaxSearchBytes of them are chosen, asks
 // access once per category among them (in parallel: one block), and leaves denied categories
-// out. It returns the cursor of the next page, "" after the last.
-func (a *Agent) SearchPage(ctx context.Context, patient tx.Address, resourceType, cursor string, count int) ([]Plain, string, error) {
+// out. It returns the cursor of the next page, "" after the last. A filter (nil for none) picks
+// records by id and time before anything is decrypted, and by content after: a page may then
+// hold fewer than count records although more follow.
+func (a *Agent) SearchPage(ctx context.Context, patient tx.Address, resourceType, cursor string, count int, filter *fhir.Search) ([]Plain, string, error) {
 	count = min(max(count, 1), MaxSearchCount)
 	var chosen []records.Record
 	var size int64
@@ -500,7 +502,8 @@ scan:
 		}
 		for i := range page {
 			rec := &page[i]
-			if rec.Status == records.StatusActive && (resourceType == "" || rec.ResourceType == resourceType || rec.ResourceType == typeTag) {
+			if rec.Status == records.StatusActive && (resourceType == "" || rec.ResourceType == resourceType || rec.ResourceType == typeTag) &&
+				(filter == nil || filter.MatchesMeta(rec.ID, rec.CreatedAt)) {
 				if len(chosen) == count || (len(chosen) > 0 && size+rec.Size > MaxSearchBytes) {
 					break scan // this record starts the next page
 				}
@@ -560,6 +563,9 @@ scan:
 		}
 		if err != nil {
 			return nil, "", err
+		}
+		if filter != nil && !filter.Matches(p.JSON) {
+			continue
 		}
 		out = append(out, *p)
 	}

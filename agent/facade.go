@@ -5,9 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,11 +245,21 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 	slices.Sort(clinical)
 	var rs []resource
 	for _, t := range clinical {
+		params := []param{{"patient", "reference"}, {"subject", "reference"}, {"_count", "number"}}
+		supported := fhir.SearchParams(t)
+		names := make([]string, 0, len(supported))
+		for name := range supported {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			params = append(params, param{name, supported[name]})
+		}
 		rs = append(rs, resource{Type: t, Interaction: []interaction{{"create"}, {"read"}, {"update"}, {"delete"}, {"search-type"}},
-			SearchParam: []param{{"patient", "reference"}}})
+			SearchParam: params})
 	}
-	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}}},
-		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}}})
+	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"_count", "number"}}},
+		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}, {"category", "token"}, {"_count", "number"}}})
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement", "status": "active", "date": time.Now().UTC().Format("2006-01-02"),
 		"kind": "instance", "fhirVersion": "4.0.1", "format": []string{"json"},
@@ -403,15 +415,32 @@ func (f *Facade) everything(w http.ResponseWriter, r *http.Request) {
 	f.searchset(w, r, acct, "")
 }
 
+// maxSearchRounds bounds the pages of records a search examines to fill one page of results
+// when its parameters look into the resources (each round decrypts up to a page).
+const maxSearchRounds = 8
+
 func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Address, typ string) {
 	cursor, count, ok := page(w, r)
 	if !ok {
 		return
 	}
-	found, next, err := f.agent.SearchPage(r.Context(), patient, typ, cursor, count)
+	search, err := fhir.ParseSearch(typ, r.URL.Query(), lenient(r))
 	if err != nil {
 		f.fail(w, err)
 		return
+	}
+	var found []Plain
+	next := cursor
+	for round := 0; round < maxSearchRounds && len(found) < count; round++ {
+		var more []Plain
+		if more, next, err = f.agent.SearchPage(r.Context(), patient, typ, next, count-len(found), search); err != nil {
+			f.fail(w, err)
+			return
+		}
+		found = append(found, more...)
+		if next == "" {
+			break
+		}
 	}
 	rs := make([][]byte, 0, len(found))
 	for i := range found {
@@ -423,14 +452,40 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 		found[i].JSON = nil // the server view replaces it
 		rs = append(rs, out)
 	}
-	f.searchBundle(w, r, rs, cursor, next)
+	f.searchBundle(w, r, rs, cursor, next, search.Applied())
+}
+
+// lenient reports whether the client asked for unsupported search parameters to be ignored
+// (Prefer: handling=lenient); by default they are refused.
+func lenient(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.ReplaceAll(strings.TrimSpace(p), " ", ""), "handling=lenient") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // searchBundle answers one page of a search as a searchset Bundle with a self link and, unless
-// it is the last page, a next link. Only a search that fits one page states its total.
-func (f *Facade) searchBundle(w http.ResponseWriter, r *http.Request, rs [][]byte, cursor, next string) {
+// it is the last page, a next link, both showing the parameters applied (those of applied, the
+// patient and the page size; nil applied keeps the request's). Only a search that fits one page
+// states its total.
+func (f *Facade) searchBundle(w http.ResponseWriter, r *http.Request, rs [][]byte, cursor, next string, applied url.Values) {
 	link := func(c string) string {
 		q := r.URL.Query()
+		if applied != nil {
+			q = url.Values{}
+			for k, v := range applied {
+				q[k] = v
+			}
+			for _, k := range []string{"patient", "subject", "_count"} {
+				if v, ok := r.URL.Query()[k]; ok {
+					q[k] = v
+				}
+			}
+		}
 		q.Del(CursorParam)
 		if c != "" {
 			q.Set(CursorParam, c)
@@ -489,7 +544,30 @@ func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
 	writeFHIR(w, http.StatusCreated, out)
 }
 
+// onlyParams checks that a search names no parameter but names (and the patient and paging
+// ones): it answers 400 otherwise, unless the client asked for leniency (then the others are
+// ignored). It returns the applied parameters among names.
+func (f *Facade) onlyParams(w http.ResponseWriter, r *http.Request, names ...string) (url.Values, bool) {
+	applied := url.Values{}
+	for k, v := range r.URL.Query() {
+		switch {
+		case slices.Contains(names, k):
+			applied[k] = v
+		case slices.Contains([]string{"patient", "subject", "_count", CursorParam, "_format"}, k), lenient(r):
+		default:
+			f.fail(w, &fhir.InvalidError{Msg: fmt.Sprintf("search parameter %q is not supported for %s; supported: patient, %s (or send Prefer: handling=lenient to have unsupported ones ignored)",
+				k, r.PathValue("type"), strings.Join(append([]string{"_count"}, names...), ", "))})
+			return nil, false
+		}
+	}
+	return applied, true
+}
+
 func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
+	applied, ok := f.onlyParams(w, r)
+	if !ok {
+		return
+	}
 	acct, fhirID, ok := f.patientParam(w, r)
 	if !ok {
 		return
@@ -512,10 +590,14 @@ func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, out)
 	}
-	f.searchBundle(w, r, rs, cursor, next)
+	f.searchBundle(w, r, rs, cursor, next, applied)
 }
 
 func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
+	applied, ok := f.onlyParams(w, r, "agent", "category")
+	if !ok {
+		return
+	}
 	acct, fhirID, ok := f.patientParam(w, r)
 	if !ok {
 		return
@@ -546,5 +628,5 @@ func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, out)
 	}
-	f.searchBundle(w, r, rs, cursor, next)
+	f.searchBundle(w, r, rs, cursor, next, applied)
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,6 +146,27 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 		}
 	}
 
+	// Every example is found by its own _id (and nothing else is), by its code and by its date,
+	// exactly once across pages; a search by an unsupported parameter is refused.
+	var (
+		searched = make(chan posted)
+		swg      sync.WaitGroup
+	)
+	for range 4 {
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			for p := range searched {
+				checkFoundBySearch(t, fc, p.name, p.location, p.raw)
+			}
+		}()
+	}
+	for _, p := range done {
+		searched <- p
+	}
+	close(searched)
+	swg.Wait()
+
 	// No plaintext in the node's data directory: distinctive strings of each example never
 	// appear in any file the node wrote.
 	var needles [][]byte
@@ -166,6 +188,62 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// checkFoundBySearch checks that the resource posted at location (raw, from file name) is the only
+// result of a search by its _id, and among the results of searches by its code and its date
+// (where its type supports them and it has them), exactly once across their pages.
+func checkFoundBySearch(t *testing.T, fc *facadeClient, name, location string, raw []byte) {
+	parts := strings.Split(strings.TrimPrefix(location, "/fhir/"), "/")
+	typ, id := parts[0], parts[1]
+	want := string(withoutServerFields(t, raw))
+	count := func(query string) int {
+		n := 0
+		for _, e := range fc.searchAll("/fhir/" + typ + "?patient=example&" + query) {
+			if string(withoutServerFields(t, e)) == want {
+				n++
+			}
+		}
+		return n
+	}
+	if got := fc.searchAll("/fhir/" + typ + "?patient=example&_id=" + id); len(got) != 1 || string(withoutServerFields(t, got[0])) != want {
+		t.Errorf("%s: search by its _id found %d resources, or another", name, len(got))
+	}
+	var doc map[string]json.RawMessage
+	json.Unmarshal(raw, &doc)
+	params := fhir.SearchParams(typ)
+	if _, ok := params["code"]; ok {
+		var cc struct {
+			Coding []struct{ System, Code string } `json:"coding"`
+		}
+		for _, el := range []string{"code", "medicationCodeableConcept"} {
+			if json.Unmarshal(doc[el], &cc) == nil && len(cc.Coding) > 0 && cc.Coding[0].Code != "" {
+				q := url.Values{"code": {cc.Coding[0].System + "|" + cc.Coding[0].Code}}
+				if n := count(q.Encode()); n != 1 {
+					t.Errorf("%s: found %d times by code %s", name, n, q.Get("code"))
+				}
+				break
+			}
+		}
+	}
+	if _, ok := params["date"]; ok {
+		for _, el := range []string{"effectiveDateTime", "recordedDate", "performedDateTime", "occurrenceDateTime", "authoredOn", "date", "dateTime",
+			"effectivePeriod", "performedPeriod", "period"} {
+			var value string
+			if json.Unmarshal(doc[el], &value) != nil {
+				var period struct{ Start string }
+				if json.Unmarshal(doc[el], &period) != nil || period.Start == "" {
+					continue
+				}
+				value = "le" + period.Start // the period starts within or before that instant's range
+			}
+			q := url.Values{"date": {value}}
+			if n := count(q.Encode()); n != 1 {
+				t.Errorf("%s: found %d times by date %s", name, n, value)
+			}
+			break
+		}
+	}
 }
 
 // distinctiveStrings returns long string values of a resource (narratives, names, notes).
@@ -208,15 +286,19 @@ func TestFacadeErrors(t *testing.T) {
 		status             int
 		code               string
 	}{
-		"no token":       {"GET", "/fhir/Observation/abc", "", false, 401, "login"},
-		"bad json":       {"POST", "/fhir/Observation", `{"resourceType":`, true, 400, "invalid"},
-		"unknown field":  {"POST", "/fhir/Observation", strings.Replace(obs, `"status"`, `"colour":"red","status"`, 1), true, 400, "invalid"},
-		"wrong type":     {"POST", "/fhir/Observation", strings.Replace(obs, `"text":"x"`, `"text":7`, 1), true, 400, "invalid"},
-		"type mismatch":  {"POST", "/fhir/Condition", obs, true, 400, "invalid"},
-		"too large":      {"POST", "/fhir/Observation", strings.Repeat(" ", fhir.MaxResourceBytes+1), true, 413, "too-costly"},
-		"unknown record": {"GET", "/fhir/Observation/does-not-exist", "", true, 404, "not-found"},
-		"no grant":       {"POST", "/fhir/Observation", obs, true, 403, "forbidden"},
-		"no patient":     {"GET", "/fhir/Observation", "", true, 400, "required"},
+		"no token":                     {"GET", "/fhir/Observation/abc", "", false, 401, "login"},
+		"bad json":                     {"POST", "/fhir/Observation", `{"resourceType":`, true, 400, "invalid"},
+		"unknown field":                {"POST", "/fhir/Observation", strings.Replace(obs, `"status"`, `"colour":"red","status"`, 1), true, 400, "invalid"},
+		"wrong type":                   {"POST", "/fhir/Observation", strings.Replace(obs, `"text":"x"`, `"text":7`, 1), true, 400, "invalid"},
+		"type mismatch":                {"POST", "/fhir/Condition", obs, true, 400, "invalid"},
+		"too large":                    {"POST", "/fhir/Observation", strings.Repeat(" ", fhir.MaxResourceBytes+1), true, 413, "too-costly"},
+		"unknown record":               {"GET", "/fhir/Observation/does-not-exist", "", true, 404, "not-found"},
+		"no grant":                     {"POST", "/fhir/Observation", obs, true, 403, "forbidden"},
+		"no patient":                   {"GET", "/fhir/Observation", "", true, 400, "required"},
+		"unsupported search parameter": {"GET", "/fhir/Observation?patient=example&value-quantity=gt5", "", true, 400, "invalid"},
+		"unsupported modifier":         {"GET", "/fhir/Observation?patient=example&code:below=8302", "", true, 400, "invalid"},
+		"malformed date":               {"GET", "/fhir/Observation?patient=example&date=yesterday", "", true, 400, "invalid"},
+		"unsupported audit parameter":  {"GET", "/fhir/AuditEvent?patient=example&outcome=0", "", true, 400, "invalid"},
 	} {
 		status, hdr, body := fc.do(c.method, c.path, []byte(c.body), c.auth)
 		var oo struct {
