@@ -49,6 +49,17 @@ var ErrNoWriteGrant = errors.New("no write grant of this patient covers the cate
 // record's: an update never moves a record to another patient.
 var ErrOtherPatient = errors.New("the resource names another patient than the record it updates; a record cannot move to another patient")
 
+// ErrGone is a read of a record that was erased, for its patient or author (who knew of it); it
+// is also ErrNotFound, which is all anyone else gets.
+var ErrGone = fmt.Errorf("%w: the record was erased", ErrNotFound)
+
+// ErrVersionMismatch is an update whose expected version (If-Match) is not the record's latest.
+var ErrVersionMismatch = errors.New("the record's latest version is not the one the update expects")
+
+// ErrVersionConflict is an update that lost a race: another version of the record was written
+// first.
+var ErrVersionConflict = errors.New("another update of the record was written first; read it and update again")
+
 // Config configures an agent.
 type Config struct {
 	// Patients maps FHIR Patient ids to patient accounts. A 40-hex-digit account address is
@@ -219,6 +230,13 @@ func (a *Agent) Update(ctx context.Context, id string, raw []byte) (*Stored, err
 // account was never given (it is neither the record's patient nor its author) is ErrNotFound, alike: the answer
 // says nothing about a record the account cannot see.
 func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resource) (*Stored, error) {
+	return a.UpdateResourceIf(ctx, id, res, 0)
+}
+
+// UpdateResourceIf is UpdateResource when the record's latest version is ifVersion (0: any),
+// else ErrVersionMismatch (FHIR's If-Match). An update that loses a race with another is
+// ErrVersionConflict.
+func (a *Agent) UpdateResourceIf(ctx context.Context, id string, res *fhir.Resource, ifVersion uint32) (*Stored, error) {
 	patient, err := a.PatientAccount(res.Patient)
 	if err != nil {
 		return nil, err
@@ -233,6 +251,9 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 	if prev.Patient != patient {
 		return nil, ErrOtherPatient
 	}
+	if ifVersion != 0 && ifVersion != prev.Version {
+		return nil, ErrVersionMismatch
+	}
 	// A new version keeps its record's category (the chain refuses another).
 	category := prev.Category
 	if prev.Category != res.Category {
@@ -240,7 +261,14 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 			return nil, err
 		}
 	}
-	return a.anchor(ctx, res, prev.Patient, category, prev.ResourceType, id, prev.Version+1)
+	s, err := a.anchor(ctx, res, prev.Patient, category, prev.ResourceType, id, prev.Version+1)
+	var te *client.TxError
+	if errors.As(err, &te) && te.Code() == codes.Invalid {
+		if now, rerr := a.node.Record(ctx, id); rerr == nil && now.Version != prev.Version {
+			return nil, ErrVersionConflict
+		}
+	}
+	return s, err
 }
 
 // isType reports whether rec is of resourceType (named on the ledger by the patient's tag).
@@ -321,15 +349,28 @@ type Plain struct {
 // that covers the record and has not expired) it reads at once; otherwise it requests access
 // first. A record that is absent, erased or denied is ErrNotFound, and all three take the same
 // path: a committed access request (the chain records a denied event for an absent record too),
-// then the answer. An id the node does not know is asked about under probePatient.
+// then the answer; only the patient and the author of an erased record are told ErrGone. An id the node does not know is asked about under probePatient.
 func (a *Agent) Read(ctx context.Context, id string) (*Plain, error) {
+	return a.ReadVersion(ctx, id, 0)
+}
+
+// ReadVersion is Read of one version of record id (0 for the latest): a FHIR vread. A version
+// the record does not have is ErrNotFound; an erased record is ErrGone for its patient and
+// author.
+func (a *Agent) ReadVersion(ctx context.Context, id string, version uint32) (*Plain, error) {
 	patient := a.probePatient(ctx)
 	rec, err := a.node.Record(ctx, id)
 	switch {
 	case err == nil:
 		patient = rec.Patient
+		if rec.Status == records.StatusErased && (rec.Patient == a.Address() || rec.Author == a.Address()) {
+			return nil, ErrGone
+		}
+		if version > rec.Version {
+			return nil, ErrNotFound
+		}
 		if ev := a.sess.find(rec, a.cfg.Purpose, time.Now()); ev != nil {
-			p, err := a.open(ctx, rec, ev.ID)
+			p, err := a.openVersion(ctx, rec, version, ev.ID)
 			if !errors.Is(err, ErrNotFound) {
 				return p, err
 			}
@@ -353,7 +394,24 @@ func (a *Agent) Read(ctx context.Context, id string) (*Plain, error) {
 	if err != nil {
 		return nil, notFound(err)
 	}
-	return a.open(ctx, rec, ev.ID)
+	return a.openVersion(ctx, rec, version, ev.ID)
+}
+
+// openVersion opens version (0: the latest) of the record whose latest version is latest.
+func (a *Agent) openVersion(ctx context.Context, latest *records.Record, version uint32, access uint64) (*Plain, error) {
+	if version == 0 || version == latest.Version {
+		return a.open(ctx, latest, access)
+	}
+	history, err := a.node.History(ctx, latest.ID)
+	if err != nil {
+		return nil, notFound(err)
+	}
+	for i := range history {
+		if history[i].Version == version {
+			return a.open(ctx, &history[i], access)
+		}
+	}
+	return nil, ErrNotFound
 }
 
 // probePatient is the patient named by an access request for a record id the node does not

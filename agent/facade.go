@@ -49,12 +49,57 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /fhir/{type}", f.auth(f.create))
 	mux.HandleFunc("PUT /fhir/{type}/{id}", f.auth(f.update))
 	mux.HandleFunc("GET /fhir/{type}/{id}", f.auth(f.read))
+	mux.HandleFunc("GET /fhir/{type}/{id}/_history/{vid}", f.auth(f.read))
 	mux.HandleFunc("DELETE /fhir/{type}/{id}", f.auth(f.erase))
 	mux.HandleFunc("GET /fhir/{type}", f.auth(f.search))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOutcome(w, http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return mux
+	return mediaTypes(mux)
+}
+
+// mediaTypes answers what the facade does not speak: it serves and takes FHIR JSON only, so a
+// client that accepts no JSON (Accept, or _format) gets 406, and a body in another media type
+// 415, each with an OperationOutcome.
+func mediaTypes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if format := r.URL.Query().Get("_format"); format != "" && !jsonMediaType(format) {
+			writeOutcome(w, http.StatusNotAcceptable, "not-supported", "_format "+format+": this server answers application/fhir+json only")
+			return
+		}
+		if accept := r.Header.Get("Accept"); accept != "" && !acceptsJSON(accept) {
+			writeOutcome(w, http.StatusNotAcceptable, "not-supported", "Accept "+accept+": this server answers application/fhir+json only")
+			return
+		}
+		if r.Method == http.MethodPost || r.Method == http.MethodPut {
+			if ct := r.Header.Get("Content-Type"); ct != "" && !jsonMediaType(ct) {
+				writeOutcome(w, http.StatusUnsupportedMediaType, "not-supported", "Content-Type "+ct+": send application/fhir+json")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonMediaType reports whether a media type (or _format value) is FHIR's JSON.
+func jsonMediaType(s string) bool {
+	mt, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ";")
+	switch strings.TrimSpace(mt) {
+	case "json", "application/json", "application/fhir+json", "application/json+fhir":
+		return true
+	}
+	return false
+}
+
+// acceptsJSON reports whether an Accept header admits FHIR JSON.
+func acceptsJSON(accept string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(part)), ";")
+		if mt = strings.TrimSpace(mt); jsonMediaType(mt) || mt == "*/*" || mt == "application/*" {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *Facade) auth(h http.HandlerFunc) http.HandlerFunc {
@@ -87,8 +132,14 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 	var te *client.TxError
 	var ce *client.Error
 	switch {
+	case errors.Is(err, ErrGone):
+		writeOutcome(w, http.StatusGone, "deleted", "the resource was erased (its keys are gone and its ciphertext deleted)")
 	case errors.Is(err, ErrNotFound):
 		writeOutcome(w, http.StatusNotFound, "not-found", "resource not found")
+	case errors.Is(err, ErrVersionMismatch):
+		writeOutcome(w, http.StatusPreconditionFailed, "conflict", ErrVersionMismatch.Error()+" (If-Match)")
+	case errors.Is(err, ErrVersionConflict):
+		writeOutcome(w, http.StatusConflict, "conflict", ErrVersionConflict.Error())
 	case errors.Is(err, fhir.ErrTooLarge):
 		writeOutcome(w, http.StatusRequestEntityTooLarge, "too-costly", err.Error())
 	case fhir.IsInvalid(err):
@@ -282,9 +333,29 @@ func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Facade) update(w http.ResponseWriter, r *http.Request) {
+	var ifVersion uint32
+	if v := r.Header.Get("If-Match"); v != "" {
+		n, ok := etagVersion(v)
+		if !ok {
+			writeOutcome(w, http.StatusBadRequest, "invalid", `If-Match must be a version's ETag, W/"<versionId>"`)
+			return
+		}
+		ifVersion = n
+	}
 	f.store(w, r, func(res *fhir.Resource) (*Stored, error) {
-		return f.agent.UpdateResource(r.Context(), r.PathValue("id"), res)
+		if res.ID != "" && res.ID != r.PathValue("id") {
+			return nil, &fhir.InvalidError{Msg: "the resource's id " + res.ID + " is not the id in the URL, " + r.PathValue("id")}
+		}
+		return f.agent.UpdateResourceIf(r.Context(), r.PathValue("id"), res, ifVersion)
 	})
+}
+
+// etagVersion reads a version's ETag (W/"3", or "3") or a bare version id.
+func etagVersion(s string) (uint32, bool) {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
+	s = strings.Trim(s, `"`)
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err == nil && n > 0
 }
 
 // store reads and validates the posted resource, checks its type against the path, and has do
@@ -330,8 +401,18 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, do func(*fhir.Res
 	writeFHIR(w, status, out)
 }
 
+// read answers a read, or with a version id in the path a vread.
 func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
-	p, err := f.agent.Read(r.Context(), r.PathValue("id"))
+	var version uint32
+	if vid := r.PathValue("vid"); vid != "" {
+		n, err := strconv.ParseUint(vid, 10, 32)
+		if err != nil || n == 0 {
+			f.fail(w, ErrNotFound)
+			return
+		}
+		version = uint32(n)
+	}
+	p, err := f.agent.ReadVersion(r.Context(), r.PathValue("id"), version)
 	if err == nil && !f.agent.isType(r.Context(), p.Record, r.PathValue("type")) {
 		err = ErrNotFound
 	}
@@ -345,6 +426,7 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", `W/"`+strconv.FormatUint(uint64(p.Record.Version), 10)+`"`)
+	w.Header().Set("Last-Modified", p.Record.CreatedAt.UTC().Format(http.TimeFormat))
 	writeFHIR(w, http.StatusOK, out)
 }
 

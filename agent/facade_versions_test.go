@@ -1,0 +1,132 @@
+package agent_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/contracts/consent"
+)
+
+// doWith is do with extra request headers.
+func (f *facadeClient) doWith(method, path string, body []byte, headers map[string]string) (int, http.Header, []byte) {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.base+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/fhir+json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, resp.Header, readAll(f.t, resp.Body)
+}
+
+// TestFacadeVersions (issue 11): the Location of a write is a readable version (vread), each
+// version reads back as written, ETag and Last-Modified go with a read, If-Match refuses a stale
+// update with 412, concurrent updates of one version end in one success and 409s (never 400), a
+// body whose id is not the URL's is refused, and an erased record is 410 Gone for its author but
+// the same 404 as a missing one for anyone else.
+func TestFacadeVersions(t *testing.T) {
+	w := startWorld(t)
+	if _, err := w.agent("patient", "TREAT").Grant(w.ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc := w.facadeFor("doctor", agent.Config{})
+	status, hdr, body := doc.do("POST", "/fhir/Observation", observation("example", "60"), true)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	v1 := hdr.Get("Location")
+	id := idOf(v1)
+	withID := func(value string) []byte {
+		return bytes.Replace(observation("example", value), []byte(`{"resourceType":"Observation",`), []byte(`{"resourceType":"Observation","id":"`+id+`",`), 1)
+	}
+
+	status, hdr, body = doc.do("GET", v1, nil, true)
+	if status != http.StatusOK || !bytes.Contains(body, []byte(`"value":60`)) || hdr.Get("ETag") != `W/"1"` || hdr.Get("Last-Modified") == "" {
+		t.Fatalf("vread of the Location: %d %v %s", status, hdr, body)
+	}
+	if status, _, body = doc.doWith("PUT", "/fhir/Observation/"+id, withID("61"), map[string]string{"If-Match": `W/"1"`}); status != http.StatusOK {
+		t.Fatalf("update at version 1: %d %s", status, body)
+	}
+	if status, _, body = doc.doWith("PUT", "/fhir/Observation/"+id, withID("62"), map[string]string{"If-Match": `W/"1"`}); status != http.StatusPreconditionFailed {
+		t.Fatalf("stale If-Match: %d %s", status, body)
+	}
+	if status, _, body = doc.do("PUT", "/fhir/Observation/"+id, bytes.Replace(withID("63"), []byte(id), []byte("someone-else"), 1), true); status != http.StatusBadRequest {
+		t.Fatalf("body id not the URL's: %d %s", status, body)
+	}
+	for v, want := range map[string]string{"1": `"value":60`, "2": `"value":61`} {
+		if status, _, body = doc.do("GET", "/fhir/Observation/"+id+"/_history/"+v, nil, true); status != http.StatusOK || !bytes.Contains(body, []byte(want)) {
+			t.Errorf("vread %s: %d %s", v, status, body)
+		}
+	}
+	for _, v := range []string{"3", "0", "x"} {
+		if status, _, _ = doc.do("GET", "/fhir/Observation/"+id+"/_history/"+v, nil, true); status != http.StatusNotFound {
+			t.Errorf("vread of version %s: %d", v, status)
+		}
+	}
+
+	// Concurrent updates of version 2: one wins, the others are told of the conflict.
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, _, _ := doc.doWith("PUT", "/fhir/Observation/"+id, withID(string(rune('7'+i))), map[string]string{"If-Match": `W/"2"`})
+			mu.Lock()
+			statuses[s]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if statuses[http.StatusOK] != 1 || statuses[http.StatusOK]+statuses[http.StatusConflict]+statuses[http.StatusPreconditionFailed] != 3 {
+		t.Fatalf("concurrent updates: %v", statuses)
+	}
+
+	// Erased (by the patient): 410 for its author, 404 for a reader who never had it.
+	if status, _, body = w.facadeFor("patient", agent.Config{}).do("DELETE", "/fhir/Observation/"+id, nil, true); status != http.StatusOK {
+		t.Fatalf("erase: %d %s", status, body)
+	}
+	if status, _, body = doc.do("GET", "/fhir/Observation/"+id, nil, true); status != http.StatusGone || !strings.Contains(string(body), "deleted") {
+		t.Fatalf("read after erasure by the author: %d %s", status, body)
+	}
+	stranger := w.facadeFor("hospital", agent.Config{})
+	if status, _, _ = stranger.do("GET", "/fhir/Observation/"+id, nil, true); status != http.StatusNotFound {
+		t.Fatalf("read after erasure by a stranger: %d", status)
+	}
+}
+
+// TestAttackFacadeMediaTypes: the facade speaks FHIR JSON only; XML (asked by Accept or _format,
+// or sent) is refused with 406 or 415 and an OperationOutcome, before anything else happens.
+func TestAttackFacadeMediaTypes(t *testing.T) {
+	w := startWorld(t)
+	doc := w.facadeFor("doctor", agent.Config{})
+	for _, tc := range []struct {
+		method, path string
+		headers      map[string]string
+		status       int
+	}{
+		{"GET", "/fhir/Observation?patient=example", map[string]string{"Accept": "application/fhir+xml"}, http.StatusNotAcceptable},
+		{"GET", "/fhir/Observation?patient=example&_format=xml", nil, http.StatusNotAcceptable},
+		{"GET", "/fhir/metadata", map[string]string{"Accept": "application/xml;q=1.0"}, http.StatusNotAcceptable},
+		{"POST", "/fhir/Observation", map[string]string{"Content-Type": "application/fhir+xml"}, http.StatusUnsupportedMediaType},
+		{"GET", "/fhir/Observation?patient=example&_format=json", map[string]string{"Accept": "application/fhir+xml, application/fhir+json;q=0.5"}, http.StatusOK},
+		{"GET", "/fhir/metadata", map[string]string{"Accept": "*/*"}, http.StatusOK},
+	} {
+		status, hdr, body := doc.doWith(tc.method, tc.path, []byte(`<Observation xmlns="http://hl7.org/fhir"/>`), tc.headers)
+		if status != tc.status || !strings.HasPrefix(hdr.Get("Content-Type"), "application/fhir+json") ||
+			(status != http.StatusOK && !bytes.Contains(body, []byte(`"OperationOutcome"`))) {
+			t.Errorf("%s %s %v: %d %s", tc.method, tc.path, tc.headers, status, body)
+		}
+	}
+}
