@@ -505,12 +505,12 @@ func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) 
 }
 
 // Search returns all of the patient's active records of resourceType (all types if empty) that
-// this account may read, page by page (see SearchPage).
-func (a *Agent) Search(ctx context.Context, patient tx.Address, resourceType string) ([]Plain, error) {
+// this account may read and filter (nil: none) passes, page by page (see SearchPage).
+func (a *Agent) Search(ctx context.Context, patient tx.Address, resourceType string, filter *fhir.Search) ([]Plain, error) {
 	var out []Plain
 	cursor := ""
 	for {
-		page, next, err := a.SearchPage(ctx, patient, resourceType, cursor, MaxSearchCount, nil)
+		page, next, err := a.SearchPage(ctx, patient, resourceType, cursor, MaxSearchCount, filter)
 		if err != nil {
 			return nil, err
 		}

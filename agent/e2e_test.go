@@ -291,7 +291,7 @@ func TestSeedDemo(t *testing.T) {
 	if seeded, err := agent.SeedDemo(w.ctx, s, doc); err != nil || seeded {
 		t.Fatalf("second seed: %v %v", seeded, err)
 	}
-	all, err := doc.Search(w.ctx, patient, "")
+	all, err := doc.Search(w.ctx, patient, "", nil)
 	if err != nil || len(all) != 4 {
 		t.Fatalf("demo records = %d, %v", len(all), err)
 	}

@@ -50,6 +50,7 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("PUT /fhir/{type}/{id}", f.auth(f.update))
 	mux.HandleFunc("GET /fhir/{type}/{id}", f.auth(f.read))
 	mux.HandleFunc("GET /fhir/{type}/{id}/_history/{vid}", f.auth(f.read))
+	mux.HandleFunc("GET /fhir/{type}/{id}/_history", f.auth(f.history))
 	mux.HandleFunc("DELETE /fhir/{type}/{id}", f.auth(f.erase))
 	mux.HandleFunc("GET /fhir/{type}", f.auth(f.search))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +139,8 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 		writeOutcome(w, http.StatusNotFound, "not-found", "resource not found")
 	case errors.Is(err, ErrVersionMismatch):
 		writeOutcome(w, http.StatusPreconditionFailed, "conflict", ErrVersionMismatch.Error()+" (If-Match)")
+	case errors.Is(err, errManyMatches):
+		writeOutcome(w, http.StatusPreconditionFailed, "multiple-matches", errManyMatches.Error())
 	case errors.Is(err, ErrVersionConflict):
 		writeOutcome(w, http.StatusConflict, "conflict", ErrVersionConflict.Error())
 	case errors.Is(err, fhir.ErrTooLarge):
@@ -288,9 +291,13 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 		Type string `json:"type"`
 	}
 	type resource struct {
-		Type        string        `json:"type"`
-		Interaction []interaction `json:"interaction"`
-		SearchParam []param       `json:"searchParam,omitempty"`
+		Type              string        `json:"type"`
+		Interaction       []interaction `json:"interaction"`
+		Versioning        string        `json:"versioning,omitempty"`
+		ReadHistory       bool          `json:"readHistory,omitempty"`
+		UpdateCreate      *bool         `json:"updateCreate,omitempty"`
+		ConditionalCreate bool          `json:"conditionalCreate,omitempty"`
+		SearchParam       []param       `json:"searchParam,omitempty"`
 	}
 	clinical := fhir.ClinicalTypes()
 	slices.Sort(clinical)
@@ -306,8 +313,9 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 		for _, name := range names {
 			params = append(params, param{name, supported[name]})
 		}
-		rs = append(rs, resource{Type: t, Interaction: []interaction{{"create"}, {"read"}, {"update"}, {"delete"}, {"search-type"}},
-			SearchParam: params})
+		noUpdateCreate := false
+		rs = append(rs, resource{Type: t, Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"delete"}, {"history-instance"}, {"search-type"}},
+			Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &noUpdateCreate, ConditionalCreate: true, SearchParam: params})
 	}
 	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"_count", "number"}}},
 		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}, {"category", "token"}, {"_count", "number"}}})
@@ -328,8 +336,44 @@ func serverView(p *Plain) ([]byte, error) {
 	return fhir.WithServerFields(p.JSON, p.Record.ID, strconv.FormatUint(uint64(p.Record.Version), 10), instant(p.Record.CreatedAt))
 }
 
+// create adds a resource; with If-None-Exist (a search query) it is a conditional create: a
+// resource of the patient that matches answers 200 instead, two or more 412.
 func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
-	f.store(w, r, func(res *fhir.Resource) (*Stored, error) { return f.agent.AddResource(r.Context(), res) })
+	var exists func(*fhir.Resource) (*Plain, error)
+	if cond := r.Header.Get("If-None-Exist"); cond != "" {
+		exists = func(res *fhir.Resource) (*Plain, error) { return f.existing(r.Context(), res, cond) }
+	}
+	f.store(w, r, exists, func(res *fhir.Resource) (*Stored, error) { return f.agent.AddResource(r.Context(), res) })
+}
+
+// errManyMatches is a conditional create whose search matches more than one resource.
+var errManyMatches = errors.New("If-None-Exist matches more than one resource; make the search more specific")
+
+// existing runs a conditional create's search (cond, a query string) over the resource's patient
+// and type: the one match, nil for none, errManyMatches for more.
+func (f *Facade) existing(ctx context.Context, res *fhir.Resource, cond string) (*Plain, error) {
+	params, err := url.ParseQuery(strings.TrimPrefix(cond, "?"))
+	if err != nil {
+		return nil, &fhir.InvalidError{Msg: "If-None-Exist: " + err.Error()}
+	}
+	search, err := fhir.ParseSearch(res.Type, params, false)
+	if err != nil {
+		return nil, err
+	}
+	patient, err := f.agent.PatientAccount(res.Patient)
+	if err != nil {
+		return nil, err
+	}
+	found, err := f.agent.Search(ctx, patient, res.Type, search)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(found) > 1:
+		return nil, errManyMatches
+	case len(found) == 1:
+		return &found[0], nil
+	}
+	return nil, nil
 }
 
 func (f *Facade) update(w http.ResponseWriter, r *http.Request) {
@@ -342,7 +386,7 @@ func (f *Facade) update(w http.ResponseWriter, r *http.Request) {
 		}
 		ifVersion = n
 	}
-	f.store(w, r, func(res *fhir.Resource) (*Stored, error) {
+	f.store(w, r, nil, func(res *fhir.Resource) (*Stored, error) {
 		if res.ID != "" && res.ID != r.PathValue("id") {
 			return nil, &fhir.InvalidError{Msg: "the resource's id " + res.ID + " is not the id in the URL, " + r.PathValue("id")}
 		}
@@ -359,8 +403,8 @@ func etagVersion(s string) (uint32, bool) {
 }
 
 // store reads and validates the posted resource, checks its type against the path, and has do
-// anchor it.
-func (f *Facade) store(w http.ResponseWriter, r *http.Request, do func(*fhir.Resource) (*Stored, error)) {
+// anchor it, unless exists (if any) finds it stored already: that one is answered, 200.
+func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir.Resource) (*Plain, error), do func(*fhir.Resource) (*Stored, error)) {
 	body, release, ok := f.readBody(w, r)
 	if !ok {
 		return
@@ -374,6 +418,18 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, do func(*fhir.Res
 	if res.Type != r.PathValue("type") {
 		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+res.Type+" posted to /fhir/"+r.PathValue("type"))
 		return
+	}
+	if exists != nil {
+		p, err := exists(res)
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		if p != nil {
+			w.Header().Set("Location", versionPath(res.Type, p))
+			f.answerRecord(w, p, http.StatusOK)
+			return
+		}
 	}
 	s, err := do(res)
 	if err != nil {
@@ -420,14 +476,79 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
+	f.answerRecord(w, p, http.StatusOK)
+}
+
+// versionPath is the path of a record's version as a resource of resourceType.
+func versionPath(resourceType string, p *Plain) string {
+	return "/fhir/" + resourceType + "/" + p.Record.ID + "/_history/" + strconv.FormatUint(uint64(p.Record.Version), 10)
+}
+
+// answerRecord answers a decrypted record as served, with its ETag and Last-Modified.
+func (f *Facade) answerRecord(w http.ResponseWriter, p *Plain, status int) {
 	out, err := serverView(p)
 	if err != nil {
 		f.fail(w, err)
 		return
 	}
-	w.Header().Set("ETag", `W/"`+strconv.FormatUint(uint64(p.Record.Version), 10)+`"`)
+	version := strconv.FormatUint(uint64(p.Record.Version), 10)
+	w.Header().Set("ETag", `W/"`+version+`"`)
 	w.Header().Set("Last-Modified", p.Record.CreatedAt.UTC().Format(http.TimeFormat))
+	writeFHIR(w, status, out)
+}
+
+// history answers a resource's versions, newest first, as a history Bundle (each version read
+// like a vread).
+func (f *Facade) history(w http.ResponseWriter, r *http.Request) {
+	if _, ok := f.onlyParams(w, r); !ok {
+		return
+	}
+	typ, id := r.PathValue("type"), r.PathValue("id")
+	latest, err := f.agent.Read(r.Context(), id)
+	if err == nil && !f.agent.isType(r.Context(), latest.Record, typ) {
+		err = ErrNotFound
+	}
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	var entries []HistoryEntry
+	for v := latest.Record.Version; v >= 1; v-- {
+		p := latest
+		if v != latest.Record.Version {
+			if p, err = f.agent.ReadVersion(r.Context(), id, v); err != nil {
+				f.fail(w, err)
+				return
+			}
+		}
+		out, err := serverView(p)
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		version := strconv.FormatUint(uint64(v), 10)
+		e := HistoryEntry{Resource: out, Method: http.MethodPut, URL: typ + "/" + id + "/_history/" + version, ETag: `W/"` + version + `"`,
+			LastModified: p.Record.CreatedAt}
+		if v == 1 {
+			e.Method = http.MethodPost
+		}
+		entries = append(entries, e)
+	}
+	out, err := HistoryBundle(baseURL(r), entries, []BundleLink{{Relation: "self", URL: baseURL(r) + "/" + typ + "/" + id + "/_history"}})
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
 	writeFHIR(w, http.StatusOK, out)
+}
+
+// baseURL is the facade's FHIR base URL as the request reached it.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/fhir"
 }
 
 // erase answers a record that is absent, of another type or not the account's to erase with the
@@ -511,6 +632,27 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 		f.fail(w, err)
 		return
 	}
+	switch summary := r.URL.Query().Get("_summary"); summary {
+	case "", "false":
+	case "count": // the total of matches, no entries
+		found, err := f.agent.Search(r.Context(), patient, typ, search)
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		applied := search.Applied()
+		applied.Set("_summary", "count")
+		out, err := CountBundle(len(found), []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, "")}})
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		writeFHIR(w, http.StatusOK, out)
+		return
+	default:
+		f.fail(w, &fhir.InvalidError{Msg: "_summary " + summary + " is not supported (count and false are)"})
+		return
+	}
 	var found []Plain
 	next := cursor
 	for round := 0; round < maxSearchRounds && len(found) < count; round++ {
@@ -537,6 +679,32 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 	f.searchBundle(w, r, rs, cursor, next, search.Applied())
 }
 
+// searchLink is the URL of a search's page at cursor ("" for the first) showing the parameters
+// applied (those of applied, the patient and the page size; nil applied keeps the request's).
+func (f *Facade) searchLink(r *http.Request, applied url.Values, cursor string) string {
+	q := r.URL.Query()
+	if applied != nil {
+		q = url.Values{}
+		for k, v := range applied {
+			q[k] = v
+		}
+		for _, k := range []string{"patient", "subject", "_count"} {
+			if v, ok := r.URL.Query()[k]; ok {
+				q[k] = v
+			}
+		}
+	}
+	q.Del(CursorParam)
+	if cursor != "" {
+		q.Set(CursorParam, cursor)
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.Path + "?" + q.Encode()
+}
+
 // lenient reports whether the client asked for unsupported search parameters to be ignored
 // (Prefer: handling=lenient); by default they are refused.
 func lenient(r *http.Request) bool {
@@ -555,32 +723,9 @@ func lenient(r *http.Request) bool {
 // patient and the page size; nil applied keeps the request's). Only a search that fits one page
 // states its total.
 func (f *Facade) searchBundle(w http.ResponseWriter, r *http.Request, rs [][]byte, cursor, next string, applied url.Values) {
-	link := func(c string) string {
-		q := r.URL.Query()
-		if applied != nil {
-			q = url.Values{}
-			for k, v := range applied {
-				q[k] = v
-			}
-			for _, k := range []string{"patient", "subject", "_count"} {
-				if v, ok := r.URL.Query()[k]; ok {
-					q[k] = v
-				}
-			}
-		}
-		q.Del(CursorParam)
-		if c != "" {
-			q.Set(CursorParam, c)
-		}
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		return scheme + "://" + r.Host + r.URL.Path + "?" + q.Encode()
-	}
-	links := []BundleLink{{Relation: "self", URL: link(cursor)}}
+	links := []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, cursor)}}
 	if next != "" {
-		links = append(links, BundleLink{Relation: "next", URL: link(next)})
+		links = append(links, BundleLink{Relation: "next", URL: f.searchLink(r, applied, next)})
 	}
 	out, err := SearchBundle(rs, links, cursor == "" && next == "")
 	if err != nil {

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -68,6 +69,22 @@ func TestFacadeVersions(t *testing.T) {
 			t.Errorf("vread %s: %d %s", v, status, body)
 		}
 	}
+	// The instance's history: newest first, how each version came to be.
+	var h struct {
+		Type  string `json:"type"`
+		Total int    `json:"total"`
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+			Request  struct{ Method string }
+			Response struct{ Etag string }
+		} `json:"entry"`
+	}
+	status, _, body = doc.do("GET", "/fhir/Observation/"+id+"/_history", nil, true)
+	if status != http.StatusOK || json.Unmarshal(body, &h) != nil || h.Type != "history" || h.Total != 2 || len(h.Entry) != 2 ||
+		!bytes.Contains(h.Entry[0].Resource, []byte(`"value":61`)) || h.Entry[0].Request.Method != "PUT" || h.Entry[0].Response.Etag != `W/"2"` ||
+		!bytes.Contains(h.Entry[1].Resource, []byte(`"value":60`)) || h.Entry[1].Request.Method != "POST" {
+		t.Fatalf("history: %d %s", status, body)
+	}
 	for _, v := range []string{"3", "0", "x"} {
 		if status, _, _ = doc.do("GET", "/fhir/Observation/"+id+"/_history/"+v, nil, true); status != http.StatusNotFound {
 			t.Errorf("vread of version %s: %d", v, status)
@@ -128,5 +145,56 @@ func TestAttackFacadeMediaTypes(t *testing.T) {
 			(status != http.StatusOK && !bytes.Contains(body, []byte(`"OperationOutcome"`))) {
 			t.Errorf("%s %s %v: %d %s", tc.method, tc.path, tc.headers, status, body)
 		}
+	}
+}
+
+// observationWithID is an Observation of the demo patient carrying business identifier value.
+func observationWithID(value string) []byte {
+	return bytes.Replace(observation("example", "70"), []byte(`{"resourceType":"Observation",`),
+		[]byte(`{"resourceType":"Observation","identifier":[{"system":"urn:test:obs","value":"`+value+`"}],`), 1)
+}
+
+// TestFacadeConditionalCreateAndCount (issue 11): If-None-Exist creates once and then answers
+// the existing resource (200, same id); a condition matching two resources is 412 and one the
+// server cannot apply 400; _summary=count gives the total of matches without entries.
+func TestFacadeConditionalCreateAndCount(t *testing.T) {
+	w := startWorld(t)
+	if _, err := w.agent("patient", "TREAT").Grant(w.ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc := w.facadeFor("doctor", agent.Config{})
+	cond := func(value string) map[string]string {
+		return map[string]string{"If-None-Exist": "identifier=urn:test:obs|" + value}
+	}
+	status, hdr, body := doc.doWith("POST", "/fhir/Observation", observationWithID("a"), cond("a"))
+	if status != http.StatusCreated {
+		t.Fatalf("first conditional create: %d %s", status, body)
+	}
+	first := idOf(hdr.Get("Location"))
+	status, hdr, body = doc.doWith("POST", "/fhir/Observation", observationWithID("a"), cond("a"))
+	if status != http.StatusOK || idOf(hdr.Get("Location")) != first || !bytes.Contains(body, []byte(`"id":"`+first+`"`)) {
+		t.Fatalf("second conditional create: %d %v %s", status, hdr, body)
+	}
+	if status, _, body = doc.doWith("POST", "/fhir/Observation", observationWithID("b"), cond("b")); status != http.StatusCreated {
+		t.Fatalf("conditional create of another: %d %s", status, body)
+	}
+	if status, _, body = doc.doWith("POST", "/fhir/Observation", observationWithID("c"), map[string]string{"If-None-Exist": "identifier=urn:test:obs|a,urn:test:obs|b"}); status != http.StatusPreconditionFailed {
+		t.Fatalf("condition matching two: %d %s", status, body)
+	}
+	if status, _, body = doc.doWith("POST", "/fhir/Observation", observationWithID("c"), map[string]string{"If-None-Exist": "value-quantity=70"}); status != http.StatusBadRequest {
+		t.Fatalf("condition the server cannot apply: %d %s", status, body)
+	}
+
+	var b bundle
+	status, _, body = doc.do("GET", "/fhir/Observation?patient=example&_summary=count", nil, true)
+	if status != http.StatusOK || json.Unmarshal(body, &b) != nil || b.Total == nil || *b.Total != 2 || len(b.Entry) != 0 {
+		t.Fatalf("_summary=count: %d %s", status, body)
+	}
+	if status, _, body = doc.do("GET", "/fhir/Observation?patient=example&identifier=urn:test:obs|b&_summary=count", nil, true); !bytes.Contains(body, []byte(`"total":1`)) {
+		t.Fatalf("_summary=count of one: %d %s", status, body)
+	}
+	if status, _, _ = doc.do("GET", "/fhir/Observation?patient=example&_summary=text", nil, true); status != http.StatusBadRequest {
+		t.Fatalf("_summary=text: %d", status)
 	}
 }

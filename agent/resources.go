@@ -281,6 +281,62 @@ func SearchBundle(resources [][]byte, links []BundleLink, complete bool) ([]byte
 	return bundle("searchset", "", resources, links, complete)
 }
 
+// CountBundle is the answer to a search with _summary=count: a searchset Bundle with the total
+// of matches and no entries.
+func CountBundle(total int, links []BundleLink) ([]byte, error) {
+	return json.Marshal(struct {
+		ResourceType string       `json:"resourceType"`
+		Type         string       `json:"type"`
+		Total        int          `json:"total"`
+		Link         []BundleLink `json:"link,omitempty"`
+	}{"Bundle", "searchset", total, links})
+}
+
+// HistoryEntry is one version in a history Bundle: the resource as served, and how it came to be.
+type HistoryEntry struct {
+	Resource     []byte
+	Method       string // POST for the first version, PUT after
+	URL          string // the request's URL, relative to the base
+	ETag         string
+	LastModified time.Time
+}
+
+// HistoryBundle is a resource's versions, newest first, as a history Bundle.
+func HistoryBundle(base string, entries []HistoryEntry, links []BundleLink) ([]byte, error) {
+	type request struct {
+		Method string `json:"method"`
+		URL    string `json:"url"`
+	}
+	type response struct {
+		Status       string `json:"status"`
+		ETag         string `json:"etag"`
+		LastModified string `json:"lastModified"`
+	}
+	type entry struct {
+		FullURL  string          `json:"fullUrl"`
+		Resource json.RawMessage `json:"resource"`
+		Request  request         `json:"request"`
+		Response response        `json:"response"`
+	}
+	b := struct {
+		ResourceType string       `json:"resourceType"`
+		Type         string       `json:"type"`
+		Total        int          `json:"total"`
+		Link         []BundleLink `json:"link,omitempty"`
+		Entry        []entry      `json:"entry"`
+	}{ResourceType: "Bundle", Type: "history", Total: len(entries), Link: links}
+	for _, e := range entries {
+		status := "200 OK"
+		if e.Method == "POST" {
+			status = "201 Created"
+		}
+		url, _, _ := strings.Cut(e.URL, "/_history")
+		b.Entry = append(b.Entry, entry{FullURL: base + "/" + url, Resource: e.Resource, Request: request{e.Method, e.URL},
+			Response: response{status, e.ETag, instant(e.LastModified)}})
+	}
+	return json.Marshal(b)
+}
+
 func bundle(kind, base string, resources [][]byte, links []BundleLink, total bool) ([]byte, error) {
 	type entry struct {
 		FullURL  string          `json:"fullUrl,omitempty"`

@@ -24,7 +24,7 @@ type Search struct {
 }
 
 // Parameters a searcher (the facade) handles outside Search: the patient, paging, the format.
-var outsideParams = []string{"patient", "subject", "_count", "_cursor", "_format"}
+var outsideParams = []string{"patient", "subject", "_count", "_cursor", "_format", "_summary"}
 
 // Search limits: values per parameter (after splitting on commas) and parameters in all.
 const (
