@@ -53,6 +53,7 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /fhir/{type}/{id}/_history", f.auth(f.history))
 	mux.HandleFunc("DELETE /fhir/{type}/{id}", f.auth(f.erase))
 	mux.HandleFunc("GET /fhir/{type}", f.auth(f.search))
+	mux.HandleFunc("POST /fhir/{type}/_search", f.auth(f.postSearch))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOutcome(w, http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -73,13 +74,39 @@ func mediaTypes(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost || r.Method == http.MethodPut {
-			if ct := r.Header.Get("Content-Type"); ct != "" && !jsonMediaType(ct) {
+			ct := r.Header.Get("Content-Type")
+			if form, _, _ := strings.Cut(ct, ";"); strings.HasSuffix(r.URL.Path, "/_search") && strings.TrimSpace(form) == formType {
+				ct = "" // a search's parameters, form-encoded
+			}
+			if ct != "" && !jsonMediaType(ct) {
 				writeOutcome(w, http.StatusUnsupportedMediaType, "not-supported", "Content-Type "+ct+": send application/fhir+json")
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// formType is the media type of a POST _search body.
+const formType = "application/x-www-form-urlencoded"
+
+// maxSearchForm bounds the body of a POST _search.
+const maxSearchForm = 64 << 10
+
+// postSearch is a search with its parameters in a form-encoded body (and the URL), as FHIR
+// allows so that they stay out of URLs and logs.
+func (f *Facade) postSearch(w http.ResponseWriter, r *http.Request) {
+	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(ct) != formType {
+		writeOutcome(w, http.StatusUnsupportedMediaType, "not-supported", "POST _search takes "+formType)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxSearchForm)
+	if err := r.ParseForm(); err != nil {
+		writeOutcome(w, http.StatusBadRequest, "invalid", fmt.Sprintf("search form (at most %d KiB): %v", maxSearchForm>>10, err))
+		return
+	}
+	r.URL.RawQuery = r.Form.Encode() // the URL's parameters and the body's, as one search
+	f.search(w, r)
 }
 
 // jsonMediaType reports whether a media type (or _format value) is FHIR's JSON.
@@ -150,7 +177,7 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNoPatientRef):
 		writeOutcome(w, http.StatusBadRequest, "required", err.Error()+": reference the Patient in subject, patient or beneficiary")
 	case errors.Is(err, ErrNoPatient):
-		writeOutcome(w, http.StatusBadRequest, "processing", err.Error()+"; reference a known Patient in subject or patient")
+		writeOutcome(w, http.StatusUnprocessableEntity, "processing", err.Error()+"; reference a known Patient in subject or patient")
 	case errors.Is(err, ErrOtherPatient):
 		writeOutcome(w, http.StatusBadRequest, "business-rule", err.Error())
 	case errors.As(err, &te) && te.Code() == codes.Unauthorized:
@@ -457,8 +484,16 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir
 	writeFHIR(w, status, out)
 }
 
-// read answers a read, or with a version id in the path a vread.
+// read answers a read, or with a version id in the path a vread. Patient/{id} with a Patient id
+// of the agent's directory reads that patient's demographics record (the first Patient record
+// the account may read), served under that id.
 func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("type") == "Patient" && r.PathValue("vid") == "" {
+		if acct, err := f.agent.PatientAccount(r.PathValue("id")); err == nil {
+			f.readPatient(w, r, acct)
+			return
+		}
+	}
 	var version uint32
 	if vid := r.PathValue("vid"); vid != "" {
 		n, err := strconv.ParseUint(vid, 10, 32)
@@ -477,6 +512,28 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.answerRecord(w, p, http.StatusOK)
+}
+
+// readPatient answers the demographics of patient, the directory's Patient r.PathValue("id").
+func (f *Facade) readPatient(w http.ResponseWriter, r *http.Request, patient tx.Address) {
+	found, _, err := f.agent.SearchPage(r.Context(), patient, "Patient", "", 1, nil)
+	if err == nil && len(found) == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	p := &found[0]
+	version := strconv.FormatUint(uint64(p.Record.Version), 10)
+	out, err := fhir.WithServerFields(p.JSON, r.PathValue("id"), version, instant(p.Record.CreatedAt))
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	w.Header().Set("ETag", `W/"`+version+`"`)
+	w.Header().Set("Last-Modified", p.Record.CreatedAt.UTC().Format(http.TimeFormat))
+	writeFHIR(w, http.StatusOK, out)
 }
 
 // versionPath is the path of a record's version as a resource of resourceType.

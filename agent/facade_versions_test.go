@@ -198,3 +198,50 @@ func TestFacadeConditionalCreateAndCount(t *testing.T) {
 		t.Fatalf("_summary=text: %d", status)
 	}
 }
+
+// TestFacadePatientReadAndPostSearch (issue 11): Patient/{id} of the agent's directory reads the
+// patient's demographics under that id; a resource about a patient the agent does not know is
+// 422; POST _search takes its parameters form-encoded and applies them like a GET.
+func TestFacadePatientReadAndPostSearch(t *testing.T) {
+	w := startWorld(t)
+	if _, err := w.agent("patient", "TREAT").Grant(w.ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc := w.facadeFor("doctor", agent.Config{})
+	if status, _, _ := doc.do("GET", "/fhir/Patient/example", nil, true); status != http.StatusNotFound {
+		t.Fatalf("Patient/example before any demographics: %d", status)
+	}
+	demographics := []byte(`{"resourceType":"Patient","id":"example","active":true,"gender":"female","birthDate":"1974-12-25"}`)
+	if status, _, body := doc.do("POST", "/fhir/Patient", demographics, true); status != http.StatusCreated {
+		t.Fatalf("post demographics: %d %s", status, body)
+	}
+	status, hdr, body := doc.do("GET", "/fhir/Patient/example", nil, true)
+	if status != http.StatusOK || !bytes.Contains(body, []byte(`"id":"example"`)) || !bytes.Contains(body, []byte(`"birthDate":"1974-12-25"`)) || hdr.Get("ETag") != `W/"1"` {
+		t.Fatalf("Patient/example: %d %s", status, body)
+	}
+	if status, _, body = doc.do("POST", "/fhir/Observation", observation("nobody-we-know", "60"), true); status != http.StatusUnprocessableEntity {
+		t.Fatalf("a resource about an unknown patient: %d %s", status, body)
+	}
+
+	for _, v := range []string{"a", "b"} {
+		if status, _, body = doc.do("POST", "/fhir/Observation", observationWithID(v), true); status != http.StatusCreated {
+			t.Fatalf("post: %d %s", status, body)
+		}
+	}
+	post := func(form string) (int, []byte) {
+		status, _, body := doc.doWith("POST", "/fhir/Observation/_search", []byte(form), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+		return status, body
+	}
+	var b bundle
+	status, body = post("patient=example&identifier=urn%3Atest%3Aobs%7Cb")
+	if status != http.StatusOK || json.Unmarshal(body, &b) != nil || len(b.Entry) != 1 || !bytes.Contains(b.Entry[0].Resource, []byte(`"value":"b"`)) {
+		t.Fatalf("POST _search: %d %s", status, body)
+	}
+	if status, body = post("patient=example&value-quantity=70"); status != http.StatusBadRequest {
+		t.Fatalf("POST _search with an unsupported parameter: %d %s", status, body)
+	}
+	if status, _, body = doc.do("POST", "/fhir/Observation/_search", []byte(`{"patient":"example"}`), true); status != http.StatusUnsupportedMediaType {
+		t.Fatalf("POST _search with a JSON body: %d %s", status, body)
+	}
+}
