@@ -387,6 +387,9 @@ func (f *Facade) existing(ctx context.Context, res *fhir.Resource, cond string) 
 	if err != nil {
 		return nil, err
 	}
+	if len(search.Applied()) == 0 { // it would match any resource of the type
+		return nil, &fhir.InvalidError{Msg: "If-None-Exist names no search criteria"}
+	}
 	patient, err := f.agent.PatientAccount(res.Patient)
 	if err != nil {
 		return nil, err

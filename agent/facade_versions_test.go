@@ -185,6 +185,9 @@ func TestFacadeConditionalCreateAndCount(t *testing.T) {
 	if status, _, body = doc.doWith("POST", "/fhir/Observation", observationWithID("c"), map[string]string{"If-None-Exist": "value-quantity=70"}); status != http.StatusBadRequest {
 		t.Fatalf("condition the server cannot apply: %d %s", status, body)
 	}
+	if status, _, body = doc.doWith("POST", "/fhir/Observation", observationWithID("c"), map[string]string{"If-None-Exist": "_count=1"}); status != http.StatusBadRequest {
+		t.Fatalf("condition with no criteria: %d %s", status, body)
+	}
 
 	var b bundle
 	status, _, body = doc.do("GET", "/fhir/Observation?patient=example&_summary=count", nil, true)
