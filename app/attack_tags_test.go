@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +93,15 @@ func TestAttackTagKeyAndTags(t *testing.T) {
 		c.must(w.patient.sign(t, records.TypeAnchor, m))
 	}
 	c.must(w.erDoc.sign(t, records.TypeEmergencyOpen, records.EmergencyOpen{Patient: pat, SealedReason: sealedText(pat)}))
+	// Its audit event names the patient's emergency tags, no category in clear.
+	var trail []records.AccessEvent
+	w.recordsQuery(t, app.PathAudit, app.RecordsQuery{Patient: pat}, &trail)
+	wantOpened := slices.Clone(emergency)
+	slices.Sort(wantOpened)
+	if i := slices.IndexFunc(trail, func(e records.AccessEvent) bool { return e.Basis == "emergency" }); i < 0 ||
+		trail[i].Category != strings.Join(wantOpened, ",") {
+		t.Fatalf("the break-glass event: %+v", trail)
+	}
 	if ev := w.access(t, w.erDoc, records.Access{Patient: pat, Record: "allergy-t", Purpose: "ETREAT"}); ev.Outcome != records.Granted {
 		t.Fatalf("break-glass read of a tagged emergency category: %+v", ev)
 	}

@@ -124,7 +124,15 @@ func emergencyOpen(kv state.KV, ctx contracts.Context, m *EmergencyOpen) ([]cont
 	if err := contracts.PutJSON(kv, emergencyKey(m.Patient, id), &sess); err != nil {
 		return nil, err
 	}
-	ev := AccessEvent{Patient: m.Patient, Requester: ctx.Signer, Category: strings.Join(consent.EmergencyCategories, ","),
+	// The event names what the session opens: the patient's emergency tags (no category in
+	// clear on the ledger), or, for a patient without a tag key (who has no records), nothing.
+	var opened string
+	if tk, err := GetTagKey(kv, m.Patient); err == nil {
+		opened = strings.Join(tk.Emergency, ",")
+	} else if codes.Of(err) != codes.NotFound {
+		return nil, err
+	}
+	ev := AccessEvent{Patient: m.Patient, Requester: ctx.Signer, Category: opened,
 		Purpose: "ETREAT", Outcome: Granted, Basis: "emergency", Emergency: id, Height: ctx.Height, Time: ctx.Time, TxHash: txHash(ctx)}
 	if len(via) == 0 && len(s.EmergencyOrgs) > 0 { // recorded, but the session reads nothing
 		ev.Outcome, ev.Basis = Denied, ""
