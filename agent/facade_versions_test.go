@@ -248,3 +248,32 @@ func TestFacadePatientReadAndPostSearch(t *testing.T) {
 		t.Fatalf("POST _search with a JSON body: %d %s", status, body)
 	}
 }
+
+// TestAttackFacadeVersionsAndSearchForm: a reader outside the patient's circle gets the same
+// 404 for a record's history and its versions as for a missing id, and a POST _search body over
+// its limit is refused before it is applied.
+func TestAttackFacadeVersionsAndSearchForm(t *testing.T) {
+	w := startWorld(t)
+	if _, err := w.agent("patient", "TREAT").Grant(w.ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{consent.AllCategories},
+		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc := w.facadeFor("doctor", agent.Config{})
+	status, hdr, body := doc.do("POST", "/fhir/Observation", observation("example", "60"), true)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	id := idOf(hdr.Get("Location"))
+	stranger := w.facadeFor("hospital", agent.Config{})
+	for _, path := range []string{"/_history", "/_history/1"} {
+		for _, rid := range []string{id, "does-not-exist"} {
+			if status, _, body = stranger.do("GET", "/fhir/Observation/"+rid+path, nil, true); status != http.StatusNotFound {
+				t.Errorf("stranger GET %s%s: %d %s", rid, path, status, body)
+			}
+		}
+	}
+	big := "patient=example&identifier=" + strings.Repeat("a", 70<<10)
+	if status, _, body = doc.doWith("POST", "/fhir/Observation/_search", []byte(big), map[string]string{"Content-Type": "application/x-www-form-urlencoded"}); status != http.StatusBadRequest {
+		t.Fatalf("oversized search form: %d %s", status, body)
+	}
+}
