@@ -23,6 +23,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/custody"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/netkey"
 	"github.com/medchain/medchain/reqsig"
@@ -89,6 +90,11 @@ type Config struct {
 	// encryption keys it seals to, the signing keys it checks, the anchors it opens. Without it
 	// the agent believes its node (tests and benchmarks of the node alone).
 	Trust *client.Trust
+
+	// Custody, when set, lets an organization's or practitioner's agent register patients
+	// (RegisterPatient, FHIR POST /Patient): it keeps their custodial keys and the directory of
+	// them (FHIR ids, identifiers), whose patients the agent serves by FHIR id.
+	Custody *custody.Store
 }
 
 // Defaults of the facade's body budget.
@@ -145,7 +151,9 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	}
 	hc := &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}
 	keys := &keyRelease{http: hc, auth: reqsig.NewSessions(signer.ChainID, signer.Address(), signer.Key.Signing, hc)}
-	return &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}}
+	a := &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}}
+	a.loadCustody()
+	return a
 }
 
 // Address is the agent's account.
@@ -183,6 +191,17 @@ type Stored struct {
 	Resource *fhir.Resource
 	Height   int64
 	TxHash   string
+	// FHIRID is the id the resource is served under when it is not the record's id (the FHIR id
+	// of a directory patient's demographics).
+	FHIRID string
+}
+
+// ServedID is the id the facade serves the stored resource under.
+func (s *Stored) ServedID() string {
+	if s.FHIRID != "" {
+		return s.FHIRID
+	}
+	return s.Anchor.ID
 }
 
 // Add validates a FHIR resource, seals it and anchors it as a new record of the patient it
@@ -420,18 +439,7 @@ func (a *Agent) openVersion(ctx context.Context, latest *records.Record, version
 // an audit event). The account's role is looked up once.
 func (a *Agent) probePatient(ctx context.Context) tx.Address {
 	self := a.Address()
-	a.mu.RLock()
-	role := a.selfRole
-	a.mu.RUnlock()
-	if role == "" {
-		if acc, _, err := a.node.Account(ctx, self, false); err == nil {
-			role = acc.Role
-			a.mu.Lock()
-			a.selfRole = role
-			a.mu.Unlock()
-		}
-	}
-	if role == identity.RolePatient {
+	if a.role(ctx) == identity.RolePatient {
 		return self
 	}
 	a.mu.RLock()

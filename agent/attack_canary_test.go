@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,12 +74,13 @@ func TestAttackCanaryNeverInClear(t *testing.T) {
 		`"code":{"text":"heart rate"},"subject":{"reference":"Patient/` + canaries["FHIR patient id"] + `"},"note":[{"text":"` + canaries["free text"] +
 		`"}],"valueQuantity":{"value":88,"unit":"/min"}}`
 	var ids []string
-	for _, res := range []struct{ typ, body string }{{"Patient", patient}, {"Observation", obs}} {
-		status, hdr, body := doc.do("POST", "/fhir/"+res.typ, []byte(res.body), true)
+	// The patient's demographics go to its FHIR id (PUT); the Observation is created (POST).
+	for _, res := range []struct{ method, path, body string }{{"PUT", "/fhir/Patient/" + canaries["FHIR patient id"], patient}, {"POST", "/fhir/Observation", obs}} {
+		status, hdr, body := doc.do(res.method, res.path, []byte(res.body), true)
 		if status != http.StatusCreated {
-			t.Fatalf("POST %s = %d %s", res.typ, status, body)
+			t.Fatalf("%s %s = %d %s", res.method, res.path, status, body)
 		}
-		ids = append(ids, "/fhir/"+res.typ+"/"+idOf(hdr.Get("Location")))
+		ids = append(ids, hdr.Get("Location")[:strings.Index(hdr.Get("Location"), "/_history")])
 	}
 	for _, path := range ids {
 		status, _, body := doc.do("GET", path, nil, true)

@@ -182,6 +182,10 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 		writeOutcome(w, http.StatusBadRequest, "business-rule", err.Error())
 	case errors.As(err, &te) && te.Code() == codes.Unauthorized:
 		writeOutcome(w, http.StatusForbidden, "forbidden", te.Result.Log)
+	case errors.Is(err, ErrNoCustody):
+		writeOutcome(w, http.StatusForbidden, "forbidden", ErrNoCustody.Error())
+	case errors.Is(err, ErrPatientExists):
+		writeOutcome(w, http.StatusConflict, "duplicate", ErrPatientExists.Error())
 	case errors.Is(err, ErrNoWriteGrant):
 		writeOutcome(w, http.StatusForbidden, "forbidden", ErrNoWriteGrant.Error())
 	case errors.As(err, &te) && te.Code() == codes.NotFound:
@@ -330,6 +334,9 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 	slices.Sort(clinical)
 	var rs []resource
 	for _, t := range clinical {
+		if t == "Patient" { // the directory's, below
+			continue
+		}
 		params := []param{{"patient", "reference"}, {"subject", "reference"}, {"_count", "number"}}
 		supported := fhir.SearchParams(t)
 		names := make([]string, 0, len(supported))
@@ -344,6 +351,10 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 		rs = append(rs, resource{Type: t, Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"delete"}, {"history-instance"}, {"search-type"}},
 			Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &noUpdateCreate, ConditionalCreate: true, SearchParam: params})
 	}
+	updateCreate := true
+	rs = append(rs, resource{Type: "Patient", Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"history-instance"}, {"search-type"}},
+		Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &updateCreate, ConditionalCreate: true,
+		SearchParam: []param{{"_count", "number"}, {"_id", "token"}, {"identifier", "token"}}})
 	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"_count", "number"}}},
 		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}, {"category", "token"}, {"_count", "number"}}})
 	cs := map[string]any{
@@ -366,6 +377,10 @@ func serverView(p *Plain) ([]byte, error) {
 // create adds a resource; with If-None-Exist (a search query) it is a conditional create: a
 // resource of the patient that matches answers 200 instead, two or more 412.
 func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("type") == "Patient" {
+		f.createPatient(w, r)
+		return
+	}
 	var exists func(*fhir.Resource) (*Plain, error)
 	if cond := r.Header.Get("If-None-Exist"); cond != "" {
 		exists = func(res *fhir.Resource) (*Plain, error) { return f.existing(r.Context(), res, cond) }
@@ -407,14 +422,13 @@ func (f *Facade) existing(ctx context.Context, res *fhir.Resource, cond string) 
 }
 
 func (f *Facade) update(w http.ResponseWriter, r *http.Request) {
-	var ifVersion uint32
-	if v := r.Header.Get("If-Match"); v != "" {
-		n, ok := etagVersion(v)
-		if !ok {
-			writeOutcome(w, http.StatusBadRequest, "invalid", `If-Match must be a version's ETag, W/"<versionId>"`)
-			return
-		}
-		ifVersion = n
+	if r.PathValue("type") == "Patient" {
+		f.updatePatient(w, r)
+		return
+	}
+	ifVersion, ok := ifMatch(w, r)
+	if !ok {
+		return
 	}
 	f.store(w, r, nil, func(res *fhir.Resource) (*Stored, error) {
 		if res.ID != "" && res.ID != r.PathValue("id") {
@@ -435,6 +449,22 @@ func etagVersion(s string) (uint32, bool) {
 // store reads and validates the posted resource, checks its type against the path, and has do
 // anchor it, unless exists (if any) finds it stored already: that one is answered, 200.
 func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir.Resource) (*Plain, error), do func(*fhir.Resource) (*Stored, error)) {
+	var existsAs func(*fhir.Resource) (*Plain, string, error)
+	if exists != nil {
+		existsAs = func(res *fhir.Resource) (*Plain, string, error) {
+			p, err := exists(res)
+			if p == nil {
+				return nil, "", err
+			}
+			return p, p.Record.ID, err
+		}
+	}
+	f.storeAs(w, r, existsAs, do)
+}
+
+// storeAs is store where exists also names the id the resource it found is served under. A new
+// resource (a first version) is answered 201, a new version 200.
+func (f *Facade) storeAs(w http.ResponseWriter, r *http.Request, exists func(*fhir.Resource) (*Plain, string, error), do func(*fhir.Resource) (*Stored, error)) {
 	body, release, ok := f.readBody(w, r)
 	if !ok {
 		return
@@ -450,14 +480,14 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir
 		return
 	}
 	if exists != nil {
-		p, err := exists(res)
+		p, id, err := exists(res)
 		if err != nil {
 			f.fail(w, err)
 			return
 		}
 		if p != nil {
-			w.Header().Set("Location", versionPath(res.Type, p))
-			f.answerRecord(w, p, http.StatusOK)
+			w.Header().Set("Location", "/fhir/"+res.Type+"/"+id+"/_history/"+strconv.FormatUint(uint64(p.Record.Version), 10))
+			f.answerAs(w, p, id, http.StatusOK)
 			return
 		}
 	}
@@ -466,12 +496,13 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir
 		f.fail(w, err)
 		return
 	}
+	id := s.ServedID()
 	version := strconv.FormatUint(uint64(s.Anchor.Version), 10)
-	w.Header().Set("Location", "/fhir/"+s.Resource.Type+"/"+s.Anchor.ID+"/_history/"+version)
+	w.Header().Set("Location", "/fhir/"+s.Resource.Type+"/"+id+"/_history/"+version)
 	w.Header().Set("ETag", `W/"`+version+`"`)
-	status := http.StatusCreated
-	if r.Method == http.MethodPut {
-		status = http.StatusOK
+	status := http.StatusOK
+	if s.Anchor.Version == 1 {
+		status = http.StatusCreated
 	}
 	if strings.Contains(r.Header.Get("Prefer"), "return=minimal") { // no copy of the resource
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -479,7 +510,7 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir
 		w.WriteHeader(status)
 		return
 	}
-	out, err := fhir.WithServerFields(body, s.Anchor.ID, version, instant(time.Now()))
+	out, err := fhir.WithServerFields(body, id, version, instant(time.Now()))
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -491,12 +522,6 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir
 // of the agent's directory reads that patient's demographics record (the first Patient record
 // the account may read), served under that id.
 func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("type") == "Patient" && r.PathValue("vid") == "" {
-		if acct, err := f.agent.PatientAccount(r.PathValue("id")); err == nil {
-			f.readPatient(w, r, acct)
-			return
-		}
-	}
 	var version uint32
 	if vid := r.PathValue("vid"); vid != "" {
 		n, err := strconv.ParseUint(vid, 10, 32)
@@ -506,7 +531,13 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		}
 		version = uint32(n)
 	}
-	p, err := f.agent.ReadVersion(r.Context(), r.PathValue("id"), version)
+	id := r.PathValue("id")
+	recordID, err := f.patientRecord(r.Context(), r.PathValue("type"), id)
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	p, err := f.agent.ReadVersion(r.Context(), recordID, version)
 	if err == nil && !f.agent.isType(r.Context(), p.Record, r.PathValue("type")) {
 		err = ErrNotFound
 	}
@@ -514,39 +545,12 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
-	f.answerRecord(w, p, http.StatusOK)
+	f.answerAs(w, p, id, http.StatusOK)
 }
 
-// readPatient answers the demographics of patient, the directory's Patient r.PathValue("id").
-func (f *Facade) readPatient(w http.ResponseWriter, r *http.Request, patient tx.Address) {
-	found, _, err := f.agent.SearchPage(r.Context(), patient, "Patient", "", 1, nil)
-	if err == nil && len(found) == 0 {
-		err = ErrNotFound
-	}
-	if err != nil {
-		f.fail(w, err)
-		return
-	}
-	p := &found[0]
-	version := strconv.FormatUint(uint64(p.Record.Version), 10)
-	out, err := fhir.WithServerFields(p.JSON, r.PathValue("id"), version, instant(p.Record.CreatedAt))
-	if err != nil {
-		f.fail(w, err)
-		return
-	}
-	w.Header().Set("ETag", `W/"`+version+`"`)
-	w.Header().Set("Last-Modified", p.Record.CreatedAt.UTC().Format(http.TimeFormat))
-	writeFHIR(w, http.StatusOK, out)
-}
-
-// versionPath is the path of a record's version as a resource of resourceType.
-func versionPath(resourceType string, p *Plain) string {
-	return "/fhir/" + resourceType + "/" + p.Record.ID + "/_history/" + strconv.FormatUint(uint64(p.Record.Version), 10)
-}
-
-// answerRecord answers a decrypted record as served, with its ETag and Last-Modified.
-func (f *Facade) answerRecord(w http.ResponseWriter, p *Plain, status int) {
-	out, err := serverView(p)
+// answerAs answers a decrypted record as served under id, with its ETag and Last-Modified.
+func (f *Facade) answerAs(w http.ResponseWriter, p *Plain, id string, status int) {
+	out, err := servedView(p, id)
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -563,7 +567,12 @@ func (f *Facade) history(w http.ResponseWriter, r *http.Request) {
 	if _, ok := f.onlyParams(w, r); !ok {
 		return
 	}
-	typ, id := r.PathValue("type"), r.PathValue("id")
+	typ, served := r.PathValue("type"), r.PathValue("id")
+	id, err := f.patientRecord(r.Context(), typ, served)
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
 	latest, err := f.agent.Read(r.Context(), id)
 	if err == nil && !f.agent.isType(r.Context(), latest.Record, typ) {
 		err = ErrNotFound
@@ -581,20 +590,20 @@ func (f *Facade) history(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		out, err := serverView(p)
+		out, err := servedView(p, served)
 		if err != nil {
 			f.fail(w, err)
 			return
 		}
 		version := strconv.FormatUint(uint64(v), 10)
-		e := HistoryEntry{Resource: out, Method: http.MethodPut, URL: typ + "/" + id + "/_history/" + version, ETag: `W/"` + version + `"`,
+		e := HistoryEntry{Resource: out, Method: http.MethodPut, URL: typ + "/" + served + "/_history/" + version, ETag: `W/"` + version + `"`,
 			LastModified: p.Record.CreatedAt}
 		if v == 1 {
 			e.Method = http.MethodPost
 		}
 		entries = append(entries, e)
 	}
-	out, err := HistoryBundle(baseURL(r), entries, []BundleLink{{Relation: "self", URL: baseURL(r) + "/" + typ + "/" + id + "/_history"}})
+	out, err := HistoryBundle(baseURL(r), entries, []BundleLink{{Relation: "self", URL: baseURL(r) + "/" + typ + "/" + served + "/_history"}})
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -662,6 +671,10 @@ func page(w http.ResponseWriter, r *http.Request) (cursor string, count int, ok 
 }
 
 func (f *Facade) search(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("type") == "Patient" {
+		f.searchPatients(w, r)
+		return
+	}
 	acct, _, ok := f.patientParam(w, r)
 	if !ok {
 		return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/medchain/medchain/agent"
-	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/custody"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/tx"
 )
@@ -54,19 +55,19 @@ func withoutServerFields(t *testing.T, raw []byte) []byte {
 	return out
 }
 
-// TestFacadeServesEveryClinicalExample posts every clinical HL7 example through the FHIR facade
-// of the dev practitioner's agent (holding the patient's TREAT grant), reads each back and
+// TestFacadeServesEveryClinicalExample registers the patients of the HL7 examples through the
+// FHIR facade of a practitioner's agent (each Patient example under its own id, PUT; a bare
+// Patient for ids no example defines), then posts every other clinical example for its patient
+// (the agent writes and reads by the grant each new account gives it), reads each back and
 // checks it is unchanged and categorized, and that no plaintext reached the node's data dir.
 func TestFacadeServesEveryClinicalExample(t *testing.T) {
 	w := startWorld(t)
 	ctx := w.ctx
-	patient := w.keys["patient"].Address()
-	pat := w.agent("patient", "TREAT")
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{consent.AllCategories},
-		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+	store, _, err := custody.Open(t.TempDir(), w.keys["doctor"].Key)
+	if err != nil {
 		t.Fatal(err)
 	}
-	doc := agent.New(w.keys["doctor"], agent.Config{Patients: map[string]tx.Address{"example": patient}})
+	doc := agent.New(w.keys["doctor"], agent.Config{Custody: store})
 	srv := httptest.NewServer(agent.NewFacade(doc, token, nil))
 	defer srv.Close()
 	fc := &facadeClient{t: t, base: srv.URL}
@@ -76,72 +77,110 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 		t.Fatalf("no FHIR examples in ../testdata/fhir-examples: %v", err)
 	}
 	type posted struct {
-		name, location, category string
-		raw                      []byte
+		name, location, category, patient string
+		raw                               []byte
 	}
 	var (
-		mu   sync.Mutex
-		done []posted
-		jobs = make(chan string)
-		wg   sync.WaitGroup
+		mu       sync.Mutex
+		done     []posted
+		patients = map[string][]byte{} // FHIR id -> the Patient to register
+		examples []string
 	)
-	for range 6 { // concurrent EHR clients
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range jobs {
-				raw, _ := os.ReadFile(f)
-				res, err := fhir.Parse(raw)
-				if err != nil || !slices.Contains(fhir.ClinicalTypes(), res.Type) {
-					continue
-				}
-				// Every example's patient is the demo patient here. An example that references
-				// no patient is refused, not filed under some default patient.
-				if res.Patient == "" {
-					status, _, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
-					if status != http.StatusBadRequest || !bytes.Contains(body, []byte("resource names no patient")) {
-						t.Errorf("%s names no patient: POST = %d %s", filepath.Base(f), status, body)
-					}
-					continue
-				}
-				doc.SetPatient(res.Patient, patient)
-				status, hdr, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
-				if status != http.StatusCreated {
-					t.Errorf("%s: POST = %d %s", filepath.Base(f), status, body)
-					continue
-				}
-				mu.Lock()
-				done = append(done, posted{filepath.Base(f), hdr.Get("Location"), res.Category, raw})
-				mu.Unlock()
-			}
-		}()
-	}
 	for _, f := range files {
-		jobs <- f
+		raw, _ := os.ReadFile(f)
+		res, err := fhir.Parse(raw)
+		if err != nil || !slices.Contains(fhir.ClinicalTypes(), res.Type) {
+			continue
+		}
+		switch {
+		case res.Type == "Patient":
+			patients[res.ID] = raw
+		case res.Patient != "" && patients[res.Patient] == nil:
+			patients[res.Patient] = []byte(`{"resourceType":"Patient","id":"` + res.Patient + `"}`)
+			fallthrough
+		default:
+			examples = append(examples, f)
+		}
 	}
-	close(jobs)
-	wg.Wait()
-	if len(done) < 60 {
+	run := func(jobs []string, do func(job string)) {
+		ch := make(chan string)
+		var wg sync.WaitGroup
+		for range 6 { // concurrent EHR clients
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range ch {
+					do(j)
+				}
+			}()
+		}
+		for _, j := range jobs {
+			ch <- j
+		}
+		close(ch)
+		wg.Wait()
+	}
+	ids := slices.Sorted(maps.Keys(patients))
+	run(ids, func(id string) {
+		status, hdr, body := fc.do("PUT", "/fhir/Patient/"+id, patients[id], true)
+		if status != http.StatusCreated {
+			t.Errorf("register Patient/%s: PUT = %d %s", id, status, body)
+			return
+		}
+		mu.Lock()
+		done = append(done, posted{"Patient " + id, hdr.Get("Location"), "demographics", id, patients[id]})
+		mu.Unlock()
+	})
+	run(examples, func(f string) {
+		raw, _ := os.ReadFile(f)
+		res, _ := fhir.Parse(raw)
+		// An example that references no patient is refused, not filed under some default patient.
+		if res.Patient == "" {
+			status, _, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
+			if status != http.StatusBadRequest || !bytes.Contains(body, []byte("resource names no patient")) {
+				t.Errorf("%s names no patient: POST = %d %s", filepath.Base(f), status, body)
+			}
+			return
+		}
+		status, hdr, body := fc.do("POST", "/fhir/"+res.Type, raw, true)
+		if status != http.StatusCreated {
+			t.Errorf("%s: POST = %d %s", filepath.Base(f), status, body)
+			return
+		}
+		mu.Lock()
+		done = append(done, posted{filepath.Base(f), hdr.Get("Location"), res.Category, res.Patient, raw})
+		mu.Unlock()
+	})
+	if len(done) < 80 {
 		t.Fatalf("only %d clinical examples posted", len(done))
 	}
-	for _, p := range done[:8] { // individual reads, one access request each
+	for _, p := range done[len(done)-8:] { // individual reads, one access request each
 		path := p.location[:strings.Index(p.location, "/_history")]
 		status, _, body := fc.do("GET", path, nil, true)
 		if status != http.StatusOK || !bytes.Equal(withoutServerFields(t, body), withoutServerFields(t, p.raw)) {
 			t.Errorf("%s: GET %s = %d, changed", p.name, path, status)
 		}
 	}
-	// $everything asks access once per category and page and returns every record, page by page.
-	got := map[string]bool{}
-	for _, e := range fc.searchAll("/fhir/Patient/example/$everything?_count=40") {
-		got[string(withoutServerFields(t, e))] = true
+	// $everything asks access once per category and page and returns every record of the
+	// patient, page by page.
+	got := map[string]map[string]bool{}
+	for _, id := range ids {
+		got[id] = map[string]bool{}
+		for _, e := range fc.searchAll("/fhir/Patient/" + id + "/$everything?_count=40") {
+			got[id][string(withoutServerFields(t, e))] = true
+		}
 	}
 	for _, p := range done {
-		if !got[string(withoutServerFields(t, p.raw))] {
-			t.Errorf("%s missing from $everything or changed", p.name)
+		if !got[p.patient][string(withoutServerFields(t, p.raw))] {
+			t.Errorf("%s missing from $everything of Patient/%s or changed", p.name, p.patient)
+		}
+		if p.category == "demographics" {
+			continue // served under the patient's id, not its record's
 		}
 		id := p.location[strings.LastIndex(p.location[:strings.Index(p.location, "/_history")], "/")+1 : strings.Index(p.location, "/_history")]
-		if rec, err := w.record(ctx, id); err != nil || rec.Category != w.tag(p.category) {
+		acct, _ := doc.PatientAccount(p.patient)
+		tag, _ := doc.CategoryTag(ctx, acct, p.category)
+		if rec, err := w.record(ctx, id); err != nil || rec.Category != tag {
 			t.Errorf("%s: anchored category %v, want %s (%v)", p.name, rec, p.category, err)
 		}
 	}
@@ -157,7 +196,7 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 		go func() {
 			defer swg.Done()
 			for p := range searched {
-				checkFoundBySearch(t, fc, p.name, p.location, p.raw)
+				checkFoundBySearch(t, fc, p.patient, p.name, p.location, p.raw)
 			}
 		}()
 	}
@@ -193,20 +232,26 @@ func TestFacadeServesEveryClinicalExample(t *testing.T) {
 // checkFoundBySearch checks that the resource posted at location (raw, from file name) is the only
 // result of a search by its _id, and among the results of searches by its code and its date
 // (where its type supports them and it has them), exactly once across their pages.
-func checkFoundBySearch(t *testing.T, fc *facadeClient, name, location string, raw []byte) {
+func checkFoundBySearch(t *testing.T, fc *facadeClient, patient, name, location string, raw []byte) {
 	parts := strings.Split(strings.TrimPrefix(location, "/fhir/"), "/")
 	typ, id := parts[0], parts[1]
 	want := string(withoutServerFields(t, raw))
+	if typ == "Patient" { // the directory's: by _id alone
+		if got := fc.searchAll("/fhir/Patient?_id=" + id); len(got) != 1 || string(withoutServerFields(t, got[0])) != want {
+			t.Errorf("%s: search by its _id found %d patients, or another", name, len(got))
+		}
+		return
+	}
 	count := func(query string) int {
 		n := 0
-		for _, e := range fc.searchAll("/fhir/" + typ + "?patient=example&" + query) {
+		for _, e := range fc.searchAll("/fhir/" + typ + "?patient=" + patient + "&" + query) {
 			if string(withoutServerFields(t, e)) == want {
 				n++
 			}
 		}
 		return n
 	}
-	if got := fc.searchAll("/fhir/" + typ + "?patient=example&_id=" + id); len(got) != 1 || string(withoutServerFields(t, got[0])) != want {
+	if got := fc.searchAll("/fhir/" + typ + "?patient=" + patient + "&_id=" + id); len(got) != 1 || string(withoutServerFields(t, got[0])) != want {
 		t.Errorf("%s: search by its _id found %d resources, or another", name, len(got))
 	}
 	var doc map[string]json.RawMessage

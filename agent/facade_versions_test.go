@@ -216,7 +216,7 @@ func TestFacadePatientReadAndPostSearch(t *testing.T) {
 		t.Fatalf("Patient/example before any demographics: %d", status)
 	}
 	demographics := []byte(`{"resourceType":"Patient","id":"example","active":true,"gender":"female","birthDate":"1974-12-25"}`)
-	if status, _, body := doc.do("POST", "/fhir/Patient", demographics, true); status != http.StatusCreated {
+	if status, _, body := doc.do("PUT", "/fhir/Patient/example", demographics, true); status != http.StatusCreated {
 		t.Fatalf("post demographics: %d %s", status, body)
 	}
 	status, hdr, body := doc.do("GET", "/fhir/Patient/example", nil, true)

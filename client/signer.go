@@ -121,7 +121,13 @@ func (e *TxError) Code() codes.Code { return codes.Code(e.Result.Code) }
 // is committed, rejected, or CommitWait (or ctx) runs out: a node that crashed before putting
 // it in a block lost it with its mempool. The nonce guarantees it is applied at most once.
 func (s *Signer) Send(ctx context.Context, typ string, msg any) (*api.TxResult, error) {
-	p, res, err := s.admit(ctx, typ, msg)
+	return s.SendBuilt(ctx, typ, func(uint64) (any, error) { return msg, nil })
+}
+
+// SendBuilt is Send of the message build makes for the nonce the transaction is signed with,
+// for messages bound to their own nonce (a key rotation's proof).
+func (s *Signer) SendBuilt(ctx context.Context, typ string, build func(nonce uint64) (any, error)) (*api.TxResult, error) {
+	p, res, err := s.admit(ctx, typ, build)
 	if err != nil || p == nil {
 		if err == nil {
 			err = &TxError{Type: typ, Result: res}
@@ -152,7 +158,7 @@ type sent struct {
 
 // admit signs and submits a tx until it passes CheckTx (or fails for another reason than a stale
 // nonce), taking the nonce on admission. It returns the tx in flight, or the rejection.
-func (s *Signer) admit(ctx context.Context, typ string, msg any) (*sent, *api.TxResult, error) {
+func (s *Signer) admit(ctx context.Context, typ string, build func(nonce uint64) (any, error)) (*sent, *api.TxResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -160,6 +166,10 @@ func (s *Signer) admit(ctx context.Context, typ string, msg any) (*sent, *api.Tx
 			if err := s.readNonce(ctx, typ, false); err != nil {
 				return nil, nil, err
 			}
+		}
+		msg, err := build(s.nonce)
+		if err != nil {
+			return nil, nil, err
 		}
 		raw, err := tx.Sign(s.Key.Signing, s.ChainID, s.Key.Address, s.nonce, typ, msg)
 		if err != nil {

@@ -148,6 +148,19 @@ func categorize(typ string, doc map[string]json.RawMessage) string {
 	return "other"
 }
 
+// ValidID reports whether s is a FHIR resource id: 1 to 64 of A-Z, a-z, 0-9, '-' and '.'.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 // WithServerFields returns the resource with the id, meta.versionId and meta.lastUpdated the
 // server assigned (FHIR create ignores a client's id). Other members are unchanged in value;
 // members come out in sorted order.

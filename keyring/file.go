@@ -74,6 +74,19 @@ func (f *File) Import(k *Key, passphrase string) error {
 	if _, err := os.Stat(f.path(k.Name)); err == nil {
 		return fmt.Errorf("key %q: %w", k.Name, ErrExists)
 	}
+	raw, err := Encode(k, passphrase)
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(f.path(k.Name), raw, 0o600)
+}
+
+// Encode is k in the keyring's file format, encrypted under passphrase (empty: an unencrypted
+// dev key): what a keyring stores, or hands over, such as a custodial key a patient claims.
+func Encode(k *Key, passphrase string) ([]byte, error) {
+	if err := checkName(k.Name); err != nil {
+		return nil, err
+	}
 	secret := append(k.Signing.Seed(), k.Encryption.Bytes()...)
 	ff := fileFormat{Version: 1, Public: k.Public()}
 	if passphrase == "" {
@@ -83,15 +96,31 @@ func (f *File) Import(k *Key, passphrase string) error {
 		ff.Salt, ff.Nonce = random(16), random(12)
 		aead, err := ff.aead(passphrase)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ff.Ciphertext = aead.Seal(nil, ff.Nonce, secret, ff.ad())
 	}
 	raw, err := json.MarshalIndent(ff, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode key file: %w", err)
+		return nil, fmt.Errorf("encode key file: %w", err)
 	}
-	return fsutil.WriteFileAtomic(f.path(k.Name), raw, 0o600)
+	return raw, nil
+}
+
+// MaxEncodedBytes bounds what Decode reads.
+const MaxEncodedBytes = 8 << 10
+
+// Decode opens a key Encode encoded, under its passphrase (ErrPassphrase if wrong, or if raw is
+// not such a key).
+func Decode(raw []byte, passphrase string) (*Key, error) {
+	if len(raw) > MaxEncodedBytes {
+		return nil, fmt.Errorf("a key file is at most %d bytes: %w", MaxEncodedBytes, ErrPassphrase)
+	}
+	var ff fileFormat
+	if err := json.Unmarshal(raw, &ff); err != nil {
+		return nil, ErrPassphrase
+	}
+	return ff.open(passphrase)
 }
 
 func (ff *fileFormat) aead(passphrase string) (cipher.AEAD, error) {
@@ -134,6 +163,15 @@ func (f *File) Get(name, passphrase string) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	k, err := ff.open(passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", name, err)
+	}
+	return k, nil
+}
+
+// open decrypts the key under passphrase.
+func (ff *fileFormat) open(passphrase string) (*Key, error) {
 	var secret []byte
 	switch ff.KDF {
 	case "none":
@@ -141,30 +179,30 @@ func (f *File) Get(name, passphrase string) (*Key, error) {
 	case "argon2id":
 		aead, err := ff.aead(passphrase)
 		if err != nil {
-			return nil, fmt.Errorf("key %q: %w", name, err)
+			return nil, err
 		}
 		if len(ff.Nonce) != aead.NonceSize() {
-			return nil, fmt.Errorf("key %q: %w", name, ErrPassphrase)
+			return nil, ErrPassphrase
 		}
 		if secret, err = aead.Open(nil, ff.Nonce, ff.Ciphertext, ff.ad()); err != nil {
-			return nil, fmt.Errorf("key %q: %w", name, ErrPassphrase)
+			return nil, ErrPassphrase
 		}
 	default:
-		return nil, fmt.Errorf("key %q: unknown kdf %q", name, ff.KDF)
+		return nil, fmt.Errorf("unknown kdf %q", ff.KDF)
 	}
 	if len(secret) != 64 {
-		return nil, fmt.Errorf("key %q: %w", name, ErrPassphrase)
+		return nil, ErrPassphrase
 	}
 	signing := ed25519.NewKeyFromSeed(secret[:32])
 	enc, err := ecdh.X25519().NewPrivateKey(secret[32:])
 	if err != nil {
-		return nil, fmt.Errorf("key %q: %w", name, ErrPassphrase)
+		return nil, ErrPassphrase
 	}
 	// The address is the account's, derived from its first key; after a rotation it differs from
 	// the current key's. For encrypted files it is authenticated by the AEAD.
 	k := &Key{Name: ff.Name, Address: ff.Address, Signing: signing, Encryption: enc}
 	if !bytes.Equal(ff.SigningKey, signing.Public().(ed25519.PublicKey)) {
-		return nil, fmt.Errorf("key %q: %w", name, ErrPassphrase)
+		return nil, ErrPassphrase
 	}
 	return k, nil
 }

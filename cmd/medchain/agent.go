@@ -61,6 +61,9 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 			return nil, nil, err
 		}
 	}
+	if cfg.Custody, err = agent.OpenCustody(f.home, k, slog.Default()); err != nil {
+		return nil, nil, err
+	}
 	return agent.New(s, cfg), s, nil
 }
 
@@ -126,6 +129,7 @@ until it commits.`,
 			if err != nil {
 				return err
 			}
+			go checkClaims(cmd.Context(), a, slog.Default())
 			return serveAgent(cmd.Context(), a, f.home, listen, slog.Default())
 		},
 	}
@@ -158,6 +162,18 @@ func startAgent(a *agent.Agent, home, listen string, log *slog.Logger) (string, 
 		srv.Shutdown(ctx)
 	}
 	return ln.Addr().String(), stop, nil
+}
+
+// checkClaims deletes, at the agent's start, the custodial keys of patients who claimed their
+// accounts meanwhile.
+func checkClaims(ctx context.Context, a *agent.Agent, log *slog.Logger) {
+	n, err := a.CheckClaims(ctx)
+	if err != nil {
+		log.Warn("could not check which custodial patients claimed their accounts", "err", err)
+	}
+	if n > 0 {
+		log.Info("patients claimed their accounts; their custodial keys are deleted", "count", n)
+	}
 }
 
 func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, log *slog.Logger) error {

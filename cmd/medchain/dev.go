@@ -108,7 +108,12 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 	if err != nil {
 		return nil, err
 	}
-	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}, Trust: trust})
+	custody, err := agent.OpenCustody(n.Home, signers["doctor"].Key, node.NewLogger("info").With("module", "agent"))
+	if err != nil {
+		trust.Close()
+		return nil, err
+	}
+	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}, Trust: trust, Custody: custody})
 	fmt.Fprintln(w, "  seeding demo consent and records (first run only)...")
 	seeded, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor)
 	if err != nil {

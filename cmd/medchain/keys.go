@@ -22,8 +22,13 @@ func readPassphrase(prompt string) (string, error) {
 	if p, ok := os.LookupEnv(passphraseEnv); ok {
 		return p, nil
 	}
+	return readTerminal(prompt, "set "+passphraseEnv+" or run on a terminal")
+}
+
+// readTerminal asks for a secret on the terminal; without one it fails with hint.
+func readTerminal(prompt, hint string) (string, error) {
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return "", fmt.Errorf("no passphrase: set %s or run on a terminal", passphraseEnv)
+		return "", fmt.Errorf("no passphrase: %s", hint)
 	}
 	fmt.Fprint(os.Stderr, prompt)
 	b, err := term.ReadPassword(int(os.Stdin.Fd()))

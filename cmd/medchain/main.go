@@ -35,7 +35,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(devCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), lightCmd(), networkCmd(), statusCmd(), benchCmd(), supplyCmd(),
+	root.AddCommand(devCmd(), patientCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), lightCmd(), networkCmd(), statusCmd(), benchCmd(), supplyCmd(),
 		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd())
 	strictGroups(root)
 	return root
