@@ -216,10 +216,34 @@ func (a *Agent) Add(ctx context.Context, raw []byte) (*Stored, error) {
 
 // AddResource is Add for a resource already parsed with fhir.Parse.
 func (a *Agent) AddResource(ctx context.Context, res *fhir.Resource) (*Stored, error) {
+	w, err := a.planAdd(ctx, res, newID())
+	if err != nil {
+		return nil, err
+	}
+	return a.anchor(ctx, w)
+}
+
+// write is a record version to anchor: the resource, its patient, what the ledger files it
+// under (the patient's tags of its category and type), its id and version.
+type write struct {
+	res                    *fhir.Resource
+	patient                tx.Address
+	category, resourceType string
+	id                     string
+	version                uint32
+}
+
+// planAdd plans res as the first version of a new record id of the patient it references.
+func (a *Agent) planAdd(ctx context.Context, res *fhir.Resource, id string) (*write, error) {
 	patient, err := a.PatientAccount(res.Patient)
 	if err != nil {
 		return nil, err
 	}
+	return a.planAddFor(ctx, res, patient, id)
+}
+
+// planAddFor is planAdd for patient.
+func (a *Agent) planAddFor(ctx context.Context, res *fhir.Resource, patient tx.Address, id string) (*write, error) {
 	if err := a.writerTagKey(ctx, patient); err != nil {
 		return nil, err
 	}
@@ -231,7 +255,7 @@ func (a *Agent) AddResource(ctx context.Context, res *fhir.Resource) (*Stored, e
 	if err != nil {
 		return nil, err
 	}
-	return a.anchor(ctx, res, patient, category, resourceType, newID(), 1)
+	return &write{res: res, patient: patient, category: category, resourceType: resourceType, id: id, version: 1}, nil
 }
 
 // Update anchors raw as the next version of record id.
@@ -256,6 +280,28 @@ func (a *Agent) UpdateResource(ctx context.Context, id string, res *fhir.Resourc
 // else ErrVersionMismatch (FHIR's If-Match). An update that loses a race with another is
 // ErrVersionConflict.
 func (a *Agent) UpdateResourceIf(ctx context.Context, id string, res *fhir.Resource, ifVersion uint32) (*Stored, error) {
+	w, err := a.planUpdate(ctx, id, res, ifVersion)
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.anchor(ctx, w)
+	return s, a.versionConflict(ctx, err, w)
+}
+
+// versionConflict turns the ledger's refusal of w's version number into ErrVersionConflict when
+// another version of the record was written meanwhile.
+func (a *Agent) versionConflict(ctx context.Context, err error, w *write) error {
+	var te *client.TxError
+	if w.version > 1 && errors.As(err, &te) && te.Code() == codes.Invalid {
+		if now, rerr := a.node.Record(ctx, w.id); rerr == nil && now.Version != w.version-1 {
+			return ErrVersionConflict
+		}
+	}
+	return err
+}
+
+// planUpdate plans res as the next version of record id (see UpdateResourceIf).
+func (a *Agent) planUpdate(ctx context.Context, id string, res *fhir.Resource, ifVersion uint32) (*write, error) {
 	patient, err := a.PatientAccount(res.Patient)
 	if err != nil {
 		return nil, err
@@ -280,14 +326,7 @@ func (a *Agent) UpdateResourceIf(ctx context.Context, id string, res *fhir.Resou
 			return nil, err
 		}
 	}
-	s, err := a.anchor(ctx, res, prev.Patient, category, prev.ResourceType, id, prev.Version+1)
-	var te *client.TxError
-	if errors.As(err, &te) && te.Code() == codes.Invalid {
-		if now, rerr := a.node.Record(ctx, id); rerr == nil && now.Version != prev.Version {
-			return nil, ErrVersionConflict
-		}
-	}
-	return s, err
+	return &write{res: res, patient: prev.Patient, category: category, resourceType: prev.ResourceType, id: id, version: prev.Version + 1}, nil
 }
 
 // isType reports whether rec is of resourceType (named on the ledger by the patient's tag).
@@ -309,18 +348,34 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// anchor seals the resource for the patient and this account, wraps its data key for the network
-// key and submits the anchor, filed under category and resourceType (the patient's tags of the
-// resource's, see CategoryTag).
-func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Address, category, resourceType, id string, version uint32) (*Stored, error) {
-	sealCtx := records.SealContext(a.signer.ChainID, id, version)
+// anchor seals w's resource for the patient and this account, wraps its data key for the
+// network key, uploads the ciphertext and anchors it, then waits for its copies.
+func (a *Agent) anchor(ctx context.Context, w *write) (*Stored, error) {
+	m, err := a.prepare(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	result, err := a.signer.Send(ctx, records.TypeAnchor, m)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.confirmCopies(ctx, m.ID, m.CiphertextHash); err != nil {
+		return nil, err
+	}
+	return &Stored{Anchor: m, Resource: w.res, Height: result.Height, TxHash: result.Hash}, nil
+}
+
+// prepare seals w's resource for the patient and this account, wraps its data key for the
+// network key and uploads the ciphertext: what is left is to anchor it.
+func (a *Agent) prepare(ctx context.Context, w *write) (*records.Anchor, error) {
+	sealCtx := records.SealContext(a.signer.ChainID, w.id, w.version)
 	netKey, err := a.networkKey(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	rs, err := a.node.Recipients(ctx, patient, a.Address(), category)
+	rs, err := a.node.Recipients(ctx, w.patient, a.Address(), w.category)
 	if client.IsNotFound(err) { // the node answers an author without a write grant as for no patient
-		return nil, fmt.Errorf("%w: %s category %s", ErrNoWriteGrant, patient, res.Category)
+		return nil, fmt.Errorf("%w: %s category %s", ErrNoWriteGrant, w.patient, w.res.Category)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("recipients: %w", err)
@@ -332,7 +387,7 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 		}
 		recips[i] = seal.Recipient{ID: string(r.Address), PublicKey: r.EncryptionKey}
 	}
-	s, err := seal.Seal(res.JSON, sealCtx, recips)
+	s, err := seal.Seal(w.res.JSON, sealCtx, recips)
 	if err != nil {
 		return nil, err
 	}
@@ -343,19 +398,12 @@ func (a *Agent) anchor(ctx context.Context, res *fhir.Resource, patient tx.Addre
 	if _, err := a.node.PutBlob(ctx, a.signer, s.Ciphertext); err != nil {
 		return nil, fmt.Errorf("upload ciphertext: %w", err)
 	}
-	m := &records.Anchor{ID: id, Version: version, Patient: patient, ResourceType: resourceType, Category: category,
+	m := &records.Anchor{ID: w.id, Version: w.version, Patient: w.patient, ResourceType: w.resourceType, Category: w.category,
 		Purpose: a.cfg.Purpose, CiphertextHash: s.Hash[:], Commitment: s.Commitment[:], Size: int64(len(s.Ciphertext)), Network: network}
 	for _, k := range s.Keys {
 		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
 	}
-	result, err := a.signer.Send(ctx, records.TypeAnchor, m)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.confirmCopies(ctx, id, s.Hash[:]); err != nil {
-		return nil, err
-	}
-	return &Stored{Anchor: m, Resource: res, Height: result.Height, TxHash: result.Hash}, nil
+	return m, nil
 }
 
 // Plain is a decrypted record.

@@ -128,18 +128,11 @@ func (a *Agent) RegisterPatient(ctx context.Context, res *fhir.Resource, fhirID 
 
 // addAs anchors res as the first version of record id of patient.
 func (a *Agent) addAs(ctx context.Context, res *fhir.Resource, patient tx.Address, id string) (*Stored, error) {
-	if err := a.writerTagKey(ctx, patient); err != nil {
-		return nil, err
-	}
-	category, err := a.CategoryTag(ctx, patient, res.Category)
+	w, err := a.planAddFor(ctx, res, patient, id)
 	if err != nil {
 		return nil, err
 	}
-	resourceType, err := a.ResourceTypeTag(ctx, patient, res.Type)
-	if err != nil {
-		return nil, err
-	}
-	return a.anchor(ctx, res, patient, category, resourceType, id, 1)
+	return a.anchor(ctx, w)
 }
 
 // identifiers reads a Patient resource's identifiers (those with a value).

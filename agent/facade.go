@@ -18,6 +18,7 @@ import (
 
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/tx"
 )
@@ -32,6 +33,7 @@ type Facade struct {
 	token  string
 	log    *slog.Logger
 	bodies *budget // request body bytes held at once (Config.BodyBudget)
+	mux    *http.ServeMux
 }
 
 // NewFacade returns the facade's handler.
@@ -41,7 +43,10 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	}
 	f := &Facade{agent: a, token: token, log: log, bodies: newBudget(a.cfg.BodyBudget)}
 	mux := http.NewServeMux()
+	f.mux = mux
 	mux.HandleFunc("GET /fhir/metadata", f.metadata)
+	mux.HandleFunc("POST /fhir", f.auth(f.postBundle))
+	mux.HandleFunc("POST /fhir/{$}", f.auth(f.postBundle))
 	mux.HandleFunc("POST /fhir/Consent", f.auth(f.postConsent))
 	mux.HandleFunc("GET /fhir/Consent", f.auth(f.searchConsent))
 	mux.HandleFunc("GET /fhir/AuditEvent", f.auth(f.searchAudit))
@@ -51,6 +56,7 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /fhir/{type}/{id}", f.auth(f.read))
 	mux.HandleFunc("GET /fhir/{type}/{id}/_history/{vid}", f.auth(f.read))
 	mux.HandleFunc("GET /fhir/{type}/{id}/_history", f.auth(f.history))
+	mux.HandleFunc("GET /fhir/{type}/_history", f.auth(f.typeHistory))
 	mux.HandleFunc("DELETE /fhir/{type}/{id}", f.auth(f.erase))
 	mux.HandleFunc("GET /fhir/{type}", f.auth(f.search))
 	mux.HandleFunc("POST /fhir/{type}/_search", f.auth(f.postSearch))
@@ -328,6 +334,8 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 		ReadHistory       bool          `json:"readHistory,omitempty"`
 		UpdateCreate      *bool         `json:"updateCreate,omitempty"`
 		ConditionalCreate bool          `json:"conditionalCreate,omitempty"`
+		SearchInclude     []string      `json:"searchInclude,omitempty"`
+		SearchRevInclude  []string      `json:"searchRevInclude,omitempty"`
 		SearchParam       []param       `json:"searchParam,omitempty"`
 	}
 	clinical := fhir.ClinicalTypes()
@@ -348,13 +356,18 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 			params = append(params, param{name, supported[name]})
 		}
 		noUpdateCreate := false
-		rs = append(rs, resource{Type: t, Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"delete"}, {"history-instance"}, {"search-type"}},
-			Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &noUpdateCreate, ConditionalCreate: true, SearchParam: params})
+		var includes []string
+		for _, p := range fhir.IncludeParams(t) {
+			includes = append(includes, t+":"+p)
+		}
+		rs = append(rs, resource{Type: t, Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"delete"}, {"history-instance"}, {"history-type"}, {"search-type"}},
+			Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &noUpdateCreate, ConditionalCreate: true, SearchParam: params,
+			SearchInclude: includes, SearchRevInclude: fhir.RevIncludes(t)})
 	}
 	updateCreate := true
 	rs = append(rs, resource{Type: "Patient", Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"history-instance"}, {"search-type"}},
 		Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &updateCreate, ConditionalCreate: true,
-		SearchParam: []param{{"_count", "number"}, {"_id", "token"}, {"identifier", "token"}}})
+		SearchRevInclude: fhir.RevIncludes("Patient"), SearchParam: []param{{"_count", "number"}, {"_id", "token"}, {"identifier", "token"}}})
 	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"_count", "number"}}},
 		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}, {"category", "token"}, {"_count", "number"}}})
 	cs := map[string]any{
@@ -581,29 +594,95 @@ func (f *Facade) history(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
+	entries, err := f.versionEntries(r.Context(), typ, served, latest, time.Time{})
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	out, err := HistoryBundle(baseURL(r), entries, []BundleLink{{Relation: "self", URL: baseURL(r) + "/" + typ + "/" + served + "/_history"}})
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	writeFHIR(w, http.StatusOK, out)
+}
+
+// versionEntries are the versions of a record (latest is its latest version, read) stored at
+// since or later, newest first, as served under id.
+func (f *Facade) versionEntries(ctx context.Context, typ, id string, latest *Plain, since time.Time) ([]HistoryEntry, error) {
 	var entries []HistoryEntry
 	for v := latest.Record.Version; v >= 1; v-- {
 		p := latest
 		if v != latest.Record.Version {
-			if p, err = f.agent.ReadVersion(r.Context(), id, v); err != nil {
-				f.fail(w, err)
-				return
+			var err error
+			if p, err = f.agent.ReadVersion(ctx, latest.Record.ID, v); err != nil {
+				return nil, err
 			}
 		}
-		out, err := servedView(p, served)
+		if p.Record.CreatedAt.Before(since) {
+			break // older versions are older still
+		}
+		out, err := servedView(p, id)
 		if err != nil {
-			f.fail(w, err)
-			return
+			return nil, err
 		}
 		version := strconv.FormatUint(uint64(v), 10)
-		e := HistoryEntry{Resource: out, Method: http.MethodPut, URL: typ + "/" + served + "/_history/" + version, ETag: `W/"` + version + `"`,
+		e := HistoryEntry{Resource: out, Method: http.MethodPut, URL: typ + "/" + id + "/_history/" + version, ETag: `W/"` + version + `"`,
 			LastModified: p.Record.CreatedAt}
 		if v == 1 {
 			e.Method = http.MethodPost
 		}
 		entries = append(entries, e)
 	}
-	out, err := HistoryBundle(baseURL(r), entries, []BundleLink{{Relation: "self", URL: baseURL(r) + "/" + typ + "/" + served + "/_history"}})
+	return entries, nil
+}
+
+// typeHistory answers the versions of a patient's resources of one type (patient required;
+// _since, an instant, keeps the versions stored then or later), a page of records at a time
+// (_count records), each page's versions newest first.
+func (f *Facade) typeHistory(w http.ResponseWriter, r *http.Request) {
+	applied, ok := f.onlyParams(w, r, "_since")
+	if !ok {
+		return
+	}
+	acct, _, ok := f.patientParam(w, r)
+	if !ok {
+		return
+	}
+	cursor, count, ok := page(w, r)
+	if !ok {
+		return
+	}
+	var since time.Time
+	if v := r.URL.Query().Get("_since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			f.fail(w, &fhir.InvalidError{Msg: "_since must be an instant, such as 2026-01-31T12:00:00Z"})
+			return
+		}
+		since = t
+	}
+	typ := r.PathValue("type")
+	found, next, err := f.agent.SearchPage(r.Context(), acct, typ, cursor, count, nil)
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
+	var entries []HistoryEntry
+	for i := range found {
+		more, err := f.versionEntries(r.Context(), typ, found[i].Record.ID, &found[i], since)
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		entries = append(entries, more...)
+	}
+	slices.SortStableFunc(entries, func(a, b HistoryEntry) int { return b.LastModified.Compare(a.LastModified) })
+	links := []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, cursor)}}
+	if next != "" {
+		links = append(links, BundleLink{Relation: "next", URL: f.searchLink(r, applied, next)})
+	}
+	out, err := HistoryBundle(baseURL(r), entries, links)
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -728,16 +807,46 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 	}
 	var found []Plain
 	next := cursor
-	for round := 0; round < maxSearchRounds && len(found) < count; round++ {
-		var more []Plain
-		if more, next, err = f.agent.SearchPage(r.Context(), patient, typ, next, count-len(found), search); err != nil {
+	if len(search.Sort) > 0 { // every match, sorted, then the page at the cursor's offset
+		all, err := f.agent.Search(r.Context(), patient, typ, search)
+		if err != nil {
 			f.fail(w, err)
 			return
 		}
-		found = append(found, more...)
-		if next == "" {
-			break
+		sortRecords(all, typ, search.Sort)
+		offset := 0
+		if cursor != "" {
+			if offset, err = strconv.Atoi(strings.TrimPrefix(cursor, "s")); err != nil || offset < 0 || !strings.HasPrefix(cursor, "s") {
+				f.fail(w, &fhir.InvalidError{Msg: "_cursor is not a cursor of this sorted search"})
+				return
+			}
 		}
+		end := min(offset+count, len(all))
+		found, next = all[min(offset, end):end], ""
+		if end < len(all) {
+			next = "s" + strconv.Itoa(end)
+		}
+	} else {
+		for round := 0; round < maxSearchRounds && len(found) < count; round++ {
+			var more []Plain
+			if more, next, err = f.agent.SearchPage(r.Context(), patient, typ, next, count-len(found), search); err != nil {
+				f.fail(w, err)
+				return
+			}
+			found = append(found, more...)
+			if next == "" {
+				break
+			}
+		}
+	}
+	matches := make([]served, len(found))
+	for i := range found {
+		matches[i] = served{id: found[i].Record.ID, p: &found[i]}
+	}
+	included, err := f.includes(r.Context(), patient, typ, matches, search.Include, search.RevInclude)
+	if err != nil {
+		f.fail(w, err)
+		return
 	}
 	rs := make([][]byte, 0, len(found))
 	for i := range found {
@@ -749,7 +858,40 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 		found[i].JSON = nil // the server view replaces it
 		rs = append(rs, out)
 	}
-	f.searchBundle(w, r, rs, cursor, next, search.Applied())
+	f.searchBundle(w, r, rs, included, cursor, next, search.Applied())
+}
+
+// sortRecords orders decrypted records of resourceType by a _sort's keys (ties keep their order).
+func sortRecords(rs []Plain, resourceType string, keys []fhir.SortKey) {
+	dates := map[*records.Record]time.Time{}
+	for _, k := range keys {
+		if k.Param == "date" {
+			for i := range rs {
+				dates[rs[i].Record], _ = fhir.DateOf(resourceType, rs[i].JSON)
+			}
+			break
+		}
+	}
+	slices.SortStableFunc(rs, func(a, b Plain) int {
+		for _, k := range keys {
+			var c int
+			switch k.Param {
+			case "_id":
+				c = strings.Compare(a.Record.ID, b.Record.ID)
+			case "_lastUpdated":
+				c = a.Record.CreatedAt.Compare(b.Record.CreatedAt)
+			case "date":
+				c = dates[a.Record].Compare(dates[b.Record])
+			}
+			if k.Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
 }
 
 // searchLink is the URL of a search's page at cursor ("" for the first) showing the parameters
@@ -795,12 +937,12 @@ func lenient(r *http.Request) bool {
 // it is the last page, a next link, both showing the parameters applied (those of applied, the
 // patient and the page size; nil applied keeps the request's). Only a search that fits one page
 // states its total.
-func (f *Facade) searchBundle(w http.ResponseWriter, r *http.Request, rs [][]byte, cursor, next string, applied url.Values) {
+func (f *Facade) searchBundle(w http.ResponseWriter, r *http.Request, rs, included [][]byte, cursor, next string, applied url.Values) {
 	links := []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, cursor)}}
 	if next != "" {
 		links = append(links, BundleLink{Relation: "next", URL: f.searchLink(r, applied, next)})
 	}
-	out, err := SearchBundle(rs, links, cursor == "" && next == "")
+	out, err := SearchBundle(baseURL(r), rs, included, links, cursor == "" && next == "")
 	if err != nil {
 		f.fail(w, err)
 		return
@@ -890,7 +1032,7 @@ func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, out)
 	}
-	f.searchBundle(w, r, rs, cursor, next, applied)
+	f.searchBundle(w, r, rs, nil, cursor, next, applied)
 }
 
 func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
@@ -928,5 +1070,5 @@ func (f *Facade) searchAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		rs = append(rs, out)
 	}
-	f.searchBundle(w, r, rs, cursor, next, applied)
+	f.searchBundle(w, r, rs, nil, cursor, next, applied)
 }

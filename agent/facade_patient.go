@@ -152,8 +152,8 @@ var patientParams = map[string]string{"_id": "token", "identifier": "token"}
 // or ignored when lenient.
 func matchPatients(dir []DirectoryEntry, params url.Values, lenient bool) ([]DirectoryEntry, error) {
 	for k := range params {
-		if _, ok := patientParams[k]; !ok && !slices.Contains([]string{"_count", CursorParam, "_format"}, k) && !lenient {
-			return nil, &fhir.InvalidError{Msg: "search parameter " + strconv.Quote(k) + " is not supported for Patient; supported: _id, identifier, _count" +
+		if _, ok := patientParams[k]; !ok && !slices.Contains([]string{"_count", CursorParam, "_format", "_summary", "_include", "_revinclude"}, k) && !lenient {
+			return nil, &fhir.InvalidError{Msg: "search parameter " + strconv.Quote(k) + " is not supported for Patient; supported: _id, identifier, _count, _revinclude" +
 				" (or send Prefer: handling=lenient to have unsupported ones ignored)"}
 		}
 	}
@@ -190,8 +190,13 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
+	_, rev, err := fhir.ParseIncludes("Patient", q["_include"], q["_revinclude"])
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
 	applied := url.Values{}
-	for k := range patientParams {
+	for _, k := range []string{"_id", "identifier", "_include", "_revinclude"} {
 		if v, ok := q[k]; ok {
 			applied[k] = v
 		}
@@ -210,7 +215,7 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 	if cursor != "" && start < len(matches) && matches[start].FHIRID == cursor {
 		start++
 	}
-	var rs [][]byte
+	var rs, included [][]byte
 	next := ""
 	for i := start; i < len(matches); i++ {
 		if len(rs) == count {
@@ -231,8 +236,14 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rs = append(rs, out)
+		more, err := f.includes(r.Context(), matches[i].Address, "Patient", []served{{matches[i].FHIRID, p}}, nil, rev)
+		if err != nil {
+			f.fail(w, err)
+			return
+		}
+		included = append(included, more[:min(len(more), MaxIncluded-len(included))]...)
 	}
-	f.searchBundle(w, r, rs, cursor, next, applied)
+	f.searchBundle(w, r, rs, included, cursor, next, applied)
 }
 
 // servedView renders a decrypted record as served under id (a directory Patient's FHIR id).

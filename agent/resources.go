@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -275,10 +276,45 @@ type BundleLink struct {
 	URL      string `json:"url"`
 }
 
-// SearchBundle is one page of search results as a searchset Bundle with its links; complete
-// says the page holds every match, so the Bundle can state a total.
-func SearchBundle(resources [][]byte, links []BundleLink, complete bool) ([]byte, error) {
-	return bundle("searchset", "", resources, links, complete)
+// SearchBundle is one page of search results as a searchset Bundle with its links: the matches,
+// then the resources _include and _revinclude added (search mode "include"), each with its full
+// URL under base. complete says the page holds every match, so the Bundle can state a total.
+func SearchBundle(base string, matches, included [][]byte, links []BundleLink, complete bool) ([]byte, error) {
+	type search struct {
+		Mode string `json:"mode"`
+	}
+	type entry struct {
+		FullURL  string          `json:"fullUrl,omitempty"`
+		Resource json.RawMessage `json:"resource"`
+		Search   search          `json:"search"`
+	}
+	b := struct {
+		ResourceType string       `json:"resourceType"`
+		Type         string       `json:"type"`
+		Total        *int         `json:"total,omitempty"`
+		Link         []BundleLink `json:"link,omitempty"`
+		Entry        []entry      `json:"entry,omitempty"`
+	}{ResourceType: "Bundle", Type: "searchset", Link: links}
+	if complete {
+		n := len(matches)
+		b.Total = &n
+	}
+	for i, r := range append(slices.Clip(matches), included...) {
+		var head struct {
+			ResourceType string `json:"resourceType"`
+			ID           string `json:"id"`
+		}
+		json.Unmarshal(r, &head)
+		e := entry{Resource: r, Search: search{"match"}}
+		if i >= len(matches) {
+			e.Search.Mode = "include"
+		}
+		if base != "" && head.ID != "" {
+			e.FullURL = base + "/" + head.ResourceType + "/" + head.ID
+		}
+		b.Entry = append(b.Entry, e)
+	}
+	return json.Marshal(b)
 }
 
 // CountBundle is the answer to a search with _summary=count: a searchset Bundle with the total

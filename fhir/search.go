@@ -21,6 +21,12 @@ type Search struct {
 	tokens  []tokenParam // code, category, status, clinical-status, identifier
 	dates   []dateParam  // date
 	applied url.Values   // what the self link shows
+
+	// Sort is the order _sort asks for (none: the server's); Include and RevInclude are the
+	// _include and _revinclude parameters, for the searcher to follow.
+	Sort       []SortKey
+	Include    []Include
+	RevInclude []Include
 }
 
 // Parameters a searcher (the facade) handles outside Search: the patient, paging, the format.
@@ -113,8 +119,11 @@ func ParseSearch(resourceType string, params url.Values, lenient bool) (*Search,
 		names = append(names, name)
 	}
 	slices.Sort(names) // errors name the first offender, always the same one
+	if err := s.parseShape(params); err != nil {
+		return nil, err
+	}
 	for _, full := range names {
-		if slices.Contains(outsideParams, full) {
+		if slices.Contains(outsideParams, full) || slices.Contains(shapeParams, full) {
 			continue
 		}
 		name, modifier, _ := strings.Cut(full, ":")
@@ -145,6 +154,32 @@ func ParseSearch(resourceType string, params url.Values, lenient bool) (*Search,
 		}
 	}
 	return s, nil
+}
+
+// shapeParams shape a search's answer rather than pick its matches.
+var shapeParams = []string{"_sort", "_include", "_revinclude"}
+
+// parseShape reads _sort, _include and _revinclude.
+func (s *Search) parseShape(params url.Values) error {
+	if len(params["_sort"]) > 1 {
+		return invalidf("_sort is given once (keys separated by commas)")
+	}
+	var err error
+	if s.Sort, err = ParseSort(s.Type, params.Get("_sort")); err != nil {
+		return err
+	}
+	if s.Type == "" && len(params["_include"])+len(params["_revinclude"]) > 0 {
+		return invalidf("_include and _revinclude are for a search of one resource type")
+	}
+	if s.Include, s.RevInclude, err = ParseIncludes(s.Type, params["_include"], params["_revinclude"]); err != nil {
+		return err
+	}
+	for _, name := range shapeParams {
+		for _, v := range params[name] {
+			s.applied.Add(name, v)
+		}
+	}
+	return nil
 }
 
 func sortedKeys(m map[string]string) []string {

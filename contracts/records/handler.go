@@ -17,7 +17,7 @@ import (
 )
 
 var handlers = map[string]contracts.Handler{
-	TypeAnchor: contracts.Decode(anchor), TypeAccess: contracts.Decode(access),
+	TypeAnchor: contracts.Decode(anchor), TypeAnchorBatch: contracts.Decode(anchorBatch), TypeAccess: contracts.Decode(access),
 	TypeErase: contracts.Decode(erase), TypeSettings: contracts.Decode(settings),
 	TypeEmergencyOpen: contracts.Decode(emergencyOpen), TypeEmergencyReview: contracts.Decode(emergencyReview),
 	TypeFetchLog: contracts.Decode(fetchLog), TypeSetTagKey: contracts.Decode(setTagKey),
@@ -204,6 +204,21 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 	}
 	return []contracts.Event{contracts.NewEvent("records.anchored", "id", m.ID, "version", itoa(uint64(m.Version)),
 		"patient", string(m.Patient), "category", m.Category, "blob", hex.EncodeToString(m.CiphertextHash))}, nil
+}
+
+func anchorBatch(kv state.KV, ctx contracts.Context, m *AnchorBatch) ([]contracts.Event, error) {
+	if len(m.Anchors) == 0 || len(m.Anchors) > MaxBatchAnchors {
+		return nil, codes.Errorf(codes.Invalid, "a batch holds 1 to %d anchors", MaxBatchAnchors)
+	}
+	var events []contracts.Event
+	for i := range m.Anchors {
+		ev, err := anchor(kv, ctx, &m.Anchors[i])
+		if err != nil { // the transaction fails, and none of the batch's writes is kept
+			return nil, codes.Errorf(codes.Of(err), "anchor %d of the batch (record %s): %v", i+1, m.Anchors[i].ID, err)
+		}
+		events = append(events, ev...)
+	}
+	return events, nil
 }
 
 // checkRecipients requires keys to name exactly the wanted recipients, and says who is missing

@@ -12,6 +12,7 @@ import (
 // Transaction types.
 const (
 	TypeAnchor          = "records/anchor"
+	TypeAnchorBatch     = "records/anchor_batch"
 	TypeAccess          = "records/access"
 	TypeErase           = "records/erase"
 	TypeSettings        = "records/settings"
@@ -22,6 +23,7 @@ const (
 // Limits and defaults.
 const (
 	MaxIDBytes           = 64
+	MaxBatchAnchors      = 50 // anchors in one records/anchor_batch
 	MaxCiphertextBytes   = 8 << 20
 	MaxRecipients        = 2 // the patient and the author; everyone else gets keys from the network
 	MaxWrappedKeyBytes   = 1024
@@ -32,6 +34,13 @@ const (
 	DefaultEmergencyTime = 24 * time.Hour // how long break-glass access lasts unless asked shorter
 	MaxEmergencyTime     = 72 * time.Hour
 )
+
+// AnchorBatch anchors several records, or versions, in one transaction: all of them or, if any
+// is refused, none (a FHIR transaction Bundle's writes). Each is checked as an Anchor, in order,
+// seeing the ones before it.
+type AnchorBatch struct {
+	Anchors []Anchor `json:"anchors"`
+}
 
 // Anchor adds a record, or a new version of one (Version = latest + 1), for Patient.
 type Anchor struct {
