@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
+	"github.com/medchain/medchain/smart"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -27,43 +27,69 @@ import (
 const fhirJSON = "application/fhir+json"
 
 // Facade serves the agent as a FHIR R4 REST API (JSON) under /fhir, for EHRs and apps. Every
-// endpoint but /fhir/metadata needs "Authorization: Bearer <token>".
+// endpoint but /fhir/metadata and the SMART ones needs "Authorization: Bearer <token>": an access
+// token of the agent's SMART server (facade_smart.go), or, in development, the agent's local
+// token.
 type Facade struct {
 	agent  *Agent
-	token  string
+	cfg    FacadeConfig
 	log    *slog.Logger
 	bodies *budget // request body bytes held at once (Config.BodyBudget)
 	mux    *http.ServeMux
 }
 
-// NewFacade returns the facade's handler.
+// FacadeConfig configures a facade.
+type FacadeConfig struct {
+	// Token is the agent's local token (<home>/agent.token): whoever holds it controls the agent.
+	// It approves SMART app launches and, with DevToken, is accepted as a bearer token with every
+	// permission (local development only).
+	Token    string
+	DevToken bool
+	// SMART issues and checks access tokens; nil: a server with no registered clients.
+	SMART *smart.Server
+}
+
+// NewFacade returns the facade's handler for local development: token is accepted as a bearer
+// token with every permission, beside SMART tokens.
 func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
+	return NewFacadeWith(a, FacadeConfig{Token: token, DevToken: true}, log)
+}
+
+// NewFacadeWith returns the facade's handler.
+func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Facade{agent: a, token: token, log: log, bodies: newBudget(a.cfg.BodyBudget)}
+	if cfg.SMART == nil {
+		cfg.SMART, _ = smart.New(nil, cfg.Token)
+	}
+	f := &Facade{agent: a, cfg: cfg, log: log, bodies: newBudget(a.cfg.BodyBudget)}
 	mux := http.NewServeMux()
 	f.mux = mux
 	mux.HandleFunc("GET /fhir/metadata", f.metadata)
-	mux.HandleFunc("POST /fhir", f.auth(f.postBundle))
-	mux.HandleFunc("POST /fhir/{$}", f.auth(f.postBundle))
-	mux.HandleFunc("POST /fhir/Consent", f.auth(f.postConsent))
-	mux.HandleFunc("GET /fhir/Consent", f.auth(f.searchConsent))
-	mux.HandleFunc("GET /fhir/AuditEvent", f.auth(f.searchAudit))
-	mux.HandleFunc("GET /fhir/Patient/{id}/$everything", f.auth(f.everything))
-	mux.HandleFunc("POST /fhir/{type}", f.auth(f.create))
-	mux.HandleFunc("PUT /fhir/{type}/{id}", f.auth(f.update))
-	mux.HandleFunc("GET /fhir/{type}/{id}", f.auth(f.read))
-	mux.HandleFunc("GET /fhir/{type}/{id}/_history/{vid}", f.auth(f.read))
-	mux.HandleFunc("GET /fhir/{type}/{id}/_history", f.auth(f.history))
-	mux.HandleFunc("GET /fhir/{type}/_history", f.auth(f.typeHistory))
-	mux.HandleFunc("DELETE /fhir/{type}/{id}", f.auth(f.erase))
-	mux.HandleFunc("GET /fhir/{type}", f.auth(f.search))
-	mux.HandleFunc("POST /fhir/{type}/_search", f.auth(f.postSearch))
+	mux.HandleFunc("GET /fhir/.well-known/smart-configuration", f.smartConfiguration)
+	mux.HandleFunc("POST /auth/token", f.token)
+	mux.HandleFunc("GET /auth/authorize", f.authorize)
+	mux.HandleFunc("POST /auth/authorize", f.authorize)
+	mux.HandleFunc("POST /fhir", f.auth(0, anyType, f.postBundle))
+	mux.HandleFunc("POST /fhir/{$}", f.auth(0, anyType, f.postBundle))
+	mux.HandleFunc("POST /fhir/Consent", f.auth('c', "Consent", f.postConsent))
+	mux.HandleFunc("GET /fhir/Consent", f.auth('s', "Consent", f.searchConsent))
+	mux.HandleFunc("GET /fhir/AuditEvent", f.auth('s', "AuditEvent", f.searchAudit))
+	mux.HandleFunc("GET /fhir/Patient/{id}/$everything", f.auth('s', anyType, f.everything))
+	mux.HandleFunc("POST /fhir/{type}", f.auth('c', "", f.create))
+	mux.HandleFunc("PUT /fhir/{type}/{id}", f.auth('u', "", f.update))
+	mux.HandleFunc("GET /fhir/{type}/{id}", f.auth('r', "", f.read))
+	mux.HandleFunc("GET /fhir/{type}/{id}/_history/{vid}", f.auth('r', "", f.read))
+	mux.HandleFunc("GET /fhir/{type}/{id}/_history", f.auth('r', "", f.history))
+	mux.HandleFunc("GET /fhir/{type}/_history", f.auth('s', "", f.typeHistory))
+	mux.HandleFunc("DELETE /fhir/{type}/{id}", f.auth('d', "", f.erase))
+	mux.HandleFunc("GET /fhir/{type}", f.auth('s', "", f.search))
+	mux.HandleFunc("POST /fhir/{type}/_search", f.auth('s', "", f.postSearch))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOutcome(w, http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return mediaTypes(mux)
+	return f.cors(mediaTypes(mux))
 }
 
 // mediaTypes answers what the facade does not speak: it serves and takes FHIR JSON only, so a
@@ -71,6 +97,10 @@ func NewFacade(a *Agent, token string, log *slog.Logger) http.Handler {
 // 415, each with an OperationOutcome.
 func mediaTypes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/auth/") { // OAuth's forms and the approval page
+			next.ServeHTTP(w, r)
+			return
+		}
 		if format := r.URL.Query().Get("_format"); format != "" && !jsonMediaType(format) {
 			writeOutcome(w, http.StatusNotAcceptable, "not-supported", "_format "+format+": this server answers application/fhir+json only")
 			return
@@ -134,18 +164,6 @@ func acceptsJSON(accept string) bool {
 		}
 	}
 	return false
-}
-
-func (f *Facade) auth(h http.HandlerFunc) http.HandlerFunc {
-	want := []byte("Bearer " + f.token)
-	return func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="medchain-agent"`)
-			writeOutcome(w, http.StatusUnauthorized, "login", "missing or wrong bearer token (see <home>/agent.token)")
-			return
-		}
-		h(w, r)
-	}
 }
 
 func writeOutcome(w http.ResponseWriter, status int, code, msg string) {
@@ -492,6 +510,10 @@ func (f *Facade) storeAs(w http.ResponseWriter, r *http.Request, exists func(*fh
 		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+res.Type+" posted to /fhir/"+r.PathValue("type"))
 		return
 	}
+	if !f.mayWrite(r, res) {
+		writeOutcome(w, http.StatusForbidden, "forbidden", "the token's scopes do not allow writing this resource (its type, patient or category)")
+		return
+	}
 	if exists != nil {
 		p, id, err := exists(res)
 		if err != nil {
@@ -550,8 +572,12 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
+	if !f.mayRead(r.Context(), recordID) {
+		f.fail(w, ErrNotFound)
+		return
+	}
 	p, err := f.agent.ReadVersion(r.Context(), recordID, version)
-	if err == nil && !f.agent.isType(r.Context(), p.Record, r.PathValue("type")) {
+	if err == nil && (!f.agent.isType(r.Context(), p.Record, r.PathValue("type")) || !f.permits(r.Context(), 'r', p.Record)) {
 		err = ErrNotFound
 	}
 	if err != nil {
@@ -586,8 +612,12 @@ func (f *Facade) history(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
+	if !f.mayRead(r.Context(), id) {
+		f.fail(w, ErrNotFound)
+		return
+	}
 	latest, err := f.agent.Read(r.Context(), id)
-	if err == nil && !f.agent.isType(r.Context(), latest.Record, typ) {
+	if err == nil && (!f.agent.isType(r.Context(), latest.Record, typ) || !f.permits(r.Context(), 'r', latest.Record)) {
 		err = ErrNotFound
 	}
 	if err != nil {
@@ -668,6 +698,7 @@ func (f *Facade) typeHistory(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, err)
 		return
 	}
+	found = f.permitted(r.Context(), 'r', found)
 	var entries []HistoryEntry
 	for i := range found {
 		more, err := f.versionEntries(r.Context(), typ, found[i].Record.ID, &found[i], since)
@@ -702,6 +733,10 @@ func baseURL(r *http.Request) string {
 // erase answers a record that is absent, of another type or not the account's to erase with the
 // same 404.
 func (f *Facade) erase(w http.ResponseWriter, r *http.Request) {
+	if rec, err := f.agent.node.Record(r.Context(), r.PathValue("id")); err == nil && !f.permits(r.Context(), 'd', rec) {
+		f.fail(w, ErrNotFound)
+		return
+	}
 	receipt, err := f.agent.EraseRecord(r.Context(), r.PathValue("type"), r.PathValue("id"))
 	if err != nil {
 		f.fail(w, err)
@@ -723,7 +758,7 @@ func (f *Facade) patientParam(w http.ResponseWriter, r *http.Request) (tx.Addres
 	}
 	id = strings.TrimPrefix(id, "Patient/")
 	acct, err := f.agent.PatientAccount(id)
-	if err != nil {
+	if err != nil || !patientAllowed(r.Context(), id) {
 		f.fail(w, ErrNotFound)
 		return "", "", false
 	}
@@ -763,7 +798,7 @@ func (f *Facade) search(w http.ResponseWriter, r *http.Request) {
 
 func (f *Facade) everything(w http.ResponseWriter, r *http.Request) {
 	acct, err := f.agent.PatientAccount(r.PathValue("id"))
-	if err != nil {
+	if err != nil || !patientAllowed(r.Context(), r.PathValue("id")) {
 		f.fail(w, ErrNotFound)
 		return
 	}
@@ -792,6 +827,7 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 			f.fail(w, err)
 			return
 		}
+		found = f.permitted(r.Context(), 's', found)
 		applied := search.Applied()
 		applied.Set("_summary", "count")
 		out, err := CountBundle(len(found), []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, "")}})
@@ -813,6 +849,7 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 			f.fail(w, err)
 			return
 		}
+		all = f.permitted(r.Context(), 's', all)
 		sortRecords(all, typ, search.Sort)
 		offset := 0
 		if cursor != "" {
@@ -833,7 +870,7 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 				f.fail(w, err)
 				return
 			}
-			found = append(found, more...)
+			found = append(found, f.permitted(r.Context(), 's', more)...)
 			if next == "" {
 				break
 			}
@@ -962,6 +999,9 @@ func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	patient, err := f.agent.PatientAccount(fhirID)
+	if err == nil && !patientAllowed(r.Context(), fhirID) {
+		err = ErrNotFound
+	}
 	if err != nil {
 		f.fail(w, err)
 		return

@@ -209,6 +209,24 @@ func (f *Facade) transaction(w http.ResponseWriter, r *http.Request, entries []b
 			return
 		}
 	}
+	// Every write within the token's scopes, before anything is written.
+	for i, res := range resources {
+		perm, ref := byte('c'), res.Patient
+		if strings.EqualFold(entries[i].Request.Method, http.MethodPut) {
+			perm = 'u'
+		}
+		if res.Type == "Patient" {
+			ref = ids[i]
+		}
+		patient, err := f.agent.PatientAccount(ref)
+		if err != nil {
+			patient, perm = "", 'c'
+		}
+		if !f.permitsWrite(ctx, perm, res, patient) {
+			writeOutcome(w, http.StatusForbidden, "forbidden", fmt.Sprintf("transaction entry %d: the token's scopes do not allow writing it", i+1))
+			return
+		}
+	}
 	// Patients first, each registered on its own: the other entries may be about them.
 	for i, res := range resources {
 		if res.Type != "Patient" {

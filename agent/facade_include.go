@@ -66,6 +66,7 @@ func (f *Facade) includes(ctx context.Context, patient tx.Address, typ string, m
 		if err != nil {
 			return nil, err
 		}
+		found = f.permitted(ctx, 'r', found)
 		for i := range found {
 			c := &found[i]
 			refs := fhir.References(rv.Type, c.JSON, rv.Param, typ)
@@ -94,13 +95,18 @@ func (f *Facade) resolve(ctx context.Context, ref string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
+			if !patientAllowed(ctx, id) || !f.permits(ctx, 'r', p.Record) {
+				return nil, ErrNotFound
+			}
 			return servedView(p, id)
 		}
 	}
-	if _, err := f.agent.node.Record(ctx, id); client.IsNotFound(err) {
+	if rec, err := f.agent.node.Record(ctx, id); client.IsNotFound(err) {
 		return nil, ErrNotFound
 	} else if err != nil {
 		return nil, err
+	} else if !f.permits(ctx, 'r', rec) {
+		return nil, ErrNotFound
 	}
 	p, err := f.agent.Read(ctx, id)
 	if err != nil {

@@ -222,6 +222,9 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 			next = matches[i-1].FHIRID
 			break
 		}
+		if !patientAllowed(r.Context(), matches[i].FHIRID) {
+			continue
+		}
 		p, err := f.agent.Demographics(r.Context(), matches[i].Address)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -229,6 +232,9 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			f.fail(w, err)
 			return
+		}
+		if !f.permits(r.Context(), 's', p.Record) {
+			continue
 		}
 		out, err := servedView(p, matches[i].FHIRID)
 		if err != nil {

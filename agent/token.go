@@ -40,3 +40,7 @@ func LoadOrCreateToken(home string) (string, error) {
 	}
 	return tok, nil
 }
+
+// SMARTClientsFile is where an agent's home registers its SMART clients (a JSON array of
+// smart.Client).
+func SMARTClientsFile(home string) string { return filepath.Join(home, "smart-clients.json") }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/smart"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -111,13 +112,18 @@ func (f *agentFlags) openTrust(_ context.Context, s *client.Signer) (*client.Tru
 func agentCmd() *cobra.Command {
 	f := &agentFlags{}
 	var listen string
+	var devToken bool
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run an agent: one account's keys, record crypto and the FHIR R4 REST facade",
 		Long: `Runs the agent for the --from account: it validates FHIR resources, encrypts them for the
 recipients the patient's consent requires, stores ciphertext on the node and anchors it, and
-decrypts what the account may read. EHRs use its FHIR API at http://LISTEN/fhir with the bearer
-token in <home>/agent.token (generated at first start).
+decrypts what the account may read. EHRs and apps use its FHIR API at http://LISTEN/fhir with
+SMART on FHIR access tokens (http://LISTEN/fhir/.well-known/smart-configuration): backend
+services and apps are registered in <home>/smart-clients.json, a JSON array of
+{"client_id", "name", "scope", "jwks" (a backend service's public keys), "redirect_uris" and
+"origins" (an app's)}. An app launch is approved with the agent's local token, <home>/agent.token
+(generated at first start); --dev-token also accepts that token as a bearer token.
 
 Give --node several nodes of the network (--node http://a:8080,http://b:8080) and the agent
 keeps working when one is down: a request that cannot reach a node goes to the next, and a
@@ -130,26 +136,36 @@ until it commits.`,
 				return err
 			}
 			go checkClaims(cmd.Context(), a, slog.Default())
-			return serveAgent(cmd.Context(), a, f.home, listen, slog.Default())
+			return serveAgent(cmd.Context(), a, f.home, listen, devToken, slog.Default())
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address of the FHIR facade")
+	cmd.Flags().BoolVar(&devToken, "dev-token", false, "also accept <home>/agent.token as a bearer token with every permission (local development only; clients use SMART tokens)")
 	return cmd
 }
 
 // startAgent serves a's FHIR facade on listen in the background and returns its address and
 // a stop function.
-func startAgent(a *agent.Agent, home, listen string, log *slog.Logger) (string, func(), error) {
+func startAgent(a *agent.Agent, home, listen string, devToken bool, log *slog.Logger) (string, func(), error) {
 	token, err := agent.LoadOrCreateToken(home)
 	if err != nil {
 		return "", nil, err
+	}
+	clients, err := smart.LoadClients(agent.SMARTClientsFile(home))
+	if err != nil {
+		return "", nil, fmt.Errorf("SMART clients: %w", err)
+	}
+	auth, err := smart.New(clients, token)
+	if err != nil {
+		return "", nil, fmt.Errorf("SMART clients: %w", err)
 	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return "", nil, fmt.Errorf("listen for the agent on %s: %w (is another agent running? use --listen)", listen, err)
 	}
-	srv := &http.Server{Handler: agent.NewFacade(a, token, log), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+	handler := agent.NewFacadeWith(a, agent.FacadeConfig{Token: token, DevToken: devToken, SMART: auth}, log)
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 5 * time.Minute, MaxHeaderBytes: 16 << 10}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -176,13 +192,17 @@ func checkClaims(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 	}
 }
 
-func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, log *slog.Logger) error {
-	addr, stop, err := startAgent(a, home, listen, log)
+func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, devToken bool, log *slog.Logger) error {
+	addr, stop, err := startAgent(a, home, listen, devToken, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	fmt.Printf("medchain agent for %s\n  FHIR API  http://%s/fhir  (Authorization: Bearer $(cat %s))\n", a.Address(), addr, agent.TokenFile(home))
+	fmt.Printf("medchain agent for %s\n  FHIR API  http://%s/fhir  (SMART: http://%s/fhir/.well-known/smart-configuration; clients in %s)\n",
+		a.Address(), addr, addr, agent.SMARTClientsFile(home))
+	if devToken {
+		fmt.Printf("  development token accepted: Authorization: Bearer $(cat %s)\n", agent.TokenFile(home))
+	}
 	<-ctx.Done()
 	return nil
 }
