@@ -31,11 +31,12 @@ const fhirJSON = "application/fhir+json"
 // token of the agent's SMART server (facade_smart.go), or, in development, the agent's local
 // token.
 type Facade struct {
-	agent  *Agent
-	cfg    FacadeConfig
-	log    *slog.Logger
-	bodies *budget // request body bytes held at once (Config.BodyBudget)
-	mux    *http.ServeMux
+	agent   *Agent
+	cfg     FacadeConfig
+	log     *slog.Logger
+	bodies  *budget // request body bytes held at once (Config.BodyBudget)
+	mux     *http.ServeMux
+	exports *exportJobs
 }
 
 // FacadeConfig configures a facade.
@@ -63,7 +64,7 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	if cfg.SMART == nil {
 		cfg.SMART, _ = smart.New(nil, cfg.Token)
 	}
-	f := &Facade{agent: a, cfg: cfg, log: log, bodies: newBudget(a.cfg.BodyBudget)}
+	f := &Facade{agent: a, cfg: cfg, log: log, bodies: newBudget(a.cfg.BodyBudget), exports: &exportJobs{jobs: map[string]*exportJob{}}}
 	mux := http.NewServeMux()
 	f.mux = mux
 	mux.HandleFunc("GET /fhir/metadata", f.metadata)
@@ -77,6 +78,11 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /fhir/Consent", f.auth('s', "Consent", f.searchConsent))
 	mux.HandleFunc("GET /fhir/AuditEvent", f.auth('s', "AuditEvent", f.searchAudit))
 	mux.HandleFunc("GET /fhir/Patient/{id}/$everything", f.auth('s', anyType, f.everything))
+	mux.HandleFunc("GET /fhir/Patient/$export", f.auth('r', anyType, f.exportPatients))
+	mux.HandleFunc("GET /fhir/Group/{id}/$export", f.auth('r', anyType, f.exportGroup))
+	mux.HandleFunc("GET /fhir/$export-status", f.auth(0, anyType, f.exportStatus))
+	mux.HandleFunc("DELETE /fhir/$export-status", f.auth(0, anyType, f.exportCancel))
+	mux.HandleFunc("GET /fhir/$export-file", f.auth(0, anyType, f.exportFile))
 	mux.HandleFunc("POST /fhir/{type}", f.auth('c', "", f.create))
 	mux.HandleFunc("PUT /fhir/{type}/{id}", f.auth('u', "", f.update))
 	mux.HandleFunc("GET /fhir/{type}/{id}", f.auth('r', "", f.read))
@@ -97,7 +103,7 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 // 415, each with an OperationOutcome.
 func mediaTypes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/auth/") { // OAuth's forms and the approval page
+		if strings.HasPrefix(r.URL.Path, "/auth/") || r.URL.Path == "/fhir/$export-file" { // OAuth's forms and pages; NDJSON
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -391,10 +397,14 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement", "status": "active", "date": time.Now().UTC().Format("2006-01-02"),
 		"kind": "instance", "fhirVersion": "4.0.1", "format": []string{"json"},
-		"software": map[string]string{"name": "medchain agent"},
+		"instantiates": []string{"http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"},
+		"software":     map[string]string{"name": "medchain agent"},
 		"rest": []map[string]any{{"mode": "server", "resource": rs,
-			"security":  map[string]any{"description": "Authorization: Bearer <token from the agent's home/agent.token>"},
-			"operation": []map[string]string{{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}}},
+			"security": map[string]any{"cors": true, "description": "SMART on FHIR: see /fhir/.well-known/smart-configuration",
+				"service": []map[string]any{{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}}}}},
+			"operation": []map[string]string{{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+				{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"},
+				{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}}}},
 	}
 	out, _ := json.Marshal(cs)
 	writeFHIR(w, http.StatusOK, out)

@@ -46,6 +46,47 @@ func labObservation(patient string) []byte {
 		`"code":{"text":"potassium"},"subject":{"reference":"Patient/` + patient + `"},"valueQuantity":{"value":4.1,"unit":"mmol/L"}}`)
 }
 
+// launchApp runs a standalone launch of app (registered with redirect https://app.example/cb)
+// with PKCE, approved with the local token for patient, and returns the access token.
+func launchApp(t *testing.T, base, app, patient, scope string) string {
+	t.Helper()
+	verifier := strings.Repeat("a1", 30)
+	sum := sha256.Sum256([]byte(verifier))
+	launch := url.Values{"response_type": {"code"}, "client_id": {app}, "redirect_uri": {"https://app.example/cb"},
+		"scope": {scope}, "state": {"s1"}, "aud": {base + "/fhir"},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
+	page, err := http.Get(base + "/auth/authorize?" + launch.Encode())
+	if err != nil || page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("approval page: %v %v", err, page)
+	}
+	page.Body.Close()
+	approve := url.Values{"approval": {token}, "patient": {patient}, "decision": {"allow"}}
+	for k, v := range launch {
+		approve[k] = v
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(base+"/auth/authorize", approve)
+	if err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approval: %v %v", err, resp)
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	resp, err = http.PostForm(base+"/auth/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"redirect_uri": {"https://app.example/cb"}, "client_id": {app}, "code_verifier": {verifier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		Patient     string `json:"patient"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	if resp.StatusCode != http.StatusOK || tok.Patient != patient {
+		t.Fatalf("app token: %d %+v", resp.StatusCode, tok)
+	}
+	return tok.AccessToken
+}
+
 // TestFacadeSMARTScopes (issue 11): a backend service gets a token with a signed assertion
 // (RFC 7523) and reads only what its scopes reach, down to a category; an app gets a
 // patient-context token by an approved launch with PKCE and reads only its patient; browsers of
@@ -128,36 +169,7 @@ func TestFacadeSMARTScopes(t *testing.T) {
 	}
 
 	// The app: an approved launch with PKCE, for the patient example.
-	verifier := strings.Repeat("a1", 30)
-	sum := sha256.Sum256([]byte(verifier))
-	launch := url.Values{"response_type": {"code"}, "client_id": {"my-app"}, "redirect_uri": {"https://app.example/cb"},
-		"scope": {"launch/patient patient/*.rs"}, "state": {"s1"}, "aud": {srv.URL + "/fhir"},
-		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	page, err := http.Get(srv.URL + "/auth/authorize?" + launch.Encode())
-	if err != nil || page.StatusCode != http.StatusOK || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("approval page: %v %v", err, page)
-	}
-	page.Body.Close()
-	approve := url.Values{"approval": {token}, "patient": {"example"}, "decision": {"allow"}}
-	for k, v := range launch {
-		approve[k] = v
-	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noRedirect.PostForm(srv.URL+"/auth/authorize", approve)
-	if err != nil || resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("approval: %v %v", err, resp)
-	}
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	resp, err = http.PostForm(srv.URL+"/auth/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
-		"redirect_uri": {"https://app.example/cb"}, "client_id": {"my-app"}, "code_verifier": {verifier}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || tok.Patient != "example" {
-		t.Fatalf("app token: %d %+v", resp.StatusCode, tok)
-	}
+	tok.AccessToken = launchApp(t, srv.URL, "my-app", "example", "launch/patient patient/*.rs")
 	for path, want := range map[string]int{
 		"/fhir/Observation/" + vital:                 http.StatusOK,
 		"/fhir/Observation/" + otherLab:              http.StatusNotFound, // another patient
