@@ -8,6 +8,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -403,6 +404,7 @@ func (a *Agent) prepare(ctx context.Context, w *write) (*records.Anchor, error) 
 	for _, k := range s.Keys {
 		m.Keys = append(m.Keys, records.WrappedKey{Recipient: tx.Address(k.Recipient), Wrapped: k.Wrapped})
 	}
+	m.Signature = ed25519.Sign(a.signer.Key.Signing, records.ProvenanceStatement(a.signer.ChainID, m))
 	return m, nil
 }
 

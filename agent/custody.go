@@ -104,10 +104,16 @@ func (a *Agent) RegisterPatient(ctx context.Context, res *fhir.Resource, fhirID 
 	} else if err != nil {
 		return nil, &fhir.InvalidError{Msg: "Patient: " + err.Error()}
 	}
+	// From here on the ledger's steps run to their end even if the client goes away: an account
+	// whose registration committed must keep its key.
+	ctx = context.WithoutCancel(ctx)
 	ps := &client.Signer{C: a.signer.C, ChainID: a.signer.ChainID, Key: k, Log: a.signer.Log}
 	if _, err := ps.Send(ctx, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()}); err != nil {
-		if rerr := a.cfg.Custody.Remove(k.Address); rerr != nil {
-			err = errors.Join(err, rerr)
+		var te *client.TxError
+		if errors.As(err, &te) { // refused: the account does not exist, its key can go
+			if rerr := a.cfg.Custody.Remove(k.Address); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
 		}
 		return nil, fmt.Errorf("register the patient's account: %w", err)
 	}

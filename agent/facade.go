@@ -37,6 +37,7 @@ type Facade struct {
 	bodies  *budget // request body bytes held at once (Config.BodyBudget)
 	mux     *http.ServeMux
 	exports *exportJobs
+	subs    *subscriptions
 }
 
 // FacadeConfig configures a facade.
@@ -64,7 +65,8 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	if cfg.SMART == nil {
 		cfg.SMART, _ = smart.New(nil, cfg.Token)
 	}
-	f := &Facade{agent: a, cfg: cfg, log: log, bodies: newBudget(a.cfg.BodyBudget), exports: &exportJobs{jobs: map[string]*exportJob{}}}
+	f := &Facade{agent: a, cfg: cfg, log: log, bodies: newBudget(a.cfg.BodyBudget), exports: &exportJobs{jobs: map[string]*exportJob{}},
+		subs: &subscriptions{subs: map[string]*subscription{}}}
 	mux := http.NewServeMux()
 	f.mux = mux
 	mux.HandleFunc("GET /fhir/metadata", f.metadata)
@@ -392,6 +394,9 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 	rs = append(rs, resource{Type: "Patient", Interaction: []interaction{{"create"}, {"read"}, {"vread"}, {"update"}, {"history-instance"}, {"search-type"}},
 		Versioning: "versioned-update", ReadHistory: true, UpdateCreate: &updateCreate, ConditionalCreate: true,
 		SearchRevInclude: fhir.RevIncludes("Patient"), SearchParam: []param{{"_count", "number"}, {"_id", "token"}, {"identifier", "token"}}})
+	rs = append(rs, resource{Type: "Subscription", Interaction: []interaction{{"create"}, {"read"}, {"delete"}}})
+	rs = append(rs, resource{Type: "Provenance", Interaction: []interaction{{"read"}, {"search-type"}},
+		SearchParam: []param{{"target", "reference"}}})
 	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"_count", "number"}}},
 		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}, {"category", "token"}, {"_count", "number"}}})
 	cs := map[string]any{
@@ -418,8 +423,12 @@ func serverView(p *Plain) ([]byte, error) {
 // create adds a resource; with If-None-Exist (a search query) it is a conditional create: a
 // resource of the patient that matches answers 200 instead, two or more 412.
 func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("type") == "Patient" {
+	switch r.PathValue("type") {
+	case "Patient":
 		f.createPatient(w, r)
+		return
+	case "Subscription":
+		f.postSubscription(w, r)
 		return
 	}
 	var exists func(*fhir.Resource) (*Plain, error)
@@ -451,6 +460,7 @@ func (f *Facade) existing(ctx context.Context, res *fhir.Resource, cond string) 
 		return nil, err
 	}
 	found, err := f.agent.Search(ctx, patient, res.Type, search)
+	found = f.permitted(ctx, 'r', found) // what the caller may not read does not exist for it
 	switch {
 	case err != nil:
 		return nil, err
@@ -567,6 +577,15 @@ func (f *Facade) storeAs(w http.ResponseWriter, r *http.Request, exists func(*fh
 // of the agent's directory reads that patient's demographics record (the first Patient record
 // the account may read), served under that id.
 func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.PathValue("vid") != "":
+	case r.PathValue("type") == "Provenance":
+		f.readProvenance(w, r)
+		return
+	case r.PathValue("type") == "Subscription":
+		f.readSubscription(w, r)
+		return
+	}
 	var version uint32
 	if vid := r.PathValue("vid"); vid != "" {
 		n, err := strconv.ParseUint(vid, 10, 32)
@@ -743,9 +762,15 @@ func baseURL(r *http.Request) string {
 // erase answers a record that is absent, of another type or not the account's to erase with the
 // same 404.
 func (f *Facade) erase(w http.ResponseWriter, r *http.Request) {
-	if rec, err := f.agent.node.Record(r.Context(), r.PathValue("id")); err == nil && !f.permits(r.Context(), 'd', rec) {
-		f.fail(w, ErrNotFound)
+	if r.PathValue("type") == "Subscription" {
+		f.deleteSubscription(w, r)
 		return
+	}
+	if grantOf(r.Context()) != nil {
+		if rec, err := f.agent.node.Record(r.Context(), r.PathValue("id")); err != nil || !f.permits(r.Context(), 'd', rec) {
+			f.fail(w, ErrNotFound)
+			return
+		}
 	}
 	receipt, err := f.agent.EraseRecord(r.Context(), r.PathValue("type"), r.PathValue("id"))
 	if err != nil {
@@ -768,7 +793,11 @@ func (f *Facade) patientParam(w http.ResponseWriter, r *http.Request) (tx.Addres
 	}
 	id = strings.TrimPrefix(id, "Patient/")
 	acct, err := f.agent.PatientAccount(id)
-	if err != nil || !patientAllowed(r.Context(), id) {
+	typ := r.PathValue("type")
+	if typ == "" {
+		typ = strings.TrimPrefix(r.URL.Path, "/fhir/")
+	}
+	if err != nil || !f.patientAllowed(r.Context(), id, typ, 's') {
 		f.fail(w, ErrNotFound)
 		return "", "", false
 	}
@@ -795,8 +824,12 @@ func page(w http.ResponseWriter, r *http.Request) (cursor string, count int, ok 
 }
 
 func (f *Facade) search(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("type") == "Patient" {
+	switch r.PathValue("type") {
+	case "Patient":
 		f.searchPatients(w, r)
+		return
+	case "Provenance":
+		f.searchProvenance(w, r)
 		return
 	}
 	acct, _, ok := f.patientParam(w, r)
@@ -808,7 +841,7 @@ func (f *Facade) search(w http.ResponseWriter, r *http.Request) {
 
 func (f *Facade) everything(w http.ResponseWriter, r *http.Request) {
 	acct, err := f.agent.PatientAccount(r.PathValue("id"))
-	if err != nil || !patientAllowed(r.Context(), r.PathValue("id")) {
+	if err != nil || !f.patientAllowed(r.Context(), r.PathValue("id"), anyType, 's') {
 		f.fail(w, ErrNotFound)
 		return
 	}
@@ -1009,7 +1042,7 @@ func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	patient, err := f.agent.PatientAccount(fhirID)
-	if err == nil && !patientAllowed(r.Context(), fhirID) {
+	if err == nil && !f.patientAllowed(r.Context(), fhirID, "Consent", 'c') {
 		err = ErrNotFound
 	}
 	if err != nil {

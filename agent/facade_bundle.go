@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,11 +83,15 @@ func (f *Facade) postBundle(w http.ResponseWriter, r *http.Request) {
 
 // answerBundle writes a batch-response or transaction-response.
 func answerBundle(w http.ResponseWriter, kind string, entries []entryResponse) {
-	out, _ := json.Marshal(struct {
+	out, err := json.Marshal(struct {
 		ResourceType string          `json:"resourceType"`
 		Type         string          `json:"type"`
 		Entry        []entryResponse `json:"entry"`
 	}{"Bundle", kind, entries})
+	if err != nil { // the entries ran: say so rather than answer nothing
+		writeOutcome(w, http.StatusInternalServerError, "exception", "the "+kind+" ran but its answer could not be encoded: "+err.Error())
+		return
+	}
 	writeFHIR(w, http.StatusOK, out)
 }
 
@@ -131,7 +136,7 @@ func (f *Facade) runEntry(parent *http.Request, e *bundleEntry) entryResponse {
 	var resp entryResponse
 	method := strings.ToUpper(e.Request.Method)
 	target, err := url.Parse("/fhir/" + strings.TrimPrefix(e.Request.URL, "/"))
-	if err != nil || strings.Trim(target.Path, "/") == "fhir" || strings.Contains(target.Path, "..") || !strings.HasPrefix(target.Path, "/fhir/") ||
+	if err != nil || strings.Trim(target.Path, "/") == "fhir" || path.Clean(target.Path) != target.Path || !strings.HasPrefix(target.Path, "/fhir/") ||
 		(method != http.MethodGet && method != http.MethodPost && method != http.MethodPut && method != http.MethodDelete) {
 		resp.Response.Status = "400 Bad Request"
 		resp.Response.Outcome = OperationOutcome("error", "invalid", "entry.request needs a method (GET, POST, PUT or DELETE) and a url relative to the base (no nested Bundles)")
@@ -157,10 +162,12 @@ func (f *Facade) runEntry(parent *http.Request, e *bundleEntry) entryResponse {
 	resp.Response.Location = rec.header.Get("Location")
 	resp.Response.ETag = rec.header.Get("ETag")
 	resp.Response.LastModified = rec.header.Get("Last-Modified")
-	if rec.status >= 400 {
-		resp.Response.Outcome = rec.body.Bytes()
-	} else if rec.body.Len() > 0 {
-		resp.Resource = rec.body.Bytes()
+	switch body := rec.body.Bytes(); {
+	case !json.Valid(body): // not a FHIR answer (an NDJSON file): only its status
+	case rec.status >= 400:
+		resp.Response.Outcome = body
+	case len(body) > 0:
+		resp.Resource = body
 	}
 	return resp
 }

@@ -111,7 +111,7 @@ func (f *Facade) startExport(w http.ResponseWriter, r *http.Request, patients []
 		}
 		since = t
 	}
-	patients = slices.DeleteFunc(patients, func(e DirectoryEntry) bool { return !patientAllowed(r.Context(), e.FHIRID) })
+	patients = slices.DeleteFunc(patients, func(e DirectoryEntry) bool { return !f.patientAllowed(r.Context(), e.FHIRID, anyType, 'r') })
 
 	raw := make([]byte, 16)
 	rand.Read(raw)
@@ -301,18 +301,18 @@ func (f *Facade) exportFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	var body []byte
+	done := j.done
 	switch {
-	case !j.done:
-		writeOutcome(w, http.StatusNotFound, "not-found", "the export is still running")
-		return
+	case !done:
 	case name == "errors" && j.failure != "":
 		body = append(OperationOutcome("error", "exception", j.failure), '\n')
 	case j.files[name] != nil:
-		body = j.files[name].Bytes()
-	default:
-		writeOutcome(w, http.StatusNotFound, "not-found", "no such export file")
+		body = j.files[name].Bytes() // never written again once the job is done
+	}
+	j.mu.Unlock() // not held while a slow client reads
+	if !done || body == nil {
+		writeOutcome(w, http.StatusNotFound, "not-found", "no such export file, or the export is still running")
 		return
 	}
 	w.Header().Set("Content-Type", "application/fhir+ndjson")

@@ -62,6 +62,9 @@ func (f *Facade) includes(ctx context.Context, patient tx.Address, typ string, m
 		targets[i] = typ + "/" + m.id
 	}
 	for _, rv := range rev {
+		if g := grantOf(ctx); g != nil && !reaches(g, rv.Type, 'r') {
+			continue // nothing of that type would be kept: nothing is read
+		}
 		found, err := f.agent.Search(ctx, patient, rv.Type, nil)
 		if err != nil {
 			return nil, err
@@ -91,11 +94,14 @@ func (f *Facade) resolve(ctx context.Context, ref string) ([]byte, error) {
 	typ, id, _ := strings.Cut(ref, "/")
 	if typ == "Patient" {
 		if acct, err := f.agent.PatientAccount(id); err == nil {
+			if !f.patientAllowed(ctx, id, "Patient", 'r') {
+				return nil, ErrNotFound
+			}
 			p, err := f.agent.Demographics(ctx, acct)
 			if err != nil {
 				return nil, err
 			}
-			if !patientAllowed(ctx, id) || !f.permits(ctx, 'r', p.Record) {
+			if !f.permits(ctx, 'r', p.Record) {
 				return nil, ErrNotFound
 			}
 			return servedView(p, id)

@@ -79,6 +79,16 @@ func (f *Facade) existingPatient(ctx context.Context, cond string) (*Plain, stri
 	if err != nil {
 		return nil, "", err
 	}
+	matches = slices.DeleteFunc(matches, func(e DirectoryEntry) bool { // what the caller may not read does not exist for it
+		if !f.patientAllowed(ctx, e.FHIRID, "Patient", 'r') {
+			return true
+		}
+		if grantOf(ctx) == nil {
+			return false
+		}
+		p, err := f.agent.Demographics(ctx, e.Address)
+		return err != nil || !f.permits(ctx, 'r', p.Record)
+	})
 	if len(matches) == 0 && len(params) == 0 {
 		return nil, "", &fhir.InvalidError{Msg: "If-None-Exist names no search criteria"}
 	}
@@ -123,8 +133,11 @@ func (f *Facade) updatePatient(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		if err := f.agent.updateIdentifiers(acct, res); err != nil {
-			f.log.Warn("a patient's identifiers were not updated in the custody store", "err", err)
+		// A patient's app does not change the identifiers the organization finds patients by.
+		if g := grantOf(r.Context()); g == nil || g.Patient == "" {
+			if err := f.agent.updateIdentifiers(acct, res); err != nil {
+				f.log.Warn("a patient's identifiers were not updated in the custody store", "err", err)
+			}
 		}
 		s.FHIRID = fhirID
 		return s, nil
@@ -203,7 +216,19 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 	}
 	if summary := q.Get("_summary"); summary == "count" {
 		applied.Set("_summary", "count")
-		out, err := CountBundle(len(matches), []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, "")}})
+		visible := 0
+		for _, m := range matches { // only what the caller could find by searching
+			if !f.patientAllowed(r.Context(), m.FHIRID, "Patient", 's') {
+				continue
+			}
+			if grantOf(r.Context()) != nil {
+				if p, err := f.agent.Demographics(r.Context(), m.Address); err != nil || !f.permits(r.Context(), 's', p.Record) {
+					continue
+				}
+			}
+			visible++
+		}
+		out, err := CountBundle(visible, []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, "")}})
 		if err != nil {
 			f.fail(w, err)
 			return
@@ -222,7 +247,7 @@ func (f *Facade) searchPatients(w http.ResponseWriter, r *http.Request) {
 			next = matches[i-1].FHIRID
 			break
 		}
-		if !patientAllowed(r.Context(), matches[i].FHIRID) {
+		if !f.patientAllowed(r.Context(), matches[i].FHIRID, "Patient", 's') {
 			continue
 		}
 		p, err := f.agent.Demographics(r.Context(), matches[i].Address)
@@ -267,6 +292,9 @@ func (f *Facade) patientRecord(ctx context.Context, typ, id string) (string, err
 	acct, err := f.agent.PatientAccount(id)
 	if err != nil {
 		return id, nil
+	}
+	if !f.patientAllowed(ctx, id, "Patient", 'r') {
+		return "", ErrNotFound
 	}
 	p, err := f.agent.Demographics(ctx, acct)
 	if err != nil {

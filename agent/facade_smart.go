@@ -121,19 +121,26 @@ func (f *Facade) inContext(g *smart.Grant, s smart.Scope, patient tx.Address) bo
 	return err == nil && patient != "" && acct == patient
 }
 
-// patientAllowed reports whether a request may name the patient fhirID at all (a patient-context
-// token names its own patient only).
-func patientAllowed(ctx context.Context, fhirID string) bool {
+// patientAllowed reports whether a request may name the patient fhirID for perm on typ
+// (anyType: any type): a grant allows it if a scope that permits the interaction is not a
+// patient/ scope, or the patient is the launch patient (compared as accounts, so that a
+// patient's address and FHIR id are the same patient).
+func (f *Facade) patientAllowed(ctx context.Context, fhirID, typ string, perm byte) bool {
 	g := grantOf(ctx)
-	if g == nil || g.Patient == "" {
+	if g == nil {
 		return true
 	}
 	for _, s := range g.Scopes {
-		if s.Context != "patient" {
+		if s.Context != "patient" && (typ == anyType || s.Allows(typ, perm)) {
 			return true
 		}
 	}
-	return strings.TrimPrefix(fhirID, "Patient/") == g.Patient
+	want, err := f.agent.PatientAccount(g.Patient)
+	if err != nil {
+		return false
+	}
+	got, err := f.agent.PatientAccount(fhirID)
+	return err == nil && got == want
 }
 
 // cors answers browsers for the registered apps' origins (preflights, and the headers a script

@@ -167,6 +167,17 @@ func TestFacadeSMARTScopes(t *testing.T) {
 	if status, _, _ := fc.withBearer("POST", "/fhir/Observation", labObservation("example"), tok.AccessToken, nil); status != http.StatusForbidden {
 		t.Errorf("a write with read scopes: %d", status)
 	}
+	// A conditional create does not reveal what the token may not read: the vital sign the
+	// condition names is not found for it, and a laboratory result is created instead.
+	writer, valid := auth.Check(tok.AccessToken)
+	if !valid || len(writer.Scopes) != 1 {
+		t.Fatal("the backend's token")
+	}
+	writer.Scopes[0].Perms = "crs" // as if it had asked for create too
+	st, _, out := fc.withBearer("POST", "/fhir/Observation", labObservation("example"), tok.AccessToken, map[string]string{"If-None-Exist": "_id=" + vital})
+	if st != http.StatusCreated || strings.Contains(string(out), `"value":64`) {
+		t.Errorf("a conditional create naming a record outside the scopes: %d %s", st, out)
+	}
 
 	// The app: an approved launch with PKCE, for the patient example.
 	tok.AccessToken = launchApp(t, srv.URL, "my-app", "example", "launch/patient patient/*.rs")

@@ -195,6 +195,7 @@ func parseFHIRTime(s string) (time.Time, error) {
 type auditEventJSON struct {
 	ResourceType   string        `json:"resourceType"`
 	ID             string        `json:"id"`
+	Meta           *auditMeta    `json:"meta,omitempty"`
 	Type           coding        `json:"type"`
 	Subtype        []coding      `json:"subtype,omitempty"`
 	Action         string        `json:"action"`
@@ -208,7 +209,12 @@ type auditEventJSON struct {
 	Entity         []auditEntity `json:"entity,omitempty"`
 }
 
+type auditMeta struct {
+	Profile []string `json:"profile"`
+}
+
 type auditAgent struct {
+	Type      *concept  `json:"type,omitempty"`
 	Who       reference `json:"who"`
 	Requestor bool      `json:"requestor"`
 }
@@ -216,10 +222,13 @@ type auditAgent struct {
 type auditSource struct {
 	Site     string    `json:"site,omitempty"`
 	Observer reference `json:"observer"`
+	Type     []coding  `json:"type,omitempty"`
 }
 
 type auditEntity struct {
 	What        reference     `json:"what"`
+	Type        *coding       `json:"type,omitempty"`
+	Role        *coding       `json:"role,omitempty"`
 	Description string        `json:"description,omitempty"`
 	Detail      []auditDetail `json:"detail,omitempty"`
 }
@@ -229,16 +238,32 @@ type auditDetail struct {
 	ValueString string `json:"valueString"`
 }
 
-// AuditEventResource renders an access event as a FHIR R4 AuditEvent about patient.
+// IHE Basic Audit Log Patterns (BALP) profiles and the codes they ask for.
+const (
+	balpPatientRead  = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+	balpPatientQuery = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientQuery"
+	systemDCM        = "http://dicom.nema.org/resources/ontology/DCM"
+	systemEntityType = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+	systemObjectRole = "http://terminology.hl7.org/CodeSystem/object-role"
+)
+
+// AuditEventResource renders an access event as a FHIR R4 AuditEvent about patient, following
+// IHE BALP: a read of one record is a PatientRead (RESTful read), a request for a category a
+// PatientQuery (RESTful search); the requester is the client agent, the ledger the server agent.
 func AuditEventResource(ev *records.AccessEvent, patientFHIRID string) ([]byte, error) {
 	a := auditEventJSON{ResourceType: "AuditEvent", ID: strconv.FormatUint(ev.ID, 10),
-		Type:           coding{System: "http://dicom.nema.org/resources/ontology/DCM", Code: "110110", Display: "Patient Record"},
-		Subtype:        []coding{{System: "http://hl7.org/fhir/restful-interaction", Code: "read"}},
-		Action:         "R",
-		Recorded:       instant(ev.Time),
-		Outcome:        "0",
-		Agent:          []auditAgent{{Who: accountRef(ev.Requester), Requestor: true}},
-		Source:         auditSource{Site: "medchain", Observer: reference{Display: fmt.Sprintf("medchain ledger, block %d, tx %s", ev.Height, ev.TxHash)}},
+		Meta:     &auditMeta{Profile: []string{balpPatientRead}},
+		Type:     coding{System: "http://terminology.hl7.org/CodeSystem/audit-event-type", Code: "rest", Display: "Restful Operation"},
+		Subtype:  []coding{{System: "http://hl7.org/fhir/restful-interaction", Code: "read", Display: "read"}},
+		Action:   "R",
+		Recorded: instant(ev.Time),
+		Outcome:  "0",
+		Agent: []auditAgent{
+			{Type: &concept{Coding: []coding{{System: systemDCM, Code: "110153", Display: "Source Role ID"}}}, Who: accountRef(ev.Requester), Requestor: true},
+			{Type: &concept{Coding: []coding{{System: systemDCM, Code: "110152", Display: "Destination Role ID"}}}, Who: reference{Display: "medchain ledger"}},
+		},
+		Source: auditSource{Site: "medchain", Observer: reference{Display: fmt.Sprintf("medchain ledger, block %d, tx %s", ev.Height, ev.TxHash)},
+			Type: []coding{{System: "http://terminology.hl7.org/CodeSystem/security-source-type", Code: "4", Display: "Application Server"}}},
 		PurposeOfEvent: []concept{{Coding: []coding{{System: systemActReason, Code: ev.Purpose}}}},
 	}
 	desc := "granted (" + ev.Basis + ")"
@@ -254,12 +279,18 @@ func AuditEventResource(ev *records.AccessEvent, patientFHIRID string) ([]byte, 
 	if ev.Expires != nil {
 		a.Period = &period{Start: instant(ev.Time), End: instant(*ev.Expires)}
 	}
-	a.Entity = append(a.Entity, auditEntity{What: reference{Reference: "Patient/" + patientFHIRID}, Description: "the patient"})
-	what := auditEntity{Description: "category " + ev.Category, Detail: []auditDetail{{Type: "category", ValueString: ev.Category}}}
+	a.Entity = append(a.Entity, auditEntity{What: reference{Reference: "Patient/" + patientFHIRID}, Description: "the patient",
+		Type: &coding{System: systemEntityType, Code: "1", Display: "Person"}, Role: &coding{System: systemObjectRole, Code: "1", Display: "Patient"}})
+	what := auditEntity{Description: "category " + ev.Category, Detail: []auditDetail{{Type: "category", ValueString: ev.Category}},
+		Type: &coding{System: systemEntityType, Code: "2", Display: "System Object"}, Role: &coding{System: systemObjectRole, Code: "4", Display: "Domain Resource"}}
 	if ev.Record != "" {
 		what.What = reference{Identifier: &identifier{System: "urn:medchain:record", Value: ev.Record}}
 	} else {
 		what.What = reference{Display: "all records in category " + ev.Category}
+		what.Role = &coding{System: systemObjectRole, Code: "24", Display: "Query"}
+		a.Meta.Profile = []string{balpPatientQuery}
+		a.Subtype = []coding{{System: "http://hl7.org/fhir/restful-interaction", Code: "search-type", Display: "search-type"}}
+		a.Action = "E"
 	}
 	a.Entity = append(a.Entity, what)
 	return json.Marshal(a)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -51,4 +52,31 @@ func TestAttackAnchorBatch(t *testing.T) {
 		many[i] = *m
 	}
 	c.expect(w.lab.sign(t, records.TypeAnchorBatch, records.AnchorBatch{Anchors: many}), codes.Invalid)
+}
+
+// TestAttackProvenanceSignature: an anchor's provenance signature must be its author's signature
+// of the record's statement; the record keeps it with its purpose and transaction hash.
+func TestAttackProvenanceSignature(t *testing.T) {
+	w := newRecordsWorld(t)
+	c := w.c
+	w.grant(t, w.lab, []string{"laboratory"}, "TREAT", true, w.exp)
+	plain := []byte(`{"resourceType":"Observation","status":"final"}`)
+
+	m, _ := w.seal(t, w.lab, "prov-1", 1, "laboratory", plain, nil, nil)
+	m.Purpose = "TREAT"
+	m.Signature = ed25519.Sign(w.docA.key.priv, records.ProvenanceStatement(chainID, m)) // another account's key
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.BadSignature)
+	m.Signature = ed25519.Sign(w.lab.key.priv, records.ProvenanceStatement(chainID, &records.Anchor{ID: "other", Version: 1}))
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.BadSignature) // of another statement
+	m.Signature = ed25519.Sign(w.lab.key.priv, records.ProvenanceStatement(chainID, m))[:32]
+	c.expect(w.lab.sign(t, records.TypeAnchor, m), codes.BadSignature) // truncated
+	m.Signature = ed25519.Sign(w.lab.key.priv, records.ProvenanceStatement(chainID, m))
+	c.must(w.lab.sign(t, records.TypeAnchor, m))
+
+	var rec records.Record
+	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: "prov-1"}, &rec)
+	if rec.Purpose != "TREAT" || len(rec.TxHash) != 64 || !ed25519.Verify(w.lab.key.priv.Public().(ed25519.PublicKey), records.ProvenanceStatement(chainID, &records.Anchor{
+		ID: rec.ID, Version: rec.Version, Patient: rec.Patient, Commitment: rec.Commitment, CiphertextHash: rec.CiphertextHash, Purpose: rec.Purpose}), rec.Signature) {
+		t.Fatalf("the record's provenance: purpose %q, tx %q, signature verifies: false", rec.Purpose, rec.TxHash)
+	}
 }

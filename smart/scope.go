@@ -127,9 +127,10 @@ func ParseScopes(s string) (clinical []Scope, other []string, err error) {
 	return clinical, other, nil
 }
 
-// Within is what of the requested scopes the allowed ones cover: each requested scope whose
-// context, type, permissions and parameters an allowed scope covers, its permissions cut to the
-// allowed ones'. A requested scope broader than any allowed is narrowed, or dropped.
+// Within is what of the requested scopes the allowed ones cover: for each requested scope and
+// each allowed scope of its context that covers its type (and parameters), the requested scope
+// with its permissions cut to the allowed one's and the allowed one's parameters. A requested
+// scope broader than every allowed one is narrowed, or dropped.
 func Within(requested, allowed []Scope) []Scope {
 	var out []Scope
 	for _, r := range requested {
@@ -150,9 +151,8 @@ func Within(requested, allowed []Scope) []Scope {
 					continue
 				}
 			}
-			if perms != "" {
+			if perms != "" && !slices.ContainsFunc(out, func(o Scope) bool { return o.String() == (Scope{r.Context, r.Type, perms, params}).String() }) {
 				out = append(out, Scope{Context: r.Context, Type: r.Type, Perms: perms, Params: params})
-				break
 			}
 		}
 	}

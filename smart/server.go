@@ -478,7 +478,7 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request, base string, 
 	}
 	g := Grant{ClientID: l.client.ID, Scopes: l.scopes}
 	if l.patientContext {
-		if g.Patient = q.Get("patient"); g.Patient == "" || !knownPatient(g.Patient) {
+		if g.Patient = strings.TrimPrefix(q.Get("patient"), "Patient/"); g.Patient == "" || !knownPatient(g.Patient) {
 			http.Error(w, "the agent knows no patient "+strconv.Quote(g.Patient), http.StatusBadRequest)
 			return
 		}

@@ -266,6 +266,12 @@ func TestScopes(t *testing.T) {
 			t.Errorf("%s accepted", bad)
 		}
 	}
+	// Two allowed scopes that together cover a request grant both parts of it.
+	req, _, _ := smart.ParseScopes("system/Observation.rs")
+	allowed, _, _ := smart.ParseScopes("system/Observation.r system/Observation.s")
+	if got := smart.Join(smart.Within(req, allowed)); got != "system/Observation.r system/Observation.s" {
+		t.Errorf("Within over two allowed scopes: %q", got)
+	}
 	if _, ok, err := smart.ParseScope("openid"); ok || err != nil {
 		t.Error("openid is not a clinical scope, and no error")
 	}

@@ -2,6 +2,7 @@ package records
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"slices"
@@ -182,11 +183,19 @@ func anchor(kv state.KV, ctx contracts.Context, m *Anchor) ([]contracts.Event, e
 	if err := checkRecipients(m.Keys, Recipients(m.Patient, ctx.Signer)); err != nil {
 		return nil, err
 	}
+	if len(m.Signature) > 0 {
+		stated := *m
+		stated.Purpose = purpose
+		if len(m.Signature) != ed25519.SignatureSize || !ed25519.Verify(ctx.SignerKey, ProvenanceStatement(ctx.ChainID, &stated), m.Signature) {
+			return nil, codes.Errorf(codes.BadSignature, "signature is not the author's signature of the record's provenance statement")
+		}
+	}
 	keys := slices.Clone(m.Keys)
 	slices.SortFunc(keys, func(a, b WrappedKey) int { return strings.Compare(string(a.Recipient), string(b.Recipient)) })
 	rec := Record{ID: m.ID, Version: m.Version, Patient: m.Patient, Author: ctx.Signer, ResourceType: m.ResourceType,
 		Category: m.Category, CiphertextHash: m.CiphertextHash, Commitment: m.Commitment, Size: m.Size,
-		Status: StatusActive, Keys: keys, Network: m.Network, CreatedAt: ctx.Time, Height: ctx.Height}
+		Status: StatusActive, Keys: keys, Network: m.Network, CreatedAt: ctx.Time, Height: ctx.Height,
+		Purpose: purpose, Signature: m.Signature, TxHash: txHash(ctx)}
 	if prev != nil {
 		prev.Status = StatusSuperseded
 		if err := contracts.PutJSON(kv, VersionKey(prev.ID, prev.Version), prev); err != nil {

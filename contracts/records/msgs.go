@@ -1,6 +1,8 @@
 package records
 
 import (
+	"encoding/hex"
+	"strconv"
 	"time"
 
 	"github.com/medchain/medchain/codes"
@@ -55,6 +57,17 @@ type Anchor struct {
 	Size           int64        `json:"size"`
 	Keys           []WrappedKey `json:"keys"`    // for the patient and the author
 	Network        []byte       `json:"network"` // the data key wrapped for the network key (netkey.Wrap)
+	// Signature, when set, is the author's Ed25519 signature of ProvenanceStatement: kept with
+	// the record, it lets anyone who sees the anchor check who wrote what (a FHIR Provenance's
+	// signature) without the transaction.
+	Signature []byte `json:"signature,omitempty"`
+}
+
+// ProvenanceStatement is what an author signs for a record version: the chain, the record and
+// version, its patient, the commitment to its content, the ciphertext's hash and the purpose.
+func ProvenanceStatement(chainID string, m *Anchor) []byte {
+	return []byte("medchain/provenance/v1\n" + chainID + "\n" + m.ID + "\n" + strconv.FormatUint(uint64(m.Version), 10) + "\n" +
+		string(m.Patient) + "\n" + hex.EncodeToString(m.Commitment) + "\n" + hex.EncodeToString(m.CiphertextHash) + "\n" + m.Purpose)
 }
 
 // Validate checks the message on its own.

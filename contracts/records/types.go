@@ -52,6 +52,11 @@ type Record struct {
 	CreatedAt      time.Time    `json:"created_at"`
 	Height         int64        `json:"height"`
 	Erased         *Receipt     `json:"erased,omitempty"`
+	// Purpose, Signature (the author's, of ProvenanceStatement) and TxHash (the anchoring
+	// transaction's) are what a FHIR Provenance of the version shows.
+	Purpose   string `json:"purpose,omitempty"`
+	Signature []byte `json:"signature,omitempty"`
+	TxHash    string `json:"tx_hash,omitempty"`
 }
 
 // KeyFor returns the data key wrapped for recipient, if any.
