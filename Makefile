@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/medchain
 HOME_DIR ?= .medchain
 
-.PHONY: setup build run test test-short bench lint clean
+.PHONY: setup build run test test-short test-fhirclient bench lint clean
 
 setup: ## download modules and build the binary
 	$(GO) mod download
@@ -19,6 +19,9 @@ test: ## every test: unit, in-process nodes, multi-process crash recovery
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -race -short ./state/... ./app/... ./keyring/... ./tx/...
+
+test-fhirclient: build ## a third-party FHIR client (fhir-kit-client, Node) against a dev node; needs node and npm
+	cd test/fhirclient && npm ci --no-audit --no-fund && MEDCHAIN_BIN=$(CURDIR)/$(BIN) node --test client.test.js
 
 test-short: ## the fast unit tests only
 	$(GO) test -short ./...

@@ -219,15 +219,7 @@ func (a *Agent) latestAccount(ctx context.Context, addr tx.Address) (*identity.A
 	if err != nil {
 		return nil, err
 	}
-	raw, err := a.cfg.Trust.Get(ctx, a.node, identity.AccountKey(addr), st.AppHeight)
-	if err != nil {
-		return nil, err
-	}
-	var acc identity.Account
-	if err := json.Unmarshal(raw, &acc); err != nil {
-		return nil, fmt.Errorf("decode account: %w", err)
-	}
-	return &acc, nil
+	return a.cfg.Trust.AccountAt(ctx, a.node, addr, st.AppHeight)
 }
 
 // CheckClaims deletes the custodial keys of the patients that claimed their accounts, and

@@ -15,18 +15,7 @@ import (
 // doWith is do with extra request headers.
 func (f *facadeClient) doWith(method, path string, body []byte, headers map[string]string) (int, http.Header, []byte) {
 	f.t.Helper()
-	req, _ := http.NewRequest(method, f.base+path, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/fhir+json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode, resp.Header, readAll(f.t, resp.Body)
+	return f.withBearer(method, path, body, token, headers)
 }
 
 // TestFacadeVersions (issue 11): the Location of a write is a readable version (vread), each

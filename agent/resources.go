@@ -298,7 +298,7 @@ func AuditEventResource(ev *records.AccessEvent, patientFHIRID string) ([]byte, 
 
 // Bundle wraps resources in a FHIR Bundle of type kind ("searchset" or "collection").
 func Bundle(kind, base string, resources [][]byte) ([]byte, error) {
-	return bundle(kind, base, resources, nil, kind == "searchset")
+	return bundle(kind, base, resources, nil, nil, kind == "searchset", false)
 }
 
 // BundleLink is a link of a Bundle: "self", "next".
@@ -311,13 +311,19 @@ type BundleLink struct {
 // then the resources _include and _revinclude added (search mode "include"), each with its full
 // URL under base. complete says the page holds every match, so the Bundle can state a total.
 func SearchBundle(base string, matches, included [][]byte, links []BundleLink, complete bool) ([]byte, error) {
+	return bundle("searchset", base, matches, included, links, complete, true)
+}
+
+// bundle is a Bundle of kind holding matches then included resources (each with its fullUrl under
+// base, and with modes its search mode), stating the total of matches when total is set.
+func bundle(kind, base string, matches, included [][]byte, links []BundleLink, total, modes bool) ([]byte, error) {
 	type search struct {
 		Mode string `json:"mode"`
 	}
 	type entry struct {
 		FullURL  string          `json:"fullUrl,omitempty"`
 		Resource json.RawMessage `json:"resource"`
-		Search   search          `json:"search"`
+		Search   *search         `json:"search,omitempty"`
 	}
 	b := struct {
 		ResourceType string       `json:"resourceType"`
@@ -325,8 +331,8 @@ func SearchBundle(base string, matches, included [][]byte, links []BundleLink, c
 		Total        *int         `json:"total,omitempty"`
 		Link         []BundleLink `json:"link,omitempty"`
 		Entry        []entry      `json:"entry,omitempty"`
-	}{ResourceType: "Bundle", Type: "searchset", Link: links}
-	if complete {
+	}{ResourceType: "Bundle", Type: kind, Link: links}
+	if total {
 		n := len(matches)
 		b.Total = &n
 	}
@@ -336,9 +342,12 @@ func SearchBundle(base string, matches, included [][]byte, links []BundleLink, c
 			ID           string `json:"id"`
 		}
 		json.Unmarshal(r, &head)
-		e := entry{Resource: r, Search: search{"match"}}
-		if i >= len(matches) {
-			e.Search.Mode = "include"
+		e := entry{Resource: r}
+		if modes {
+			e.Search = &search{"match"}
+			if i >= len(matches) {
+				e.Search.Mode = "include"
+			}
 		}
 		if base != "" && head.ID != "" {
 			e.FullURL = base + "/" + head.ResourceType + "/" + head.ID
@@ -400,37 +409,6 @@ func HistoryBundle(base string, entries []HistoryEntry, links []BundleLink) ([]b
 		url, _, _ := strings.Cut(e.URL, "/_history")
 		b.Entry = append(b.Entry, entry{FullURL: base + "/" + url, Resource: e.Resource, Request: request{e.Method, e.URL},
 			Response: response{status, e.ETag, instant(e.LastModified)}})
-	}
-	return json.Marshal(b)
-}
-
-func bundle(kind, base string, resources [][]byte, links []BundleLink, total bool) ([]byte, error) {
-	type entry struct {
-		FullURL  string          `json:"fullUrl,omitempty"`
-		Resource json.RawMessage `json:"resource"`
-	}
-	b := struct {
-		ResourceType string       `json:"resourceType"`
-		Type         string       `json:"type"`
-		Total        *int         `json:"total,omitempty"`
-		Link         []BundleLink `json:"link,omitempty"`
-		Entry        []entry      `json:"entry,omitempty"`
-	}{ResourceType: "Bundle", Type: kind, Link: links}
-	if total {
-		n := len(resources)
-		b.Total = &n
-	}
-	for _, r := range resources {
-		var head struct {
-			ResourceType string `json:"resourceType"`
-			ID           string `json:"id"`
-		}
-		json.Unmarshal(r, &head)
-		e := entry{Resource: r}
-		if base != "" && head.ID != "" {
-			e.FullURL = base + "/" + head.ResourceType + "/" + head.ID
-		}
-		b.Entry = append(b.Entry, e)
 	}
 	return json.Marshal(b)
 }

@@ -182,7 +182,12 @@ func (t *Trust) remember(key []byte, h int64, v []byte) {
 
 // Account returns an account as a verified header commits it.
 func (t *Trust) Account(ctx context.Context, c *Client, a tx.Address) (*identity.Account, error) {
-	raw, err := t.Get(ctx, c, identity.AccountKey(a), 0)
+	return t.AccountAt(ctx, c, a, 0)
+}
+
+// AccountAt is Account in state at least as new as block minHeight.
+func (t *Trust) AccountAt(ctx context.Context, c *Client, a tx.Address, minHeight int64) (*identity.Account, error) {
+	raw, err := t.Get(ctx, c, identity.AccountKey(a), minHeight)
 	if err != nil {
 		return nil, err
 	}
