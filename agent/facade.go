@@ -49,6 +49,10 @@ type FacadeConfig struct {
 	DevToken bool
 	// SMART issues and checks access tokens; nil: a server with no registered clients.
 	SMART *smart.Server
+	// PublicURL is the scheme and host clients reach the facade at (https://agent.example.org),
+	// behind a proxy: links, SMART endpoints and the audience of client assertions use it
+	// rather than the request's Host header. Empty: the request's.
+	PublicURL string
 }
 
 // NewFacade returns the facade's handler for local development: token is accepted as a bearer
@@ -97,7 +101,13 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeOutcome(w, http.StatusNotFound, "not-found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return f.cors(mediaTypes(mux))
+	handler := f.cors(mediaTypes(mux))
+	if public := strings.TrimSuffix(cfg.PublicURL, "/"); public != "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handler.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), publicURLKey{}, public)))
+		})
+	}
+	return handler
 }
 
 // mediaTypes answers what the facade does not speak: it serves and takes FHIR JSON only, so a
@@ -752,11 +762,22 @@ func (f *Facade) typeHistory(w http.ResponseWriter, r *http.Request) {
 
 // baseURL is the facade's FHIR base URL as the request reached it.
 func baseURL(r *http.Request) string {
+	return origin(r) + "/fhir"
+}
+
+type publicURLKey struct{}
+
+// origin is the scheme and host the facade is reached at: the configured public URL
+// (FacadeConfig.PublicURL), else as the request arrived.
+func origin(r *http.Request) string {
+	if u, ok := r.Context().Value(publicURLKey{}).(string); ok {
+		return u
+	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + "/fhir"
+	return scheme + "://" + r.Host
 }
 
 // erase answers a record that is absent, of another type or not the account's to erase with the
@@ -993,11 +1014,7 @@ func (f *Facade) searchLink(r *http.Request, applied url.Values, cursor string) 
 	if cursor != "" {
 		q.Set(CursorParam, cursor)
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + r.URL.Path + "?" + q.Encode()
+	return origin(r) + r.URL.Path + "?" + q.Encode()
 }
 
 // lenient reports whether the client asked for unsupported search parameters to be ignored

@@ -30,9 +30,10 @@ import (
 
 // Export limits.
 const (
-	MaxExportJobs  = 4         // jobs running or holding files at once
-	MaxExportBytes = 256 << 20 // NDJSON bytes one job may hold
-	ExportTTL      = time.Hour // how long a finished job's files stay
+	MaxExportJobs          = 4         // jobs running or holding files at once
+	MaxExportJobsPerCaller = 2         // of them, one caller's (SMART client and patient, or the development token)
+	MaxExportBytes         = 256 << 20 // NDJSON bytes one job may hold
+	ExportTTL              = time.Hour // how long a finished job's files stay
 )
 
 type exportJob struct {
@@ -124,7 +125,24 @@ func (f *Facade) startExport(w http.ResponseWriter, r *http.Request, patients []
 			delete(f.exports.jobs, id)
 		}
 	}
-	full := len(f.exports.jobs) >= MaxExportJobs
+	// A caller holds at most MaxExportJobsPerCaller jobs: a new one drops its oldest finished one.
+	var mine []*exportJob
+	for _, j := range f.exports.jobs {
+		if j.owner == job.owner {
+			mine = append(mine, j)
+		}
+	}
+	if len(mine) >= MaxExportJobsPerCaller {
+		slices.SortFunc(mine, func(a, b *exportJob) int { return a.started.Compare(b.started) })
+		for _, j := range mine {
+			if j.isDone() {
+				delete(f.exports.jobs, j.id)
+				mine = slices.DeleteFunc(mine, func(x *exportJob) bool { return x == j })
+				break
+			}
+		}
+	}
+	full := len(f.exports.jobs) >= MaxExportJobs || len(mine) >= MaxExportJobsPerCaller
 	if !full {
 		f.exports.jobs[job.id] = job
 	}
@@ -138,6 +156,12 @@ func (f *Facade) startExport(w http.ResponseWriter, r *http.Request, patients []
 	go f.runExport(ctx, job, patients, types, since)
 	w.Header().Set("Content-Location", baseURL(r)+"/$export-status?job="+job.id)
 	w.WriteHeader(http.StatusAccepted)
+}
+
+func (j *exportJob) isDone() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.done
 }
 
 func (j *exportJob) expired(now time.Time) bool {

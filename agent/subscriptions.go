@@ -153,6 +153,15 @@ func (f *Facade) postSubscription(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, &fhir.InvalidError{Msg: err.Error()})
 		return
 	}
+	// A SMART client's notifications go to its own registered origins only: the agent is not a
+	// way to make requests to anywhere else.
+	if g := grantOf(r.Context()); g != nil {
+		u, _ := url.Parse(in.Channel.Endpoint)
+		if !f.cfg.SMART.ClientAllowsOrigin(g.ClientID, u.Scheme+"://"+u.Host) {
+			f.fail(w, &fhir.InvalidError{Msg: "channel.endpoint must be on one of this client's registered origins (origins in smart-clients.json)"})
+			return
+		}
+	}
 	criteria := ""
 	if in.CriteriaExt != nil {
 		for _, e := range in.CriteriaExt.Extension {

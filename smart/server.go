@@ -157,6 +157,12 @@ func keysOf(set *jose.JSONWebKeySet) []jose.JSONWebKey {
 	return set.Keys
 }
 
+// ClientAllowsOrigin reports whether origin is one of client's registered origins.
+func (s *Server) ClientAllowsOrigin(clientID, origin string) bool {
+	c := s.clients[clientID]
+	return c != nil && slices.Contains(c.Origins, origin)
+}
+
 // AllowsOrigin reports whether a registered client runs in a browser at origin.
 func (s *Server) AllowsOrigin(origin string) bool {
 	for _, c := range s.clients {

@@ -113,6 +113,7 @@ func agentCmd() *cobra.Command {
 	f := &agentFlags{}
 	var listen string
 	var devToken bool
+	var publicURL string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run an agent: one account's keys, record crypto and the FHIR R4 REST facade",
@@ -136,18 +137,19 @@ until it commits.`,
 				return err
 			}
 			go checkClaims(cmd.Context(), a, slog.Default())
-			return serveAgent(cmd.Context(), a, f.home, listen, devToken, slog.Default())
+			return serveAgent(cmd.Context(), a, f.home, listen, agent.FacadeConfig{DevToken: devToken, PublicURL: publicURL}, slog.Default())
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address of the FHIR facade")
+	cmd.Flags().StringVar(&publicURL, "public-url", "", "scheme and host clients reach the FHIR API at, behind a proxy (https://agent.example.org); default: as each request arrives")
 	cmd.Flags().BoolVar(&devToken, "dev-token", false, "also accept <home>/agent.token as a bearer token with every permission (local development only; clients use SMART tokens)")
 	return cmd
 }
 
 // startAgent serves a's FHIR facade on listen in the background and returns its address and
 // a stop function.
-func startAgent(a *agent.Agent, home, listen string, devToken bool, log *slog.Logger) (string, func(), error) {
+func startAgent(a *agent.Agent, home, listen string, fc agent.FacadeConfig, log *slog.Logger) (string, func(), error) {
 	token, err := agent.LoadOrCreateToken(home)
 	if err != nil {
 		return "", nil, err
@@ -164,7 +166,8 @@ func startAgent(a *agent.Agent, home, listen string, devToken bool, log *slog.Lo
 	if err != nil {
 		return "", nil, fmt.Errorf("listen for the agent on %s: %w (is another agent running? use --listen)", listen, err)
 	}
-	handler := agent.NewFacadeWith(a, agent.FacadeConfig{Token: token, DevToken: devToken, SMART: auth}, log)
+	fc.Token, fc.SMART = token, auth
+	handler := agent.NewFacadeWith(a, fc, log)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 5 * time.Minute, MaxHeaderBytes: 16 << 10}
 	go func() {
@@ -192,15 +195,15 @@ func checkClaims(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 	}
 }
 
-func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, devToken bool, log *slog.Logger) error {
-	addr, stop, err := startAgent(a, home, listen, devToken, log)
+func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, fc agent.FacadeConfig, log *slog.Logger) error {
+	addr, stop, err := startAgent(a, home, listen, fc, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	fmt.Printf("medchain agent for %s\n  FHIR API  http://%s/fhir  (SMART: http://%s/fhir/.well-known/smart-configuration; clients in %s)\n",
 		a.Address(), addr, addr, agent.SMARTClientsFile(home))
-	if devToken {
+	if fc.DevToken {
 		fmt.Printf("  development token accepted: Authorization: Bearer $(cat %s)\n", agent.TokenFile(home))
 	}
 	<-ctx.Done()

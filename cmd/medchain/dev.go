@@ -123,7 +123,7 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 	if seeded {
 		fmt.Fprintln(w, "  demo data: the patient granted the doctor TREAT access; 4 demo records added")
 	}
-	addr, stopAgent, err := startAgent(doctor, n.Home, listen, true, node.NewLogger("info").With("module", "agent"))
+	addr, stopAgent, err := startAgent(doctor, n.Home, listen, agent.FacadeConfig{DevToken: true}, node.NewLogger("info").With("module", "agent"))
 	if err != nil {
 		trust.Close()
 		return nil, err
