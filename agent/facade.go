@@ -237,6 +237,9 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNotReplicated):
 		w.Header().Set("Retry-After", "10")
 		writeOutcome(w, http.StatusServiceUnavailable, "transient", err.Error()+"; read it back before writing it again")
+	case errors.As(err, &ce) && ce.Status == http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "10")
+		writeOutcome(w, http.StatusTooManyRequests, "throttled", ce.Message+"; retry later")
 	case errors.As(err, &ce) && ce.Status < 500:
 		writeOutcome(w, http.StatusBadRequest, "processing", ce.Message)
 	default:

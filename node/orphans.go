@@ -64,11 +64,48 @@ func (o *orphans) Admit(by tx.Address, h blob.Hash, size int64) error {
 	if _, ok := o.pending[h]; ok {
 		return nil
 	}
-	if o.bytes[by]+size > MaxPendingPerAccount || o.count[by] >= MaxPendingUploadsEach || o.total+size > MaxPendingTotal {
-		return ErrQuota
+	if o.over(by, size) {
+		// The uploader's earlier uploads may have been anchored since the last sweep (a FHIR
+		// transaction uploads 50 and anchors them at once): free those before refusing.
+		o.mu.Unlock()
+		o.reclaim(by)
+		o.mu.Lock()
+		if _, ok := o.pending[h]; ok {
+			return nil
+		}
+		if o.over(by, size) {
+			return ErrQuota
+		}
 	}
 	o.add(h, upload{by: by, size: size, at: time.Now()})
 	return nil
+}
+
+// over reports whether an upload of size by by would pass a quota.
+func (o *orphans) over(by tx.Address, size int64) bool {
+	return o.bytes[by]+size > MaxPendingPerAccount || o.count[by] >= MaxPendingUploadsEach || o.total+size > MaxPendingTotal
+}
+
+// reclaim forgets by's pending uploads that an anchor has committed since.
+func (o *orphans) reclaim(by tx.Address) {
+	o.mu.Lock()
+	var mine []blob.Hash
+	for h, u := range o.pending {
+		if u.by == by {
+			mine = append(mine, h)
+		}
+	}
+	o.mu.Unlock()
+	for _, h := range mine {
+		if !o.anchored(context.Background(), h) {
+			continue
+		}
+		o.mu.Lock()
+		if u, ok := o.pending[h]; ok && u.by == by {
+			o.drop(h)
+		}
+		o.mu.Unlock()
+	}
 }
 
 func (o *orphans) add(h blob.Hash, u upload) {
