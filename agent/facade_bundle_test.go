@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/medchain/medchain/agent"
-	"github.com/medchain/medchain/custody"
 )
 
 type bundleResponse struct {
@@ -59,13 +57,7 @@ func bundleOf(kind string, entries ...string) string {
 // transaction, all or none; a batch runs each entry on its own.
 func TestFacadeBatchAndTransaction(t *testing.T) {
 	w := startWorld(t)
-	store, _, err := custody.Open(t.TempDir(), w.keys["doctor"].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(agent.NewFacade(agent.New(w.keys["doctor"], agent.Config{Custody: store}), token, nil))
-	defer srv.Close()
-	fc := &facadeClient{t: t, base: srv.URL}
+	fc, _, _ := w.custodialFacade("doctor", agent.Config{})
 
 	subject := `"subject":{"reference":"urn:uuid:aaaaaaaa-0000-4000-8000-000000000001"}`
 	status, b, body := fc.postBundle(bundleOf("transaction",

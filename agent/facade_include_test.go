@@ -3,14 +3,12 @@ package agent_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/medchain/medchain/agent"
-	"github.com/medchain/medchain/custody"
 )
 
 // searchset is a searchset or history Bundle with what its entries say of themselves.
@@ -65,13 +63,7 @@ func (b *searchset) modes() []string {
 // a type's _history lists every version of the patient's resources of that type.
 func TestFacadeSortIncludeAndTypeHistory(t *testing.T) {
 	w := startWorld(t)
-	store, _, err := custody.Open(t.TempDir(), w.keys["doctor"].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(agent.NewFacade(agent.New(w.keys["doctor"], agent.Config{Custody: store}), token, nil))
-	defer srv.Close()
-	fc := &facadeClient{t: t, base: srv.URL}
+	fc, _, _ := w.custodialFacade("doctor", agent.Config{})
 	post := func(path string, body string) string {
 		t.Helper()
 		status, hdr, out := fc.do("POST", path, []byte(body), true)

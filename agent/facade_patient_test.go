@@ -15,6 +15,7 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/custody"
 	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/tx"
 )
 
 const (
@@ -25,6 +26,21 @@ const (
 func patientWithMRN(mrn, family string) []byte {
 	return []byte(`{"resourceType":"Patient","id":"ignored-by-create","identifier":[{"system":"` + mrnSystem + `","value":"` + mrn + `"}],` +
 		`"name":[{"family":"` + family + `","given":["Ada"]}],"gender":"female","birthDate":"1981-03-14"}`)
+}
+
+// custodialFacade serves name's agent, with a custody store of its own (it registers patients),
+// as a FHIR facade.
+func (w *world) custodialFacade(name string, cfg agent.Config) (*facadeClient, *agent.Agent, *custody.Store) {
+	w.t.Helper()
+	store, damaged, err := custody.Open(w.t.TempDir(), w.keys[name].Key)
+	if err != nil || len(damaged) != 0 {
+		w.t.Fatal(err, damaged)
+	}
+	cfg.Custody = store
+	a := agent.New(w.keys[name], cfg)
+	srv := httptest.NewServer(agent.NewFacade(a, token, nil))
+	w.t.Cleanup(srv.Close)
+	return &facadeClient{t: w.t, base: srv.URL}, a, store
 }
 
 // entries decodes a searchset's resources' ids.
@@ -210,11 +226,7 @@ func TestAttackPatientRegistration(t *testing.T) {
 		t.Fatalf("an agent without custody registering a patient: %d %s", status, body)
 	}
 
-	docStore, _, err := custody.Open(t.TempDir(), w.keys["doctor"].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc = w.facadeFor("doctor", agent.Config{Custody: docStore})
+	doc, _, docStore := w.custodialFacade("doctor", agent.Config{Patients: map[string]tx.Address{"example": w.keys["patient"].Address()}})
 	var ids []string
 	for i := range custody.MaxIdentifiers + 1 {
 		ids = append(ids, `{"value":"mrn-`+string(rune('a'+i))+`"}`)

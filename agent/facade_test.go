@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/medchain/medchain/agent"
-	"github.com/medchain/medchain/custody"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/tx"
 )
@@ -63,14 +62,7 @@ func withoutServerFields(t *testing.T, raw []byte) []byte {
 func TestFacadeServesEveryClinicalExample(t *testing.T) {
 	w := startWorld(t)
 	ctx := w.ctx
-	store, _, err := custody.Open(t.TempDir(), w.keys["doctor"].Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := agent.New(w.keys["doctor"], agent.Config{Custody: store})
-	srv := httptest.NewServer(agent.NewFacade(doc, token, nil))
-	defer srv.Close()
-	fc := &facadeClient{t: t, base: srv.URL}
+	fc, doc, _ := w.custodialFacade("doctor", agent.Config{})
 
 	files, err := filepath.Glob("../testdata/fhir-examples/*.json")
 	if err != nil || len(files) == 0 {
