@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/atna"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
@@ -92,6 +93,10 @@ type Config struct {
 	// the agent believes its node (tests and benchmarks of the node alone).
 	Trust *client.Trust
 
+	// Audit, when set, receives this account's access events (granted or denied) as FHIR
+	// AuditEvents (IHE BALP) as they commit: an IHE ATNA syslog forwarder (atna.Forwarder).
+	Audit AuditSink
+
 	// Custody, when set, lets an organization's or practitioner's agent register patients
 	// (RegisterPatient, FHIR POST /Patient): it keeps their custodial keys and the directory of
 	// them (FHIR ids, identifiers), whose patients the agent serves by FHIR id.
@@ -123,6 +128,7 @@ type Agent struct {
 	// never needs more than one entry per record version read.
 	anchors *sync.Map
 	tags    *tagKeys // patients' tag keys this agent got
+	index   *searchIndex
 
 	selfRole identity.Role // this account's role once looked up
 }
@@ -152,7 +158,7 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	}
 	hc := &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}
 	keys := &keyRelease{http: hc, auth: reqsig.NewSessions(signer.ChainID, signer.Address(), signer.Key.Signing, hc)}
-	a := &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}}
+	a := &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}, index: &searchIndex{}}
 	a.loadCustody()
 	return a
 }
@@ -363,6 +369,7 @@ func (a *Agent) anchor(ctx context.Context, w *write) (*Stored, error) {
 	if err := a.confirmCopies(ctx, m.ID, m.CiphertextHash); err != nil {
 		return nil, err
 	}
+	a.index.add(m.ID, m.Version, m.CiphertextHash, w.res.JSON)
 	return &Stored{Anchor: m, Resource: w.res, Height: result.Height, TxHash: result.Hash}, nil
 }
 
@@ -525,8 +532,35 @@ func (a *Agent) Access(ctx context.Context, m records.Access) (*records.AccessEv
 	ev, err := a.node.AccessEvent(ctx, m.Patient, id)
 	if err == nil {
 		a.sess.keep(ev, time.Now())
+		a.audit(ev)
 	}
 	return ev, err
+}
+
+// AuditSink takes audit events to keep beside the ledger's (atna.Forwarder).
+type AuditSink interface {
+	Send(atna.Event)
+}
+
+// audit hands an access event of this account to Config.Audit, as a FHIR AuditEvent about the
+// patient's FHIR id in the directory (its account address if it has none).
+func (a *Agent) audit(ev *records.AccessEvent) {
+	if a.cfg.Audit == nil {
+		return
+	}
+	fhirID := string(ev.Patient)
+	a.mu.RLock()
+	for id, acct := range a.cfg.Patients {
+		if acct == ev.Patient && (fhirID == string(ev.Patient) || id < fhirID) {
+			fhirID = id
+		}
+	}
+	a.mu.RUnlock()
+	raw, err := AuditEventResource(ev, fhirID)
+	if err != nil {
+		return
+	}
+	a.cfg.Audit.Send(atna.Event{Time: ev.Time, Denied: ev.Outcome != records.Granted, JSON: raw})
 }
 
 // open fetches a record's ciphertext with access event accessID and decrypts it.
@@ -559,6 +593,7 @@ func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) 
 	if err != nil {
 		return nil, fmt.Errorf("record %s: %w", rec.ID, err)
 	}
+	a.index.add(rec.ID, rec.Version, rec.CiphertextHash, plain)
 	return &Plain{Record: rec, JSON: plain}, nil
 }
 
@@ -619,7 +654,7 @@ scan:
 		for i := range page {
 			rec := &page[i]
 			if rec.Status == records.StatusActive && (resourceType == "" || rec.ResourceType == resourceType || rec.ResourceType == typeTag) &&
-				(filter == nil || filter.MatchesMeta(rec.ID, rec.CreatedAt)) {
+				(filter == nil || filter.MatchesMeta(rec.ID, rec.CreatedAt) && !a.index.excludes(rec, filter)) {
 				if len(chosen) == count || (len(chosen) > 0 && size+rec.Size > MaxSearchBytes) {
 					break scan // this record starts the next page
 				}
@@ -646,6 +681,19 @@ scan:
 		mu       sync.Mutex
 		firstErr error
 	)
+	asking := false
+	for _, ev := range events {
+		asking = asking || ev == nil
+	}
+	if asking && a.cfg.Trust != nil {
+		// While the access requests wait for their block, verify the anchors the reads will
+		// rely on (open finds them verified; one that fails is reported there).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.verifyAnchors(ctx, chosen)
+		}()
+	}
 	for cat, ev := range events {
 		if ev != nil {
 			continue // a session
@@ -666,27 +714,43 @@ scan:
 	if firstErr != nil {
 		return nil, "", firstErr
 	}
-	var out []Plain
+	// Open the granted records, openInFlight at once (each a key release and a ciphertext
+	// fetch: network round trips and the holders' work), and keep them in the page's order.
+	opened := make([]*Plain, len(chosen))
+	errs := make([]error, len(chosen))
+	slots := make(chan struct{}, openInFlight)
 	for i := range chosen {
 		rec := &chosen[i]
 		if ev := events[rec.Category]; ev == nil || ev.Outcome != records.Granted {
 			continue
 		}
-		p, err := a.open(ctx, rec, events[rec.Category].ID)
-		if errors.Is(err, ErrNotFound) {
-			a.sess.drop(events[rec.Category]) // if it was a session, the next search asks again
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			opened[i], errs[i] = a.open(ctx, rec, events[rec.Category].ID)
+		}()
+	}
+	wg.Wait()
+	var out []Plain
+	for i, p := range opened {
+		if errors.Is(errs[i], ErrNotFound) {
+			a.sess.drop(events[chosen[i].Category]) // if it was a session, the next search asks again
 			continue
 		}
-		if err != nil {
-			return nil, "", err
+		if errs[i] != nil {
+			return nil, "", errs[i]
 		}
-		if filter != nil && !filter.Matches(p.JSON) {
+		if p == nil || filter != nil && !filter.Matches(p.JSON) {
 			continue
 		}
 		out = append(out, *p)
 	}
 	return out, next, nil
 }
+
+// openInFlight bounds the records one search page opens at once.
+const openInFlight = 8
 
 // EraseRecord erases record id of resourceType for its patient. A record that is absent, of
 // another type, or not this account's to erase (it is neither the patient nor a guardian) is

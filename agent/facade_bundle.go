@@ -417,6 +417,7 @@ func (a *Agent) writeAll(ctx context.Context, ws []*write) ([]*Stored, error) {
 		if err := a.confirmCopies(ctx, ms[i].ID, ms[i].CiphertextHash); err != nil {
 			return nil, err
 		}
+		a.index.add(ms[i].ID, ms[i].Version, ms[i].CiphertextHash, ws[i].res.JSON)
 		out[i] = &Stored{Anchor: &ms[i], Resource: ws[i].res, Height: result.Height, TxHash: result.Hash}
 	}
 	return out, nil

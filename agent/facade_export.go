@@ -170,32 +170,60 @@ func (j *exportJob) expired(now time.Time) bool {
 	return j.done && now.Sub(j.finished) > ExportTTL
 }
 
+// exportPatientsInFlight bounds the patients one export reads at once: one patient's access
+// requests commit while another's records are opened.
+const exportPatientsInFlight = 4
+
 // runExport reads every resource of the patients the caller may read into NDJSON, by type.
 func (f *Facade) runExport(ctx context.Context, job *exportJob, patients []DirectoryEntry, types []string, since time.Time) {
 	defer job.cancel()
+	var (
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, exportPatientsInFlight)
+		done  int
+	)
 	fail := func(err error) {
 		job.mu.Lock()
-		job.failure = err.Error()
-		job.mu.Unlock()
-	}
-	for i, p := range patients {
-		job.mu.Lock()
-		job.progress = fmt.Sprintf("patient %d of %d", i+1, len(patients))
-		job.mu.Unlock()
-		found, err := f.agent.Search(ctx, p.Address, "", nil)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			fail(fmt.Errorf("patient %s: %w", p.FHIRID, err))
-			break
-		}
-		if err := job.add(ctx, f, p, found, types, since); err != nil {
-			fail(err)
-			break
+		defer job.mu.Unlock()
+		if job.failure == "" {
+			job.failure = err.Error()
+			job.cancel() // the other patients' reads stop
 		}
 	}
 	job.mu.Lock()
+	job.progress = fmt.Sprintf("0 of %d patients", len(patients))
+	job.mu.Unlock()
+	for _, p := range patients {
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			found, err := f.agent.Search(ctx, p.Address, "", nil)
+			switch {
+			case errors.Is(err, ErrNotFound):
+			case err != nil:
+				fail(fmt.Errorf("patient %s: %w", p.FHIRID, err))
+				return
+			default:
+				if err := job.add(ctx, f, p, found, types, since); err != nil {
+					fail(err)
+					return
+				}
+			}
+			job.mu.Lock()
+			done++
+			job.progress = fmt.Sprintf("%d of %d patients", done, len(patients))
+			job.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	job.mu.Lock()
+	if job.failure == "" && ctx.Err() != nil {
+		job.failure = "cancelled"
+	}
 	job.done, job.finished = true, time.Now()
 	job.mu.Unlock()
 	f.log.Info("bulk export finished", "job", job.id, "patients", len(patients), "failed", job.failure != "")

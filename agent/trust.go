@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/tx"
@@ -56,6 +57,22 @@ func (a *Agent) checkRecord(ctx context.Context, rec *records.Record) error {
 	}
 	a.anchors.Store(id, struct{}{})
 	return nil
+}
+
+// verifyAnchors runs checkRecord on recs, openInFlight at once, and ignores what fails: a read
+// of the record checks it again and says why.
+func (a *Agent) verifyAnchors(ctx context.Context, recs []records.Record) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, openInFlight)
+	for i := range recs {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			a.checkRecord(ctx, &recs[i])
+		}()
+	}
+	wg.Wait()
 }
 
 // anchorID is what checkRecord verifies of an anchor, as one string.

@@ -279,21 +279,78 @@ func (s *Search) Matches(raw []byte) bool {
 	if !s.NeedsContent() {
 		return true
 	}
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(raw, &doc) != nil {
+	return s.MatchesIndex(IndexOf(raw))
+}
+
+// MatchesIndex reports whether the resource ix was read from passes the content parameters of
+// the search (a nil ix, of a resource that was not JSON, passes none).
+func (s *Search) MatchesIndex(ix *Index) bool {
+	if !s.NeedsContent() {
+		return true
+	}
+	if ix == nil {
 		return false
 	}
 	for i := range s.tokens {
-		if !s.tokens[i].matches(doc) {
+		if !s.tokens[i].matches(ix) {
 			return false
 		}
 	}
 	for i := range s.dates {
-		if !s.dates[i].matches(doc) {
+		if !s.dates[i].matches(ix) {
 			return false
 		}
 	}
 	return true
+}
+
+// Index is what a search's content parameters look at in one resource, read once: the codings
+// and texts of its token elements and the range of each of its date elements. A searcher can
+// keep it (it is far smaller than the resource) and match later searches against it.
+type Index struct {
+	tokens map[string]indexedToken // by element
+	dates  map[string]indexedDate  // by element, present ones only
+}
+
+type indexedToken struct {
+	codings []coding
+	texts   []string
+}
+
+type indexedDate struct {
+	r  dateRange
+	ok bool // false: present but not a date this server reads
+}
+
+// IndexOf reads a resource's Index (nil if raw is not a JSON object): the elements its type's
+// search parameters look at.
+func IndexOf(raw []byte) *Index {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	var typ string
+	json.Unmarshal(doc["resourceType"], &typ)
+	ix := &Index{tokens: map[string]indexedToken{}, dates: map[string]indexedDate{}}
+	elements := []string{"status", "identifier"}
+	for _, byType := range tokenElements {
+		if el, ok := byType[typ]; ok {
+			elements = append(elements, el)
+		}
+	}
+	for _, el := range elements {
+		if raw, ok := doc[el]; ok {
+			cs, texts := codings(raw)
+			ix.tokens[el] = indexedToken{cs, texts}
+		}
+	}
+	for _, el := range dateElements[typ] {
+		if raw, ok := doc[el]; ok {
+			r, ok := elementRange(raw)
+			ix.dates[el] = indexedDate{r, ok}
+		}
+	}
+	return ix
 }
 
 // token is one value of a token parameter: [system|]code.
@@ -356,8 +413,9 @@ func codings(raw json.RawMessage) (cs []coding, texts []string) {
 	return cs, append(texts, cc.Text)
 }
 
-func (p *tokenParam) matches(doc map[string]json.RawMessage) bool {
-	cs, texts := codings(doc[p.element])
+func (p *tokenParam) matches(ix *Index) bool {
+	t := ix.tokens[p.element]
+	cs, texts := t.codings, t.texts
 	hit := false
 	for _, t := range p.any {
 		if p.text {
@@ -462,18 +520,17 @@ type dateParam struct {
 	any      []dateValue
 }
 
-func (p *dateParam) matches(doc map[string]json.RawMessage) bool {
+func (p *dateParam) matches(ix *Index) bool {
 	for _, el := range p.elements {
-		raw, ok := doc[el]
-		if !ok {
+		d, present := ix.dates[el]
+		if !present {
 			continue
 		}
-		r, ok := elementRange(raw)
-		if !ok {
+		if !d.ok {
 			return false
 		}
 		for _, v := range p.any {
-			if v.matches(r) {
+			if v.matches(d.r) {
 				return true
 			}
 		}

@@ -124,3 +124,34 @@ func TestSearchIDsAndLastUpdated(t *testing.T) {
 		t.Fatal("a search by id and time needs content")
 	}
 }
+
+// TestSearchIndex: an Index read once from a resource answers every search as the resource
+// does, and one that could not be read (nil) matches no search by content.
+func TestSearchIndex(t *testing.T) {
+	obs := []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"2339-0","display":"Glucose"}]},` +
+		`"effectivePeriod":{"start":"2026-01-02T10:00:00Z","end":"2026-01-02T11:00:00Z"},"identifier":[{"system":"urn:lab","value":"L-7"}]}`)
+	ix := fhir.IndexOf(obs)
+	for q, want := range map[string]bool{"code=2339-0": true, "code=http://loinc.org|2339-0": true, "code:not=718-7": true,
+		"code:text=gluc": true, "status=final,amended": true, "identifier=urn:lab|L-7": true, "date=2026-01-02": true,
+		"date=ge2026-01-02T10:30:00Z": true, "code=718-7": false, "status=preliminary": false, "date=lt2026-01-01": false,
+		"identifier=L-8": false, "code=2339-0&date=2025": false, "code=http://snomed.info/sct|2339-0": false} {
+		v, _ := url.ParseQuery(q)
+		s, err := fhir.ParseSearch("Observation", v, false)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if got := s.MatchesIndex(ix); got != want {
+			t.Errorf("%s: index matches %v, want %v", q, got, want)
+		}
+		if s.MatchesIndex(nil) {
+			t.Errorf("%s: a missing index matches", q)
+		}
+	}
+	if fhir.IndexOf([]byte("not json")) != nil {
+		t.Error("an index of something that is not JSON")
+	}
+	everything, _ := fhir.ParseSearch("Observation", url.Values{}, false)
+	if !everything.MatchesIndex(nil) {
+		t.Error("a search without content parameters refuses a record it knows nothing of")
+	}
+}

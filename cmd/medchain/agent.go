@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/atna"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/smart"
 	"github.com/medchain/medchain/tx"
@@ -24,6 +28,7 @@ type agentFlags struct {
 	patients  []string // fhirID=account
 	purpose   string
 	trustNode bool // believe the node without proofs
+	audit     agent.AuditSink
 }
 
 func (f *agentFlags) register(cmd *cobra.Command) {
@@ -47,7 +52,7 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		return nil, nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
 	}
 	s.Log = slog.Default()
-	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}}
+	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}, Audit: f.audit}
 	for _, kv := range f.patients {
 		id, acct, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -111,6 +116,7 @@ func (f *agentFlags) openTrust(_ context.Context, s *client.Signer) (*client.Tru
 
 func agentCmd() *cobra.Command {
 	f := &agentFlags{}
+	var syslog syslogFlags
 	var listen string
 	var devToken bool
 	var publicURL string
@@ -132,6 +138,20 @@ transaction a crashed node admitted but never put in a block is re-sent, with th
 until it commits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if syslog.url != "" {
+				fw, err := syslog.open(slog.Default())
+				if err != nil {
+					return err
+				}
+				defer func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					if err := fw.Close(ctx); err != nil {
+						slog.Error("audit forwarding", "err", err)
+					}
+				}()
+				f.audit = fw
+			}
 			a, _, err := f.open(cmd.Context())
 			if err != nil {
 				return err
@@ -141,6 +161,7 @@ until it commits.`,
 		},
 	}
 	f.register(cmd)
+	syslog.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address of the FHIR facade")
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "scheme and host clients reach the FHIR API at, behind a proxy (https://agent.example.org); default: as each request arrives")
 	cmd.Flags().BoolVar(&devToken, "dev-token", false, "also accept <home>/agent.token as a bearer token with every permission (local development only; clients use SMART tokens)")
@@ -208,4 +229,50 @@ func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, fc age
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// syslogFlags configure forwarding the agent's audit events to an IHE ATNA Audit Record
+// Repository (RFC 5424 syslog).
+type syslogFlags struct {
+	url, ca, cert, key string
+}
+
+func (s *syslogFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.url, "audit-syslog", "", "also send this account's access events, as FHIR AuditEvents in RFC 5424 syslog (IHE ATNA), to tls://host:port (RFC 5425), udp://host:port or tcp://host:port")
+	cmd.Flags().StringVar(&s.ca, "audit-syslog-ca", "", "PEM file of the CA certificates a tls:// collector is checked against (default: the system's)")
+	cmd.Flags().StringVar(&s.cert, "audit-syslog-cert", "", "PEM file of this node's client certificate for a tls:// collector (ATNA's mutual authentication)")
+	cmd.Flags().StringVar(&s.key, "audit-syslog-key", "", "PEM file of the client certificate's private key")
+}
+
+// open starts the forwarder the flags describe.
+func (s *syslogFlags) open(log *slog.Logger) (*atna.Forwarder, error) {
+	var tc *tls.Config
+	if s.ca != "" || s.cert != "" || s.key != "" {
+		tc = &tls.Config{}
+		if s.ca != "" {
+			pem, err := os.ReadFile(s.ca)
+			if err != nil {
+				return nil, fmt.Errorf("--audit-syslog-ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--audit-syslog-ca %s holds no PEM certificate: %w", s.ca, errUsage)
+			}
+		}
+		if (s.cert == "") != (s.key == "") {
+			return nil, fmt.Errorf("--audit-syslog-cert and --audit-syslog-key go together: %w", errUsage)
+		}
+		if s.cert != "" {
+			c, err := tls.LoadX509KeyPair(s.cert, s.key)
+			if err != nil {
+				return nil, fmt.Errorf("--audit-syslog-cert/--audit-syslog-key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{c}
+		}
+	}
+	fw, err := atna.New(atna.Config{URL: s.url, TLS: tc, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("--audit-syslog: %w: %w", err, errUsage)
+	}
+	return fw, nil
 }

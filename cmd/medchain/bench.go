@@ -69,7 +69,7 @@ node's.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(benchSupplyCmd(), benchRecordsCmd())
+	cmd.AddCommand(benchSupplyCmd(), benchRecordsCmd(), benchFHIRCmd())
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (and block and mutex profiles beside it)")
 	cmd.Flags().IntVar(&o.Txs, "txs", 100000, "transactions per run")
 	cmd.Flags().IntVar(&rounds, "rounds", 1, "alternate medchain and kvstore runs this many times; report medians")
@@ -215,5 +215,40 @@ func benchRecordsCmd() *cobra.Command {
 	cmd.Flags().IntVar(&o.Requesters, "accounts", 8, "accounts sending access requests (demo accounts, at most 8)")
 	cmd.Flags().IntVar(&o.PerRequester, "inflight", 128, "access requests in flight per account")
 	cmd.Flags().DurationVar(&o.AccessDuration, "duration", 15*time.Second, "access request load duration")
+	return cmd
+}
+
+func benchFHIRCmd() *cobra.Command {
+	o := bench.FHIROptions{}
+	cmd := &cobra.Command{
+		Use:   "fhir",
+		Short: "Measure the FHIR facade: search pages, $everything and $export for a grantee, on a dev node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := os.MkdirTemp("", "medchain-bench-fhir-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			o.Dir = dir
+			stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
+			if err != nil {
+				return err
+			}
+			defer stop()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Minute)
+			defer cancel()
+			fmt.Fprintf(cmd.OutOrStdout(), "FHIR facade benchmark on a dev node: %d Observations of one patient, %d records in 8 categories of another; %d CPUs\n",
+				o.Observations, o.Everything, runtime.NumCPU())
+			r, err := bench.FHIR(ctx, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&o.Observations, "observations", 2000, "Observations of the search patient")
+	cmd.Flags().IntVar(&o.Everything, "everything", 200, "records of the $everything patient, in 8 categories")
 	return cmd
 }
