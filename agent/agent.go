@@ -586,6 +586,11 @@ func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) 
 	if blobErr != nil {
 		return nil, notFound(blobErr)
 	}
+	return a.decrypt(rec, ct, key)
+}
+
+// decrypt opens a record's ciphertext with its data key (and indexes it for searches).
+func (a *Agent) decrypt(rec *records.Record, ct, key []byte) (*Plain, error) {
 	sealCtx := records.SealContext(a.signer.ChainID, rec.ID, rec.Version)
 	var commitment [32]byte
 	copy(commitment[:], rec.Commitment)
@@ -714,34 +719,26 @@ scan:
 	if firstErr != nil {
 		return nil, "", firstErr
 	}
-	// Open the granted records, openInFlight at once (each a key release and a ciphertext
-	// fetch: network round trips and the holders' work), and keep them in the page's order.
-	opened := make([]*Plain, len(chosen))
-	errs := make([]error, len(chosen))
-	slots := make(chan struct{}, openInFlight)
+	// Open the granted records together (keys released in batches, ciphertexts fetched
+	// openInFlight at once) and keep them in the page's order.
+	var granted []*records.Record
+	var access []uint64
 	for i := range chosen {
-		rec := &chosen[i]
-		if ev := events[rec.Category]; ev == nil || ev.Outcome != records.Granted {
-			continue
+		if ev := events[chosen[i].Category]; ev != nil && ev.Outcome == records.Granted {
+			granted, access = append(granted, &chosen[i]), append(access, ev.ID)
 		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			opened[i], errs[i] = a.open(ctx, rec, events[rec.Category].ID)
-		}()
 	}
-	wg.Wait()
+	opened, errs := a.openAll(ctx, granted, access)
 	var out []Plain
 	for i, p := range opened {
 		if errors.Is(errs[i], ErrNotFound) {
-			a.sess.drop(events[chosen[i].Category]) // if it was a session, the next search asks again
+			a.sess.drop(events[granted[i].Category]) // if it was a session, the next search asks again
 			continue
 		}
 		if errs[i] != nil {
 			return nil, "", errs[i]
 		}
-		if p == nil || filter != nil && !filter.Matches(p.JSON) {
+		if filter != nil && !filter.Matches(p.JSON) {
 			continue
 		}
 		out = append(out, *p)

@@ -65,7 +65,7 @@ func (f *Facade) includes(ctx context.Context, patient tx.Address, typ string, m
 		if g := grantOf(ctx); g != nil && !reaches(g, rv.Type, 'r') {
 			continue // nothing of that type would be kept: nothing is read
 		}
-		found, err := f.agent.Search(ctx, patient, rv.Type, nil)
+		found, err := f.agent.Search(ctx, patient, rv.Type, fhir.RevIncludeSearch(rv, typ, targets))
 		if err != nil {
 			return nil, err
 		}

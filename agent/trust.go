@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/tx"
@@ -62,17 +61,7 @@ func (a *Agent) checkRecord(ctx context.Context, rec *records.Record) error {
 // verifyAnchors runs checkRecord on recs, openInFlight at once, and ignores what fails: a read
 // of the record checks it again and says why.
 func (a *Agent) verifyAnchors(ctx context.Context, recs []records.Record) {
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, openInFlight)
-	for i := range recs {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			a.checkRecord(ctx, &recs[i])
-		}()
-	}
-	wg.Wait()
+	inParallel(len(recs), openInFlight, func(i int) { a.checkRecord(ctx, &recs[i]) })
 }
 
 // anchorID is what checkRecord verifies of an anchor, as one string.

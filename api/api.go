@@ -85,6 +85,7 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/blobs/{hash}", s.getBlob)
 	s.route(mux, "GET /v1/blobs/{hash}/copies", s.blobCopies)
 	s.route(mux, "POST "+ReleasePath, s.releaseKey)
+	s.route(mux, "POST "+ReleaseBatchPath, s.releaseKeyBatch)
 	s.route(mux, "POST "+reqsig.SessionPath, s.openSession)
 	s.route(mux, "GET "+LightPath+"{height}", s.lightBlock)
 	s.route(mux, "POST "+EvidencePath, s.reportEvidence)

@@ -233,6 +233,20 @@ func (s *server) queryInto(ctx context.Context, path string, q any, out any) boo
 // is computed once per wrap and key epoch and kept with the parsed wrap: the access check and
 // the log entry stay per request.
 func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.Address, c *releaseCase) (*ReleaseResponse, error) {
+	d, err := s.shareOf(share, c)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := seal.SealTo(c.RequesterKey, ReleaseInfo(s.ChainID, req, requester, share.Index), d)
+	if err != nil {
+		return nil, err
+	}
+	return &ReleaseResponse{Index: share.Index, Sealed: sealed}, nil
+}
+
+// shareOf is this node's decryption share (netkey.DecShare bytes) of the case's wrap, from the
+// wrap cache.
+func (s *server) shareOf(share *netkey.Share, c *releaseCase) ([]byte, error) {
 	e, err := s.wraps.get(c.cacheKey, c.wrapped, c.label)
 	if err != nil {
 		return nil, err
@@ -241,11 +255,7 @@ func (s *server) release(share *netkey.Share, req *ReleaseRequest, requester tx.
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := seal.SealTo(c.RequesterKey, ReleaseInfo(s.ChainID, req, requester, d.Index), d.Share)
-	if err != nil {
-		return nil, err
-	}
-	return &ReleaseResponse{Index: d.Index, Sealed: sealed}, nil
+	return d.Share, nil
 }
 
 // wrapCache keeps parsed, proof-checked network-wrapped keys by record version, each with this

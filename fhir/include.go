@@ -2,6 +2,7 @@ package fhir
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -146,12 +147,20 @@ func ParseIncludes(resourceType string, include, revinclude []string) (inc, rev 
 // References returns the relative references ("Type/id", without a version) a resource of
 // resourceType holds in the element of reference parameter param, of type target only if set.
 func References(resourceType string, raw []byte, param, target string) []string {
-	el, ok := referenceParams[param][resourceType]
-	if !ok {
+	if _, ok := referenceParams[param][resourceType]; !ok {
 		return nil
 	}
 	var doc map[string]json.RawMessage
 	if json.Unmarshal(raw, &doc) != nil {
+		return nil
+	}
+	return referencesIn(doc, resourceType, param, target)
+}
+
+// referencesIn is References of a decoded resource.
+func referencesIn(doc map[string]json.RawMessage, resourceType, param, target string) []string {
+	el, ok := referenceParams[param][resourceType]
+	if !ok {
 		return nil
 	}
 	type reference struct {
@@ -228,4 +237,26 @@ func DateOf(resourceType string, raw []byte) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// RevIncludeSearch is the search a _revinclude makes among the patient's resources of rv.Type:
+// those whose rv.Param references one of targets (relative references of type target). A
+// searcher that keeps Indexes skips, without opening them, the resources that reference none.
+func RevIncludeSearch(rv Include, target string, targets []string) *Search {
+	return &Search{Type: rv.Type, applied: url.Values{}, refs: []refParam{{param: rv.Param, target: target, any: targets}}}
+}
+
+// refParam picks resources whose reference parameter names one of any (of type target).
+type refParam struct {
+	param, target string
+	any           []string
+}
+
+func (p *refParam) matches(ix *Index) bool {
+	for _, ref := range ix.refs[p.param] {
+		if typ, _, _ := strings.Cut(ref, "/"); typ == p.target && slices.Contains(p.any, ref) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,6 +20,7 @@ type Search struct {
 	updated []dateValue  // _lastUpdated
 	tokens  []tokenParam // code, category, status, clinical-status, identifier
 	dates   []dateParam  // date
+	refs    []refParam   // a _revinclude's references (RevIncludeSearch)
 	applied url.Values   // what the self link shows
 
 	// Sort is the order _sort asks for (none: the server's); Include and RevInclude are the
@@ -272,7 +273,7 @@ func (s *Search) MatchesMeta(id string, lastUpdated time.Time) bool {
 }
 
 // NeedsContent reports whether the search looks into resources (beyond MatchesMeta).
-func (s *Search) NeedsContent() bool { return len(s.tokens) > 0 || len(s.dates) > 0 }
+func (s *Search) NeedsContent() bool { return len(s.tokens) > 0 || len(s.dates) > 0 || len(s.refs) > 0 }
 
 // Matches reports whether a resource (JSON) passes the content parameters of the search.
 func (s *Search) Matches(raw []byte) bool {
@@ -301,6 +302,11 @@ func (s *Search) MatchesIndex(ix *Index) bool {
 			return false
 		}
 	}
+	for i := range s.refs {
+		if !s.refs[i].matches(ix) {
+			return false
+		}
+	}
 	return true
 }
 
@@ -310,6 +316,7 @@ func (s *Search) MatchesIndex(ix *Index) bool {
 type Index struct {
 	tokens map[string]indexedToken // by element
 	dates  map[string]indexedDate  // by element, present ones only
+	refs   map[string][]string     // by reference parameter (include.go): relative references
 }
 
 type indexedToken struct {
@@ -331,7 +338,14 @@ func IndexOf(raw []byte) *Index {
 	}
 	var typ string
 	json.Unmarshal(doc["resourceType"], &typ)
-	ix := &Index{tokens: map[string]indexedToken{}, dates: map[string]indexedDate{}}
+	ix := &Index{tokens: map[string]indexedToken{}, dates: map[string]indexedDate{}, refs: map[string][]string{}}
+	for param, byType := range referenceParams {
+		if _, ok := byType[typ]; ok {
+			if refs := referencesIn(doc, typ, param, ""); len(refs) > 0 {
+				ix.refs[param] = refs
+			}
+		}
+	}
 	elements := []string{"status", "identifier"}
 	for _, byType := range tokenElements {
 		if el, ok := byType[typ]; ok {

@@ -155,3 +155,30 @@ func TestSearchIndex(t *testing.T) {
 		t.Error("a search without content parameters refuses a record it knows nothing of")
 	}
 }
+
+// TestRevIncludeSearchIndex: a _revinclude's search matches, through the index, the resources
+// whose reference parameter names one of the targets, of the target type only.
+func TestRevIncludeSearchIndex(t *testing.T) {
+	obs := fhir.IndexOf([]byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"encounter":{"reference":"Encounter/e1"},` +
+		`"hasMember":[{"reference":"Observation/o2/_history/3"},{"reference":"Observation/o3"}]}`))
+	for _, tc := range []struct {
+		rv      fhir.Include
+		target  string
+		targets []string
+		want    bool
+	}{
+		{fhir.Include{Type: "Observation", Param: "encounter"}, "Encounter", []string{"Encounter/e1"}, true},
+		{fhir.Include{Type: "Observation", Param: "encounter"}, "Encounter", []string{"Encounter/e2"}, false},
+		{fhir.Include{Type: "Observation", Param: "has-member"}, "Observation", []string{"Observation/o2"}, true},
+		{fhir.Include{Type: "Observation", Param: "has-member"}, "Observation", []string{"Observation/e1"}, false},
+		{fhir.Include{Type: "Observation", Param: "subject"}, "Patient", []string{"Patient/p"}, false},
+	} {
+		s := fhir.RevIncludeSearch(tc.rv, tc.target, tc.targets)
+		if got := s.MatchesIndex(obs); got != tc.want {
+			t.Errorf("%v -> %v: %v, want %v", tc.rv, tc.targets, got, tc.want)
+		}
+		if s.MatchesIndex(nil) {
+			t.Errorf("%v: a missing index matches", tc.rv)
+		}
+	}
+}

@@ -6,8 +6,9 @@ import (
 	"fmt"
 )
 
-// MaxBoxBytes bounds a message SealTo encrypts (key shares and other small secrets).
-const MaxBoxBytes = 4096
+// MaxBoxBytes bounds a message SealTo encrypts (key shares and other small secrets; a batch
+// release's 100 shares, JSON-encoded, are the largest: ~22 KiB).
+const MaxBoxBytes = 32 << 10
 
 // SealTo encrypts a small message to an X25519 public key with the same HPKE suite as record
 // keys, bound to info (whose message it is, for whom): a node answering a key release seals the

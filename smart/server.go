@@ -74,6 +74,10 @@ const (
 	assertionType  = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	maxClients     = 1000
 	maxJTIs        = 100000
+	// One client's share of the live tokens, pending codes and remembered jtis.
+	maxTokensPerClient = 1000
+	maxCodesPerClient  = 50
+	maxJTIsPerClient   = 10000
 )
 
 // Server issues and checks tokens.
@@ -82,11 +86,12 @@ type Server struct {
 	approval string // the secret that approves an app launch
 	now      func() time.Time
 
-	mu     sync.Mutex
-	tokens map[[32]byte]*Grant
-	codes  map[[32]byte]*pending
-	jtis   map[string]time.Time // client id + "\n" + jti -> the assertion's expiry
-	purged time.Time            // when expired jtis were last dropped
+	mu       sync.Mutex
+	tokens   map[[32]byte]*Grant
+	codes    map[[32]byte]*pending
+	jtis     map[string]time.Time // client id + "\n" + jti -> the assertion's expiry
+	jtiCount map[string]int       // client id -> its jtis
+	purged   time.Time            // when expired jtis were last dropped
 }
 
 type client struct {
@@ -125,7 +130,7 @@ func New(clients []Client, approval string) (*Server, error) {
 		return nil, fmt.Errorf("at most %d SMART clients", maxClients)
 	}
 	s := &Server{clients: map[string]*client{}, approval: approval, now: time.Now,
-		tokens: map[[32]byte]*Grant{}, codes: map[[32]byte]*pending{}, jtis: map[string]time.Time{}}
+		tokens: map[[32]byte]*Grant{}, codes: map[[32]byte]*pending{}, jtis: map[string]time.Time{}, jtiCount: map[string]int{}}
 	for _, c := range clients {
 		if c.ID == "" || len(c.ID) > 128 {
 			return nil, errors.New("a SMART client needs a client_id of at most 128 bytes")
@@ -229,14 +234,20 @@ func (s *Server) issue(w http.ResponseWriter, g Grant, others []string) {
 			}
 		}
 	}
-	full := len(s.tokens) >= maxTokens
+	mine := 0
+	for _, old := range s.tokens {
+		if old.ClientID == g.ClientID && now.Before(old.Expires) {
+			mine++
+		}
+	}
+	full := len(s.tokens) >= maxTokens || mine >= maxTokensPerClient
 	if !full {
 		s.tokens[sha256.Sum256([]byte(token))] = &g
 	}
 	s.mu.Unlock()
 	if full {
 		w.Header().Set("Retry-After", "60")
-		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many live tokens; retry later")
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many live tokens (of this client, or in all); retry later")
 		return
 	}
 	body := map[string]any{"access_token": token, "token_type": "Bearer", "expires_in": int(TokenTTL / time.Second), "scope": Join(g.Scopes, others...)}
@@ -261,7 +272,7 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request, tokenURL string) 
 	case "client_credentials":
 		s.clientCredentials(w, r, tokenURL)
 	case "authorization_code":
-		s.authorizationCode(w, r)
+		s.authorizationCode(w, r, tokenURL)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type is client_credentials or authorization_code")
 	}
@@ -270,74 +281,8 @@ func (s *Server) Token(w http.ResponseWriter, r *http.Request, tokenURL string) 
 // clientCredentials is the backend services flow.
 func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, tokenURL string) {
 	f := r.PostForm
-	if f.Get("client_assertion_type") != assertionType || f.Get("client_assertion") == "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "send client_assertion_type "+assertionType+" and a client_assertion")
-		return
-	}
-	tok, err := jwt.ParseSigned(f.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS384, jose.ES384})
-	if err != nil || len(tok.Headers) != 1 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "the assertion is not a JWT signed with RS384 or ES384")
-		return
-	}
-	var unverified jwt.Claims
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "the assertion's claims do not decode")
-		return
-	}
-	c := s.clients[unverified.Issuer]
-	if c == nil || c.JWKS == nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client, or not a backend service")
-		return
-	}
-	keys := c.JWKS.Keys
-	if kid := tok.Headers[0].KeyID; kid != "" {
-		keys = c.JWKS.Key(kid)
-	}
-	var claims jwt.Claims
-	verified := false
-	for _, k := range keys {
-		if tok.Claims(k.Key, &claims) == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "the assertion's signature is not by a key of the client")
-		return
-	}
-	now := s.now()
-	if err := claims.ValidateWithLeeway(jwt.Expected{Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{tokenURL}, Time: now}, 30*time.Second); err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "assertion: "+err.Error())
-		return
-	}
-	if claims.Expiry == nil || claims.Expiry.Time().After(now.Add(MaxAssertionIn)) || claims.ID == "" || len(claims.ID) > 256 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "an assertion has an exp at most 5 minutes ahead and a jti")
-		return
-	}
-	// A jti is used once: remembered until its assertion expires.
-	key := c.ID + "\n" + claims.ID
-	s.mu.Lock()
-	if now.Sub(s.purged) > time.Minute || len(s.jtis) >= maxJTIs {
-		for k, exp := range s.jtis {
-			if now.After(exp.Add(time.Minute)) {
-				delete(s.jtis, k)
-			}
-		}
-		s.purged = now
-	}
-	_, replayed := s.jtis[key]
-	full := len(s.jtis) >= maxJTIs
-	if !replayed && !full {
-		s.jtis[key] = claims.Expiry.Time()
-	}
-	s.mu.Unlock()
-	if replayed {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "this assertion (jti) was used already")
-		return
-	}
-	if full { // a jti that cannot be remembered could be replayed: refuse it instead
-		w.Header().Set("Retry-After", "60")
-		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many assertions in flight; retry later")
+	c, ok := s.authenticate(w, f, tokenURL, "")
+	if !ok {
 		return
 	}
 	requested, _, err := ParseScopes(f.Get("scope"))
@@ -357,8 +302,94 @@ func (s *Server) clientCredentials(w http.ResponseWriter, r *http.Request, token
 	s.issue(w, Grant{ClientID: c.ID, Scopes: granted}, nil)
 }
 
-// authorizationCode exchanges an app launch's code (with its PKCE verifier).
-func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) {
+// authenticate checks a client's signed assertion (RFC 7523: a JWT signed RS384 or ES384 by a key
+// of the client's JWKS, iss = sub = the client, aud = the token endpoint, exp at most 5 minutes
+// ahead, a jti used once) and returns the client; want, when set, is the client it must be.
+// It answers the error itself.
+func (s *Server) authenticate(w http.ResponseWriter, f url.Values, tokenURL, want string) (*client, bool) {
+	if f.Get("client_assertion_type") != assertionType || f.Get("client_assertion") == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "send client_assertion_type "+assertionType+" and a client_assertion")
+		return nil, false
+	}
+	tok, err := jwt.ParseSigned(f.Get("client_assertion"), []jose.SignatureAlgorithm{jose.RS384, jose.ES384})
+	if err != nil || len(tok.Headers) != 1 {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "the assertion is not a JWT signed with RS384 or ES384")
+		return nil, false
+	}
+	var unverified jwt.Claims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "the assertion's claims do not decode")
+		return nil, false
+	}
+	c := s.clients[unverified.Issuer]
+	if c == nil || c.JWKS == nil || (want != "" && c.ID != want) {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "unknown client, or not one with keys (a backend service or a confidential app)")
+		return nil, false
+	}
+	keys := c.JWKS.Keys
+	if kid := tok.Headers[0].KeyID; kid != "" {
+		keys = c.JWKS.Key(kid)
+	}
+	var claims jwt.Claims
+	verified := false
+	for _, k := range keys {
+		if tok.Claims(k.Key, &claims) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "the assertion's signature is not by a key of the client")
+		return nil, false
+	}
+	now := s.now()
+	if err := claims.ValidateWithLeeway(jwt.Expected{Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{tokenURL}, Time: now}, 30*time.Second); err != nil {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "assertion: "+err.Error())
+		return nil, false
+	}
+	if claims.Expiry == nil || claims.Expiry.Time().After(now.Add(MaxAssertionIn)) || claims.ID == "" || len(claims.ID) > 256 {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "an assertion has an exp at most 5 minutes ahead and a jti")
+		return nil, false
+	}
+	// A jti is used once: remembered until its assertion expires. One client holds at most
+	// maxJTIsPerClient of them, so that it cannot crowd out the others.
+	key := c.ID + "\n" + claims.ID
+	s.mu.Lock()
+	if now.Sub(s.purged) > time.Minute || len(s.jtis) >= maxJTIs || s.jtiCount[c.ID] >= maxJTIsPerClient {
+		for k, exp := range s.jtis {
+			if now.After(exp.Add(time.Minute)) {
+				delete(s.jtis, k)
+				id, _, _ := strings.Cut(k, "\n")
+				if s.jtiCount[id]--; s.jtiCount[id] <= 0 {
+					delete(s.jtiCount, id)
+				}
+			}
+		}
+		s.purged = now
+	}
+	_, replayed := s.jtis[key]
+	full := len(s.jtis) >= maxJTIs || s.jtiCount[c.ID] >= maxJTIsPerClient
+	if !replayed && !full {
+		s.jtis[key] = claims.Expiry.Time()
+		s.jtiCount[c.ID]++
+	}
+	s.mu.Unlock()
+	if replayed {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "this assertion (jti) was used already")
+		return nil, false
+	}
+	if full { // a jti that cannot be remembered could be replayed: refuse it instead
+		w.Header().Set("Retry-After", "60")
+		oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many assertions in flight; retry later")
+		return nil, false
+	}
+	return c, true
+}
+
+// authorizationCode exchanges an app launch's code (with its PKCE verifier). An app registered
+// with keys (a confidential asymmetric client) also authenticates with its signed assertion: a
+// stolen code and verifier are not enough.
+func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request, tokenURL string) {
 	f := r.PostForm
 	h := sha256.Sum256([]byte(f.Get("code")))
 	s.mu.Lock()
@@ -374,6 +405,11 @@ func (s *Server) authorizationCode(w http.ResponseWriter, r *http.Request) {
 		subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(p.challenge)) != 1 {
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "the code_verifier does not match the code_challenge (S256)")
 		return
+	}
+	if c := s.clients[p.client]; c != nil && c.JWKS != nil {
+		if _, ok := s.authenticate(w, f, tokenURL, c.ID); !ok {
+			return
+		}
 	}
 	s.issue(w, p.grant, []string{"launch/patient"})
 }
@@ -499,7 +535,13 @@ func (s *Server) Authorize(w http.ResponseWriter, r *http.Request, base string, 
 			delete(s.codes, h)
 		}
 	}
-	full := len(s.codes) >= maxCodes
+	mine := 0
+	for _, p := range s.codes {
+		if p.client == l.client.ID {
+			mine++
+		}
+	}
+	full := len(s.codes) >= maxCodes || mine >= maxCodesPerClient
 	if !full {
 		s.codes[sha256.Sum256([]byte(code))] = &pending{client: l.client.ID, redirect: l.redirect, challenge: l.challenge, grant: g, expires: now.Add(CodeTTL)}
 	}

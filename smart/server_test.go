@@ -276,3 +276,76 @@ func TestScopes(t *testing.T) {
 		t.Error("openid is not a clinical scope, and no error")
 	}
 }
+
+// TestAttackConfidentialAppAndQuotas: an app registered with keys redeems its code only with its
+// own signed assertion besides the PKCE verifier (a stolen code and verifier are not enough, nor
+// another client's assertion); one client cannot hold more than its share of live tokens, so it
+// cannot crowd out the others.
+func TestAttackConfidentialAppAndQuotas(t *testing.T) {
+	key, appKey := ecKey(t), ecKey(t)
+	s, err := smart.New([]smart.Client{
+		{ID: "lab-system", Scope: "system/Patient.r",
+			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}}},
+		{ID: "ehr-app", Scope: "patient/*.rs launch/patient", RedirectURIs: []string{"https://ehr.example/cb"},
+			JWKS: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &appKey.PublicKey, KeyID: "k1", Algorithm: "ES384", Use: "sig"}}}},
+	}, approval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := strings.Repeat("w", 60)
+	sum := sha256.Sum256([]byte(verifier))
+	code := func() string {
+		f := url.Values{"response_type": {"code"}, "client_id": {"ehr-app"}, "redirect_uri": {"https://ehr.example/cb"},
+			"scope": {"launch/patient patient/Observation.rs"}, "aud": {base}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
+			"code_challenge_method": {"S256"}, "approval": {approval}, "patient": {"alice"}, "decision": {"allow"}}
+		w := launch(t, s, f)
+		loc, _ := url.Parse(w.Header().Get("Location"))
+		if w.Code != http.StatusSeeOther || loc.Query().Get("code") == "" {
+			t.Fatalf("launch: %d %s", w.Code, w.Body)
+		}
+		return loc.Query().Get("code")
+	}
+	exchange := func(code, assertion string) int {
+		f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://ehr.example/cb"},
+			"client_id": {"ehr-app"}, "code_verifier": {verifier}}
+		if assertion != "" {
+			f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+			f.Set("client_assertion", assertion)
+		}
+		status, _ := post(s, f)
+		return status
+	}
+	asApp := func(c *jwt.Claims) { c.Issuer, c.Subject = "ehr-app", "ehr-app" }
+	for name, a := range map[string]string{
+		"no assertion":             "",
+		"the lab system's":         assertion(t, key, jose.ES384, nil),
+		"signed by another key":    assertion(t, key, jose.ES384, asApp),
+		"for another token server": assertion(t, appKey, jose.ES384, func(c *jwt.Claims) { asApp(c); c.Audience = jwt.Audience{"https://x/token"} }),
+	} {
+		if status := exchange(code(), a); status == http.StatusOK {
+			t.Errorf("%s: the code was redeemed", name)
+		}
+	}
+	if status := exchange(code(), assertion(t, appKey, jose.ES384, asApp)); status != http.StatusOK {
+		t.Fatalf("the app's own assertion: %d", status)
+	}
+
+	// Quotas: the lab system gets at most its share of live tokens.
+	issued := 0
+	for range 1100 {
+		status, _ := post(s, backendForm(assertion(t, key, jose.ES384, nil), "system/Patient.r"))
+		if status != http.StatusOK {
+			if status != http.StatusServiceUnavailable {
+				t.Fatalf("token %d: %d", issued+1, status)
+			}
+			break
+		}
+		issued++
+	}
+	if issued != 1000 {
+		t.Errorf("one client got %d live tokens", issued)
+	}
+	if status := exchange(code(), assertion(t, appKey, jose.ES384, asApp)); status != http.StatusOK {
+		t.Errorf("another client after the lab system's quota: %d", status)
+	}
+}
