@@ -85,16 +85,12 @@ type KeyShare struct {
 // released. Every refusal is the same 404 as for a record that does not exist.
 func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 	deny := func() { writeCodeErr(w, codes.NotFound, "not found") }
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxReleaseBody+1))
-	if err != nil || len(body) > maxReleaseBody {
-		writeCodeErr(w, codes.TooLarge, "a release request is at most 4 KiB")
-		return
-	}
-	ctx, now := r.Context(), time.Now()
-	requester, ok := s.authenticated(w, r, body, now, func(error) { deny() })
+	body, requester, now, ok := s.releaseRequest(w, r, maxReleaseBody, "a release request is at most 4 KiB")
 	if !ok {
 		return
 	}
+	ctx := r.Context()
+	var err error
 	var mine *KeyShare
 	if s.KeyShare != nil {
 		mine = s.KeyShare() // one share for the whole request, even if a new key epoch swaps it meanwhile
@@ -151,6 +147,20 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, out)
+}
+
+// releaseRequest reads a release request's body (at most max bytes) and authenticates its
+// signer; a request that is not signed, or not by a session this node holds, is answered the
+// 404 of a refusal (or the session's expiry) and ok is false.
+func (s *server) releaseRequest(w http.ResponseWriter, r *http.Request, max int, tooLarge string) (body []byte, requester tx.Address, now time.Time, ok bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
+	if err != nil || len(body) > max {
+		writeCodeErr(w, codes.TooLarge, tooLarge)
+		return nil, "", now, false
+	}
+	now = time.Now()
+	requester, ok = s.authenticated(w, r, body, now, func(error) { writeCodeErr(w, codes.NotFound, "not found") })
+	return body, requester, now, ok
 }
 
 // releaseCase is what a node decides a release on, read from one committed state: the wrap

@@ -4,11 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/records"
@@ -55,16 +53,11 @@ func ReleaseBatchInfo(chainID string, body []byte, requester tx.Address, index u
 // (ReleaseResponse).
 func (s *server) releaseKeyBatch(w http.ResponseWriter, r *http.Request) {
 	deny := func() { writeCodeErr(w, codes.NotFound, "not found") }
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxReleaseBatchBody+1))
-	if err != nil || len(body) > maxReleaseBatchBody {
-		writeCodeErr(w, codes.TooLarge, "a batch release request is at most 32 KiB")
-		return
-	}
-	ctx, now := r.Context(), time.Now()
-	requester, ok := s.authenticated(w, r, body, now, func(error) { deny() })
+	body, requester, now, ok := s.releaseRequest(w, r, maxReleaseBatchBody, "a batch release request is at most 32 KiB")
 	if !ok {
 		return
 	}
+	ctx := r.Context()
 	var batch ReleaseBatchRequest
 	if err := json.Unmarshal(body, &batch); err != nil || len(batch.Requests) == 0 || len(batch.Requests) > MaxReleaseBatch {
 		writeErr(w, http.StatusBadRequest, "invalid", "a batch release names 1.."+strconv.Itoa(MaxReleaseBatch)+" record versions")

@@ -110,36 +110,26 @@ func benchSupplyCmd() *cobra.Command {
 		Short: "Measure supply events committed per second and pack verifications per second over HTTP",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := os.MkdirTemp("", "medchain-bench-supply-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			o.Dir = dir
-			stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
-			if err != nil {
-				return err
-			}
-			defer stop()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-			defer cancel()
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "supply benchmark: %d commission txs x %d packs, then %d HTTP clients verifying for %s; %d CPUs\n",
-				o.Txs, o.PacksPerTx, o.VerifyWorkers, o.VerifyDuration, runtime.NumCPU())
-			r, err := bench.Supply(ctx, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "commit:  %d events (%d txs) in %.2fs: %.0f supply events/s committed (%.0f tx/s), commit latency p50 %v p99 %v\n",
-				r.Events, r.Commit.Txs-1, r.Commit.Elapsed.Seconds(), r.EventsPerSecond, r.Commit.TPS,
-				r.Commit.P50.Round(time.Millisecond), r.Commit.P99.Round(time.Millisecond))
-			gen := "in-process Go clients"
-			if o.Wrk {
-				gen = "wrk, 1 thread"
-			}
-			fmt.Fprintf(out, "verify:  %d verifications (%s): %.0f/s, latency p50 %v p99 %v\n",
-				r.Verifications, gen, r.VerifyPerSecond, r.VerifyP50.Round(time.Microsecond), r.VerifyP99.Round(time.Microsecond))
-			return nil
+			return benchRun(cmd, "supply", 10*time.Minute, func(ctx context.Context, dir string) error {
+				o.Dir = dir
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "supply benchmark: %d commission txs x %d packs, then %d HTTP clients verifying for %s; %d CPUs\n",
+					o.Txs, o.PacksPerTx, o.VerifyWorkers, o.VerifyDuration, runtime.NumCPU())
+				r, err := bench.Supply(ctx, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "commit:  %d events (%d txs) in %.2fs: %.0f supply events/s committed (%.0f tx/s), commit latency p50 %v p99 %v\n",
+					r.Events, r.Commit.Txs-1, r.Commit.Elapsed.Seconds(), r.EventsPerSecond, r.Commit.TPS,
+					r.Commit.P50.Round(time.Millisecond), r.Commit.P99.Round(time.Millisecond))
+				gen := "in-process Go clients"
+				if o.Wrk {
+					gen = "wrk, 1 thread"
+				}
+				fmt.Fprintf(out, "verify:  %d verifications (%s): %.0f/s, latency p50 %v p99 %v\n",
+					r.Verifications, gen, r.VerifyPerSecond, r.VerifyP50.Round(time.Microsecond), r.VerifyP99.Round(time.Microsecond))
+				return nil
+			})
 		},
 	}
 	cmd.Flags().IntVar(&o.Txs, "txs", 1000, "commission transactions")
@@ -186,27 +176,17 @@ func benchRecordsCmd() *cobra.Command {
 		Short: "Measure first and in-session authorized reads (p50/p99), facade reads per second and access requests per second",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := os.MkdirTemp("", "medchain-bench-records-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			o.Dir = dir
-			stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
-			if err != nil {
-				return err
-			}
-			defer stop()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-			defer cancel()
-			fmt.Fprintf(cmd.OutOrStdout(), "records benchmark on a dev node: %d first reads, %d session reads, %d facade reads in flight for %s, then %d accounts x %d access requests in flight for %s; %d CPUs\n",
-				o.Reads, o.Reads, o.ReadInflight, o.ReadDuration, o.Requesters, o.PerRequester, o.AccessDuration, runtime.NumCPU())
-			r, err := bench.Records(ctx, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), r)
-			return nil
+			return benchRun(cmd, "records", 10*time.Minute, func(ctx context.Context, dir string) error {
+				o.Dir = dir
+				fmt.Fprintf(cmd.OutOrStdout(), "records benchmark on a dev node: %d first reads, %d session reads, %d facade reads in flight for %s, then %d accounts x %d access requests in flight for %s; %d CPUs\n",
+					o.Reads, o.Reads, o.ReadInflight, o.ReadDuration, o.Requesters, o.PerRequester, o.AccessDuration, runtime.NumCPU())
+				r, err := bench.Records(ctx, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), r)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().IntVar(&o.Reads, "reads", 100, "sequential first reads, and sequential reads inside the session")
@@ -225,30 +205,38 @@ func benchFHIRCmd() *cobra.Command {
 		Short: "Measure the FHIR facade: search pages, $everything and $export for a grantee, on a dev node",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := os.MkdirTemp("", "medchain-bench-fhir-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			o.Dir = dir
-			stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
-			if err != nil {
-				return err
-			}
-			defer stop()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 20*time.Minute)
-			defer cancel()
-			fmt.Fprintf(cmd.OutOrStdout(), "FHIR facade benchmark on a dev node: %d Observations of one patient, %d records in 8 categories of another; %d CPUs\n",
-				o.Observations, o.Everything, runtime.NumCPU())
-			r, err := bench.FHIR(ctx, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), r)
-			return nil
+			return benchRun(cmd, "fhir", 20*time.Minute, func(ctx context.Context, dir string) error {
+				o.Dir = dir
+				fmt.Fprintf(cmd.OutOrStdout(), "FHIR facade benchmark on a dev node: %d Observations of one patient, %d records in 8 categories of another; %d CPUs\n",
+					o.Observations, o.Everything, runtime.NumCPU())
+				r, err := bench.FHIR(ctx, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), r)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().IntVar(&o.Observations, "observations", 2000, "Observations of the search patient")
 	cmd.Flags().IntVar(&o.Everything, "everything", 200, "records of the $everything patient, in 8 categories")
 	return cmd
+}
+
+// benchRun is a benchmark subcommand's frame: a temporary directory (removed after), the
+// --cpuprofile, and a timeout for run.
+func benchRun(cmd *cobra.Command, name string, timeout time.Duration, run func(ctx context.Context, dir string) error) error {
+	dir, err := os.MkdirTemp("", "medchain-bench-"+name+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	stop, err := startProfile(cmd.Flag("cpuprofile").Value.String())
+	if err != nil {
+		return err
+	}
+	defer stop()
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	return run(ctx, dir)
 }
