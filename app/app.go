@@ -21,6 +21,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -118,6 +119,8 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 type GenesisState struct {
 	Identity identity.Genesis `json:"identity"`
 	Network  network.Genesis  `json:"network"`
+	// Insurance names the coverage circuit's keys (absent: the chain has no coverage proofs).
+	Insurance insurance.Genesis `json:"insurance"`
 }
 
 // InitChain loads the genesis state into the working version and returns its hash.
@@ -131,6 +134,9 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	if err := identity.InitGenesis(a.store.Working(), &g.Identity); err != nil {
 		return nil, fmt.Errorf("init identity genesis: %w", err)
+	}
+	if err := insurance.InitGenesis(a.store.Working(), &g.Insurance); err != nil {
+		return nil, fmt.Errorf("init insurance genesis: %w", err)
 	}
 	if err := initNodeAccounts(a.store.Working(), req.Validators, req.InitialHeight); err != nil {
 		return nil, fmt.Errorf("init node accounts: %w", err)

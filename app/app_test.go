@@ -14,7 +14,9 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/network"
+	"github.com/medchain/medchain/coverage"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -89,7 +91,8 @@ func newChainWithKey(t testing.TB, vals []abci.ValidatorUpdate, netKey *network.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	g := app.GenesisState{Network: network.Genesis{Key: netKey}}
+	keys := coverage.CeremonyHashes()
+	g := app.GenesisState{Network: network.Genesis{Key: netKey}, Insurance: insurance.Genesis{CoverageKeys: &keys}}
 	for _, r := range registrars {
 		g.Identity.Accounts = append(g.Identity.Accounts, identity.Account{Address: r.addr, Role: identity.RoleRegistrar,
 			Name: "registrar", SigningKey: r.pub(), EncryptionKey: make([]byte, 32)})

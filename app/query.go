@@ -108,6 +108,9 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 	if resp, ok, err := querySupply(view, req); ok {
 		return resp, err
 	}
+	if resp, ok, err := queryInsurance(view, req); ok {
+		return resp, err
+	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown query path %q", req.Path)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/supply"
@@ -197,7 +198,8 @@ func precheck(typ string, msg json.RawMessage) error {
 }
 
 func knownType(typ string) bool {
-	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ)
+	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
+		insurance.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -213,6 +215,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return records.Deliver(kv, ctx, typ, msg)
 	case network.Handles(typ):
 		return network.Deliver(kv, ctx, typ, msg)
+	case insurance.Handles(typ):
+		return insurance.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -18,13 +18,13 @@ var (
 	keysErr  error
 )
 
-// devKeys compiles the circuit and runs the development setup once per test binary.
+// devKeys loads the ceremony's keys (embedded in the binary) once per test binary.
 func devKeys(t testing.TB) *coverage.Keys {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("compiles the circuit and runs a Groth16 setup")
+		t.Skip("loads the circuit's keys")
 	}
-	keysOnce.Do(func() { keys, keysErr = coverage.DevSetup() })
+	keysOnce.Do(func() { keys, keysErr = coverage.CeremonyKeys(coverage.CeremonyHashes()) })
 	if keysErr != nil {
 		t.Fatal(keysErr)
 	}

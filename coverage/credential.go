@@ -85,7 +85,10 @@ func (c *Credential) Commitment() fr.Element {
 }
 
 // Leaf is the credential's leaf in the registry: the hash of its revocation id.
-func (c *Credential) Leaf() fr.Element { return hashElements(c.RevocationID) }
+func (c *Credential) Leaf() fr.Element { return LeafOf(c.RevocationID) }
+
+// LeafOf is the registry leaf of the credential with this revocation id.
+func LeafOf(revocationID fr.Element) fr.Element { return hashElements(revocationID) }
 
 // randomElement draws a uniformly random field element.
 func randomElement(r io.Reader) (fr.Element, error) {

@@ -31,20 +31,6 @@ func Compile() (constraint.ConstraintSystem, error) {
 	return cs, nil
 }
 
-// DevSetup compiles the circuit and runs a single-party Groth16 setup: for tests and development
-// only (whoever ran it could forge proofs).
-func DevSetup() (*Keys, error) {
-	cs, err := Compile()
-	if err != nil {
-		return nil, err
-	}
-	pk, vk, err := groth16.Setup(cs)
-	if err != nil {
-		return nil, fmt.Errorf("coverage: setup: %w", err)
-	}
-	return &Keys{CS: cs, PK: pk, VK: vk}, nil
-}
-
 // Statement is what a proof proves, as its verifier states it: the insurer, the day, the plan
 // set, the registry root, the verifier's nonce and identity, and the patient's account.
 type Statement struct {
@@ -113,6 +99,21 @@ func Prove(k *Keys, s *Statement, cred *Credential, index int, path [Depth]fr.El
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// ValidKey reports whether b is an insurer key: a compressed point of BN254's twisted Edwards
+// curve in its prime-order subgroup, not the identity.
+func ValidKey(b []byte) bool {
+	if len(b) != 32 {
+		return false
+	}
+	var p, q twistededwards.PointAffine
+	if _, err := p.SetBytes(b); err != nil || p.IsZero() {
+		return false
+	}
+	order := twistededwards.GetEdwardsCurve().Order
+	q.ScalarMultiplication(&p, &order)
+	return q.IsZero()
 }
 
 // validPoint reports whether b is a compressed point of BN254's twisted Edwards curve (gnark's

@@ -14,6 +14,8 @@ import (
 
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/insurance"
+	"github.com/medchain/medchain/coverage"
 	"github.com/medchain/medchain/keyring"
 )
 
@@ -275,7 +277,8 @@ type AccountSpec struct {
 // key, or reuses an existing key of that name) and returns the identity genesis with every
 // registrar-role account in the registrar set.
 func GenesisAccounts(kr keyring.Keyring, passphrase string, specs []AccountSpec, now time.Time) (*app.GenesisState, error) {
-	g := &app.GenesisState{}
+	keys := coverage.CeremonyHashes()
+	g := &app.GenesisState{Insurance: insurance.Genesis{CoverageKeys: &keys}}
 	for _, s := range specs {
 		k, err := kr.Get(s.KeyName, passphrase)
 		if err != nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +29,8 @@ import (
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/blob"
+	"github.com/medchain/medchain/contracts/insurance"
+	"github.com/medchain/medchain/coverage"
 	"github.com/medchain/medchain/fetchlog"
 	"github.com/medchain/medchain/snapshot"
 	"github.com/medchain/medchain/state"
@@ -97,6 +100,9 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	genDoc, err := nm.DefaultGenesisDocProviderFunc(conf)()
 	if err != nil {
 		return nil, fmt.Errorf("read genesis: %w", err)
+	}
+	if err := checkCoverageKeys(genDoc.AppState); err != nil {
+		return nil, err
 	}
 	store, err := state.Open(filepath.Join(home, "data"))
 	if err != nil {
@@ -260,4 +266,22 @@ func NewLogger(level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// checkCoverageKeys refuses to run a binary whose coverage circuit keys are not the ones genesis
+// names: its node would reject the proofs every other node accepts.
+func checkCoverageKeys(appState []byte) error {
+	var g struct {
+		Insurance insurance.Genesis `json:"insurance"`
+	}
+	if err := json.Unmarshal(appState, &g); err != nil {
+		return fmt.Errorf("read genesis app state: %w", err)
+	}
+	if g.Insurance.CoverageKeys == nil {
+		return nil // a chain without coverage proofs
+	}
+	if err := coverage.CheckCeremony(*g.Insurance.CoverageKeys); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	return nil
 }
