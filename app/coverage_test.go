@@ -259,3 +259,33 @@ func TestCoverageRecentRoots(t *testing.T) {
 	m = c.prove(t, c.cred, c.hospital.addr, []string{"silver-2026"})
 	c.must(c.hospital.sign(t, insurance.TypeVerify, m))
 }
+
+// BenchmarkCoverageIssueLeaves is an insurer issuing credentials on chain, a full batch per
+// transaction: each leaf is a path of Poseidon2 compressions and its nodes' writes in state.
+func BenchmarkCoverageIssueLeaves(b *testing.B) {
+	reg, ins := newKey("registrar"), newKey("insurer")
+	c := &coverageChain{chain: newChain(b, reg), insurer: ins}
+	c.must(register(ins, identity.RoleOrganization, "insurer")(b))
+	c.must(reg.sign(b, identity.TypeAttest, identity.Attest{Subject: ins.addr, Licence: "L", Jurisdiction: "NL", ExpiresAt: genesisTime.AddDate(5, 0, 0)}))
+	signer, _ := coverage.NewInsurer(nil)
+	c.must(ins.sign(b, insurance.TypeRegisterKey, insurance.RegisterKey{Key: signer.PublicKey()}))
+	var next uint64
+	batch := func() []byte {
+		leaves := make([][]byte, insurance.MaxBatch)
+		for i := range leaves {
+			next++
+			var e fr.Element
+			e.SetUint64(next)
+			leaves[i] = elementBytes(coverage.LeafOf(e))
+		}
+		return ins.sign(b, insurance.TypeIssue, insurance.Issue{Leaves: leaves})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		raw := batch()
+		b.StartTimer()
+		c.must(raw)
+	}
+	b.ReportMetric(float64(b.N*insurance.MaxBatch)/b.Elapsed().Seconds(), "leaves/s")
+}

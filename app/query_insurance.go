@@ -14,10 +14,11 @@ import (
 
 // Insurance query paths.
 const (
-	PathInsurer          = "/insurance/insurer"      // data: the insurer's address
-	PathCoveragePath     = "/insurance/path"         // data: CoveragePathQuery
-	PathCoverageVerify   = "/insurance/verify"       // data: CoverageVerifyQuery
-	PathCoverageVerified = "/insurance/verification" // data: CoverageVerifiedQuery
+	PathCoverageKeys     = "/insurance/coverage_keys" // the circuit keys genesis names
+	PathInsurer          = "/insurance/insurer"       // data: the insurer's address
+	PathCoveragePath     = "/insurance/path"          // data: CoveragePathQuery
+	PathCoverageVerify   = "/insurance/verify"        // data: CoverageVerifyQuery
+	PathCoverageVerified = "/insurance/verification"  // data: CoverageVerifiedQuery
 )
 
 // CoveragePathQuery asks for a credential's path in its insurer's registry, by its leaf.
@@ -48,6 +49,9 @@ type CoverageVerifiedQuery struct {
 
 func queryInsurance(view *state.View, req *abci.RequestQuery) (resp *abci.ResponseQuery, handled bool, err error) {
 	switch req.Path {
+	case PathCoverageKeys:
+		resp, err := jsonResp(insurance.CoverageKeys(view))
+		return resp, true, err
 	case PathInsurer:
 		resp, err := jsonResp(insurance.GetInsurer(view, tx.Address(req.Data)))
 		return resp, true, err
