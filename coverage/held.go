@@ -54,4 +54,3 @@ func NewNonce() ([]byte, error) {
 		}
 	}
 }
-
