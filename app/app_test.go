@@ -228,7 +228,7 @@ func TestDeterminismAcrossInstances(t *testing.T) {
 	}
 }
 
-func query(t *testing.T, c *chain, path string, data []byte) []byte {
+func query(t testing.TB, c *chain, path string, data []byte) []byte {
 	t.Helper()
 	resp, err := c.app.Query(context.Background(), &abci.RequestQuery{Path: path, Data: data})
 	if err != nil || resp.Code != 0 {

@@ -19,7 +19,29 @@ const (
 	PathCoveragePath     = "/insurance/path"          // data: CoveragePathQuery
 	PathCoverageVerify   = "/insurance/verify"        // data: CoverageVerifyQuery
 	PathCoverageVerified = "/insurance/verification"  // data: CoverageVerifiedQuery
+	PathPolicy           = "/insurance/policy"        // data: PolicyQuery
+	PathBalance          = "/insurance/balance"       // data: the account's address
+	PathClaim            = "/insurance/claim"         // data: ClaimQuery
 )
+
+// PolicyQuery names an insurer's policy.
+type PolicyQuery struct {
+	Insurer tx.Address `json:"insurer"`
+	ID      string     `json:"id"`
+}
+
+// ClaimQuery asks for a provider's claim on behalf of a reader (one of its parties).
+type ClaimQuery struct {
+	Provider tx.Address `json:"provider"`
+	ID       string     `json:"id"`
+	Reader   tx.Address `json:"reader"`
+}
+
+// BalanceResult is an account's settlement balance.
+type BalanceResult struct {
+	Account tx.Address `json:"account"`
+	Balance int64      `json:"balance"`
+}
 
 // CoveragePathQuery asks for a credential's path in its insurer's registry, by its leaf.
 type CoveragePathQuery struct {
@@ -76,6 +98,24 @@ func queryInsurance(view *state.View, req *abci.RequestQuery) (resp *abci.Respon
 		_, err := insurance.GetVerification(view, q.Verifier, q.Nonce)
 		resp, err := jsonResp(&CoverageVerifyResult{Valid: true, NonceUsed: err == nil}, nil)
 		return resp, true, err
+	case PathPolicy:
+		var q PolicyQuery
+		if err := json.Unmarshal(req.Data, &q); err != nil {
+			return nil, true, codes.Errorf(codes.Malformed, "query: %v", err)
+		}
+		resp, err := jsonResp(insurance.GetPolicy(view, q.Insurer, q.ID))
+		return resp, true, err
+	case PathBalance:
+		b, err := insurance.Balance(view, tx.Address(req.Data))
+		resp, err := jsonResp(&BalanceResult{Account: tx.Address(req.Data), Balance: b}, err)
+		return resp, true, err
+	case PathClaim:
+		var q ClaimQuery
+		if err := json.Unmarshal(req.Data, &q); err != nil {
+			return nil, true, codes.Errorf(codes.Malformed, "query: %v", err)
+		}
+		resp, err := jsonResp(readClaim(view, &q))
+		return resp, true, err
 	case PathCoverageVerified:
 		var q CoverageVerifiedQuery
 		if err := json.Unmarshal(req.Data, &q); err != nil {
@@ -85,4 +125,24 @@ func queryInsurance(view *state.View, req *abci.RequestQuery) (resp *abci.Respon
 		return resp, true, err
 	}
 	return nil, false, nil
+}
+
+// readClaim answers a claim to one of its parties; to anyone else it does not exist.
+func readClaim(view *state.View, q *ClaimQuery) (*insurance.ClaimRecord, error) {
+	notFound := codes.Errorf(codes.NotFound, "no claim %q of %s", q.ID, q.Provider)
+	cr, err := insurance.GetClaim(view, q.Provider, q.ID)
+	if err != nil {
+		if codes.Of(err) == codes.NotFound {
+			return nil, notFound
+		}
+		return nil, err
+	}
+	ok, err := insurance.MayReadClaim(view, cr, q.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, notFound
+	}
+	return cr, nil
 }

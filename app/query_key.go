@@ -11,6 +11,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -29,10 +30,11 @@ type KeyQuery struct {
 }
 
 // ScopedKey reports whether a state key holds a patient's metadata (the records and consent
-// contracts' state), readable only through PathScopedKey.
+// contracts' state, and the insurance contract's claims and enrollments), readable only through
+// PathScopedKey.
 func ScopedKey(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/")
+	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key)
 }
 
 func queryScopedKey(view *state.View, req *abci.RequestQuery) (*abci.ResponseQuery, error) {

@@ -95,14 +95,14 @@ func setTagKey(t testing.TB, patient *key, key []byte) []byte {
 
 // newRecordsWorld builds the world, the patient's tag key anchored, and, when the test ends well,
 // replays its blocks on a fresh app to check determinism.
-func newRecordsWorld(t *testing.T) *recordsWorld {
+func newRecordsWorld(t testing.TB) *recordsWorld {
 	w := newBareRecordsWorld(t)
 	w.c.must(setTagKey(t, w.patient.key, testTagKey))
 	return w
 }
 
 // newBareRecordsWorld is newRecordsWorld before the patient has a tag key.
-func newBareRecordsWorld(t *testing.T) *recordsWorld {
+func newBareRecordsWorld(t testing.TB) *recordsWorld {
 	w := &recordsWorld{reg: newKey("registrar"), patient: newMember("patient"), lab: newMember("lab"), docA: newMember("docA"),
 		docB: newMember("docB"), hospital: newMember("hospital"), erDoc: newMember("erDoc"), complianc: newMember("compliance"),
 		exp: genesisTime.Add(365 * 24 * time.Hour)}
@@ -123,7 +123,7 @@ func newBareRecordsWorld(t *testing.T) *recordsWorld {
 	return w
 }
 
-func (w *recordsWorld) grant(t *testing.T, to *member, cats []string, purpose string, write bool, exp time.Time) uint64 {
+func (w *recordsWorld) grant(t testing.TB, to *member, cats []string, purpose string, write bool, exp time.Time) uint64 {
 	t.Helper()
 	res := w.c.block(w.patient.sign(t, consent.TypeGrant, consent.GrantMsg{Grantee: to.addr, Categories: tags(cats), Purposes: []string{purpose}, Expiry: exp, Write: write}))[0]
 	if res.Code != 0 {
@@ -135,7 +135,7 @@ func (w *recordsWorld) grant(t *testing.T, to *member, cats []string, purpose st
 
 // recordsQuery answers a records query path; a patient-scoped one is read by the patient unless
 // q names another reader.
-func (w *recordsWorld) recordsQuery(t *testing.T, path string, q app.RecordsQuery, v any) {
+func (w *recordsWorld) recordsQuery(t testing.TB, path string, q app.RecordsQuery, v any) {
 	t.Helper()
 	if q.Reader == "" {
 		q.Reader = w.patient.addr
@@ -159,7 +159,7 @@ var testNetKey, testShares = func() (*netkey.Public, []netkey.Share) {
 // released is what the network key's holders give who for access event ev on record id's
 // latest version: the data key when the chain finds the access still valid (PathReleasable, as
 // a holder's node asks it), else nothing.
-func (w *recordsWorld) released(t *testing.T, who *member, ev records.AccessEvent, id string) ([]byte, bool) {
+func (w *recordsWorld) released(t testing.TB, who *member, ev records.AccessEvent, id string) ([]byte, bool) {
 	t.Helper()
 	var rec records.Record
 	w.recordsQuery(t, app.PathRecord, app.RecordsQuery{ID: id}, &rec)
@@ -190,7 +190,7 @@ func (w *recordsWorld) released(t *testing.T, who *member, ev records.AccessEven
 
 // seal encrypts plaintext for the recipients the chain requires (the patient and the author),
 // with drop left out and add added, and wraps its key for the network key.
-func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uint32, category string, plaintext []byte, drop, add *member) (*records.Anchor, *seal.Sealed) {
+func (w *recordsWorld) seal(t testing.TB, author *member, id string, version uint32, category string, plaintext []byte, drop, add *member) (*records.Anchor, *seal.Sealed) {
 	t.Helper()
 	var rs []app.Recipient
 	category = tag(category)
@@ -222,7 +222,7 @@ func (w *recordsWorld) seal(t *testing.T, author *member, id string, version uin
 }
 
 // access submits an access request and returns its audit event.
-func (w *recordsWorld) access(t *testing.T, who *member, msg records.Access) records.AccessEvent {
+func (w *recordsWorld) access(t testing.TB, who *member, msg records.Access) records.AccessEvent {
 	t.Helper()
 	msg.Category = tag(msg.Category)
 	res := w.c.block(who.sign(t, records.TypeAccess, msg))[0]
@@ -235,7 +235,7 @@ func (w *recordsWorld) access(t *testing.T, who *member, msg records.Access) rec
 	return ev
 }
 
-func (w *recordsWorld) fetchable(t *testing.T, who *member, ev records.AccessEvent, hash []byte) bool {
+func (w *recordsWorld) fetchable(t testing.TB, who *member, ev records.AccessEvent, hash []byte) bool {
 	t.Helper()
 	var ok bool
 	w.recordsQuery(t, app.PathFetchable, app.RecordsQuery{Requester: who.addr, Patient: w.patient.addr, Access: ev.ID, Hash: hash,

@@ -194,6 +194,9 @@ func precheck(typ string, msg json.RawMessage) error {
 	if consent.Handles(typ) {
 		return consent.Precheck(typ, msg)
 	}
+	if insurance.Handles(typ) {
+		return insurance.Precheck(typ, msg)
+	}
 	return nil
 }
 

@@ -24,6 +24,12 @@ var handlers = map[string]contracts.Handler{
 	TypeIssue:       contracts.Decode(issue),
 	TypeRevoke:      contracts.Decode(revoke),
 	TypeVerify:      contracts.Decode(verify),
+
+	TypeRegisterPolicy: contracts.Decode(registerPolicy),
+	TypeEnroll:         contracts.Decode(enroll),
+	TypeDeposit:        contracts.Decode(deposit),
+	TypeClaim:          contracts.Decode(claim),
+	TypeReview:         contracts.Decode(review),
 }
 
 // Deliver executes an insurance transaction.
