@@ -101,6 +101,11 @@ type Config struct {
 	// (RegisterPatient, FHIR POST /Patient): it keeps their custodial keys and the directory of
 	// them (FHIR ids, identifiers), whose patients the agent serves by FHIR id.
 	Custody *custody.Store
+
+	// ServiceKeys are the service keys of the policies this provider bills, by "<insurer>/<policy>"
+	// (the insurer shares a policy's key with the providers it contracts): a claim names its
+	// services on the ledger by their tags under the key (insurance.ServiceTag).
+	ServiceKeys map[string][]byte
 }
 
 // Defaults of the facade's body budget.
@@ -120,10 +125,12 @@ const (
 type Agent struct {
 	signer *client.Signer
 	node   *client.Client
-	cfg    Config
-	mu     sync.RWMutex // guards cfg.Patients and selfRole
-	keys   *keyRelease  // the network key and requests to its holders
-	sess   *sessions    // granted access events still in force, reused for reads
+	// challenges are the coverage challenges this agent issued as a verifier (coverage_held.go).
+	challenges *challenges
+	cfg        Config
+	mu         sync.RWMutex // guards cfg.Patients and selfRole
+	keys       *keyRelease  // the network key and requests to its holders
+	sess       *sessions    // granted access events still in force, reused for reads
 	// anchors are the record anchors checkRecord verified (by anchorID); a sync.Map of them
 	// never needs more than one entry per record version read.
 	anchors *sync.Map
@@ -158,7 +165,8 @@ func New(signer *client.Signer, cfg Config) *Agent {
 	}
 	hc := &http.Client{Transport: client.NewTransport(), Timeout: cfg.ReleaseTimeout}
 	keys := &keyRelease{http: hc, auth: reqsig.NewSessions(signer.ChainID, signer.Address(), signer.Key.Signing, hc)}
-	a := &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}, index: &searchIndex{}}
+	a := &Agent{signer: signer, node: signer.Reads(), cfg: cfg, keys: keys, sess: &sessions{}, anchors: &sync.Map{}, tags: &tagKeys{}, index: &searchIndex{},
+		challenges: &challenges{pending: map[string]pendingChallenge{}}}
 	a.loadCustody()
 	return a
 }

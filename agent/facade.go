@@ -84,6 +84,10 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /fhir/Consent", f.auth('s', "Consent", f.searchConsent))
 	mux.HandleFunc("GET /fhir/AuditEvent", f.auth('s', "AuditEvent", f.searchAudit))
 	mux.HandleFunc("GET /fhir/Patient/{id}/$everything", f.auth('s', anyType, f.everything))
+	mux.HandleFunc("POST /fhir/Claim/$submit", f.auth('c', "Claim", f.submitClaim))
+	mux.HandleFunc("POST /fhir/Coverage/$coverage-challenge", f.auth(0, "Coverage", f.coverageChallenge))
+	mux.HandleFunc("POST /fhir/Coverage/$verify-coverage", f.auth(0, "Coverage", f.verifyCoverage))
+	mux.HandleFunc("POST /fhir/Coverage/{id}/$prove-coverage", f.auth('r', "Coverage", f.proveCoverage))
 	mux.HandleFunc("GET /fhir/Patient/$export", f.auth('r', anyType, f.exportPatients))
 	mux.HandleFunc("GET /fhir/Group/{id}/$export", f.auth('r', anyType, f.exportGroup))
 	mux.HandleFunc("GET /fhir/$export-status", f.auth(0, anyType, f.exportStatus))
@@ -597,6 +601,12 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 		return
 	case r.PathValue("type") == "Subscription":
 		f.readSubscription(w, r)
+		return
+	case r.PathValue("type") == "ClaimResponse": // the ledger's decision (facade_claims.go)
+		f.serveDecision(w, r, false)
+		return
+	case r.PathValue("type") == "ExplanationOfBenefit":
+		f.serveDecision(w, r, true)
 		return
 	}
 	var version uint32

@@ -63,3 +63,23 @@ func (s *server) coverageVerification(w http.ResponseWriter, r *http.Request) {
 	data, _ := json.Marshal(app.CoverageVerifiedQuery{Verifier: tx.Address(r.PathValue("verifier")), Nonce: nonce})
 	s.rawQuery(w, r, app.PathCoverageVerified, data)
 }
+
+// claim answers a claim to one of its parties (a signed read): its provider, insurer or patient
+// (or a guardian); to anyone else it does not exist.
+func (s *server) claim(w http.ResponseWriter, r *http.Request) {
+	reader, ok := s.reader(w, r)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(app.ClaimQuery{Provider: tx.Address(r.PathValue("provider")), ID: r.PathValue("id"), Reader: reader})
+	s.rawQuery(w, r, app.PathClaim, data)
+}
+
+func (s *server) policy(w http.ResponseWriter, r *http.Request) {
+	data, _ := json.Marshal(app.PolicyQuery{Insurer: tx.Address(r.PathValue("insurer")), ID: r.PathValue("id")})
+	s.rawQuery(w, r, app.PathPolicy, data)
+}
+
+func (s *server) balance(w http.ResponseWriter, r *http.Request) {
+	s.rawQuery(w, r, app.PathBalance, []byte(r.PathValue("address")))
+}

@@ -48,3 +48,21 @@ func (c *Client) CoverageVerification(ctx context.Context, verifier tx.Address, 
 	var v insurance.Verification
 	return &v, c.do(ctx, http.MethodGet, "/v1/insurance/verifications/"+url.PathEscape(string(verifier))+"/"+hex.EncodeToString(nonce), nil, &v)
 }
+
+// Claim returns a provider's claim, read as the client's reader (one of the claim's parties).
+func (c *Client) Claim(ctx context.Context, provider tx.Address, id string) (*insurance.ClaimRecord, error) {
+	var cr insurance.ClaimRecord
+	return &cr, c.do(ctx, http.MethodGet, "/v1/insurance/claims/"+url.PathEscape(string(provider))+"/"+url.PathEscape(id), nil, &cr)
+}
+
+// Policy returns an insurer's policy.
+func (c *Client) Policy(ctx context.Context, insurer tx.Address, id string) (*insurance.Policy, error) {
+	var p insurance.Policy
+	return &p, c.do(ctx, http.MethodGet, "/v1/insurance/policies/"+url.PathEscape(string(insurer))+"/"+url.PathEscape(id), nil, &p)
+}
+
+// Balance returns an account's settlement balance (minor units).
+func (c *Client) Balance(ctx context.Context, a tx.Address) (int64, error) {
+	var b app.BalanceResult
+	return b.Balance, c.do(ctx, http.MethodGet, "/v1/insurance/balances/"+url.PathEscape(string(a)), nil, &b)
+}

@@ -29,6 +29,7 @@ type agentFlags struct {
 	purpose   string
 	trustNode bool // believe the node without proofs
 	audit     agent.AuditSink
+	services  []string // insurer/policy=keyfile
 }
 
 func (f *agentFlags) register(cmd *cobra.Command) {
@@ -36,6 +37,7 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringArrayVar(&f.patients, "patient", nil, "map a FHIR Patient id to an account: ID=ADDRESS|KEYNAME (repeatable)")
 	cmd.PersistentFlags().StringVar(&f.purpose, "purpose", "TREAT", "purpose of use (HL7 v3 PurposeOfUse) of reads and writes")
 	cmd.PersistentFlags().BoolVar(&f.trustNode, "trust-node", false, "believe the node's answers without proofs (development only)")
+	cmd.PersistentFlags().StringArrayVar(&f.services, "service-key", nil, "a policy's service key, for claims: INSURER/POLICY=KEYFILE (repeatable; the insurer shares it)")
 }
 
 // open builds the agent for --from against --node (one or several nodes).
@@ -61,6 +63,25 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		if cfg.Patients[id], err = resolveAddr(f.home, acct); err != nil {
 			return nil, nil, err
 		}
+	}
+	for _, kv := range f.services {
+		name, file, ok := strings.Cut(kv, "=")
+		ins, policy, ok2 := strings.Cut(name, "/")
+		if !ok || !ok2 {
+			return nil, nil, fmt.Errorf("--service-key %q: want INSURER/POLICY=KEYFILE: %w", kv, errUsage)
+		}
+		addr, err := resolveAddr(f.home, ins)
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := readServiceKey(file)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg.ServiceKeys == nil {
+			cfg.ServiceKeys = map[string][]byte{}
+		}
+		cfg.ServiceKeys[string(addr)+"/"+policy] = key
 	}
 	if !f.trustNode {
 		if cfg.Trust, err = f.openTrust(ctx, s); err != nil {

@@ -49,16 +49,15 @@ func coverageCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			card, err := fhir.ParseCoverageCard(raw)
-			if err != nil {
-				return err
-			}
 			account, err := resolveAddr(f.home, patient)
 			if err != nil {
 				return err
 			}
-			held := &coverage.Held{Credential: coverage.Credential{MemberID: card.MemberID, Plan: card.Plan,
-				Start: coverage.Day(card.Start), End: coverage.Day(card.End), Account: account}}
+			cred, err := agent.CredentialFromCoverage(raw, account)
+			if err != nil {
+				return err
+			}
+			held := &coverage.Held{Credential: *cred}
 			_, _, err = f.send(cmd, insurance.TypeIssue, func(k *keyring.Key, _ string, _ uint64) (any, error) {
 				ins, err := coverage.InsurerFromSeed(k.Signing.Seed())
 				if err != nil {
@@ -75,7 +74,7 @@ func coverageCmd() *cobra.Command {
 				return &insurance.Issue{Leaves: [][]byte{b[:]}}, writeJSONFile(out, held)
 			})
 			if err == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "credential for %s (plan %s) written to %s: hand it to the patient\n", account, card.Plan, out)
+				fmt.Fprintf(cmd.OutOrStdout(), "credential for %s (plan %s) written to %s: hand it to the patient\n", account, cred.Plan, out)
 			}
 			return err
 		}}
@@ -200,7 +199,7 @@ func coverageCmd() *cobra.Command {
 	verify.Flags().StringVar(&proofFile, "proof", "", "the patient's proof")
 	verify.Flags().BoolVar(&record, "record", false, "verify on the ledger and record the verification (every validator checks it; the nonce is spent on chain)")
 
-	cmd.AddCommand(ceremonyCmd(), registerKey, issue, revoke, challenge, prove, verify)
+	cmd.AddCommand(ceremonyCmd(), registerKey, issue, revoke, challenge, prove, verify, importCoverageCmd())
 	return cmd
 }
 
@@ -311,5 +310,38 @@ func ceremonyCmd() *cobra.Command {
 			return nil
 		}}
 	cmd.AddCommand(contribute, seal, verify)
+	return cmd
+}
+
+// importCoverageCmd stores a patient's insurance card and its credential as the patient's record.
+func importCoverageCmd() *cobra.Command {
+	var af agentFlags
+	var credFile, coverageFile string
+	cmd := &cobra.Command{Use: "import", Short: "Keep your insurance card (a FHIR Coverage) and its credential as your encrypted record (a patient)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			held, err := readHeld(credFile)
+			if err != nil {
+				return err
+			}
+			raw, err := readLimited(coverageFile, fhir.MaxResourceBytes)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+			defer cancel()
+			a, _, err := af.open(ctx)
+			if err != nil {
+				return err
+			}
+			s, err := a.StoreCoverage(ctx, raw, held)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stored as Coverage/%s: prove with it through the FHIR facade (Coverage/%s/$prove-coverage)\n", s.Anchor.ID, s.Anchor.ID)
+			return nil
+		}}
+	af.register(cmd)
+	cmd.Flags().StringVar(&credFile, "credential", "", "the credential file your insurer gave you")
+	cmd.Flags().StringVar(&coverageFile, "coverage", "", "the FHIR R4 Coverage it was issued from")
 	return cmd
 }

@@ -36,7 +36,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(devCmd(), patientCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), lightCmd(), networkCmd(), statusCmd(), benchCmd(), supplyCmd(),
-		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd(), coverageCmd())
+		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd(), coverageCmd(), claimsCmd())
 	strictGroups(root)
 	return root
 }

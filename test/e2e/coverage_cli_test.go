@@ -48,6 +48,27 @@ func TestCLICoverage(t *testing.T) {
 	run(true, "coverage", "register-key", "--from", "insurer")
 	run(true, "coverage", "issue", "--from", "insurer", "--coverage", file("coverage.json"), "--patient", "patient", "--out", file("card.json"))
 
+	// The patient keeps the card and its credential as an encrypted record.
+	if out := run(true, "coverage", "import", "--from", "patient", "--credential", file("card.json"), "--coverage", file("coverage.json")); !strings.Contains(out, "stored as Coverage/") {
+		t.Fatalf("import:\n%s", out)
+	}
+	// The insurer's claims set-up: a service key, a policy (codes in clear only in its file), the
+	// patient's enrollment by the credential, funds.
+	run(true, "claims", "service-key", "--out", file("service.key"))
+	run(false, "claims", "service-key", "--out", file("service.key")) // never overwrites a key
+	policy := `{"id":"basic","name":"Basic","currency":"EUR","annual_limit":"3000.00","deductible":"50","co_pay":"10.00",
+		"benefits":[{"system":"http://www.ama-assn.org/go/cpt","code":"99213","allowed":"100.00"}]}`
+	if err := os.WriteFile(file("policy.json"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(true, "claims", "register-policy", "--from", "insurer", "--file", file("policy.json"), "--service-key", file("service.key"))
+	run(true, "claims", "enroll", "--from", "insurer", "--credential", file("card.json"), "--policy", "basic")
+	run(true, "claims", "deposit", "--from", "insurer", "--amount", "2500.50")
+	if out := run(true, "claims", "balance", "insurer"); !strings.Contains(out, ": 2500.50") {
+		t.Fatalf("balance:\n%s", out)
+	}
+	run(false, "claims", "deposit", "--from", "insurer", "--amount", "1.234")
+
 	// The hospital asks; the patient proves; the hospital checks through its node.
 	run(true, "coverage", "challenge", "--from", "hospital", "--insurer", "insurer", "--plan", "A1", "--plan", "B37FC", "--out", file("ch1.json"))
 	out := run(true, "coverage", "prove", "--credential", file("card.json"), "--challenge", file("ch1.json"), "--out", file("proof1.json"))
