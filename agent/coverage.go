@@ -21,6 +21,9 @@ import (
 // none), checks the insurer's key against the credential, and proves with the circuit keys genesis
 // names. Nothing but the proof and the challenge's own terms leaves the patient's device.
 func ProveCoverage(ctx context.Context, c *client.Client, held *coverage.Held, ch *coverage.Challenge) (*insurance.Verify, error) {
+	if held.Credential.Insurer != held.Insurer {
+		return nil, errors.New("coverage: the credential names another insurer than the one it is held from")
+	}
 	if ch.Insurer != held.Insurer {
 		return nil, fmt.Errorf("coverage: the challenge asks for coverage by %s, the credential is from %s", ch.Insurer, held.Insurer)
 	}
@@ -53,7 +56,7 @@ func ProveCoverage(ctx context.Context, c *client.Client, held *coverage.Held, c
 			return nil, errors.New("coverage: the node answered a malformed registry path")
 		}
 	}
-	st := &coverage.Statement{Insurer: ins.Key, Day: ch.Day, Plans: ch.Plans, Verifier: string(ch.Verifier), Account: string(held.Credential.Account)}
+	st := &coverage.Statement{Insurer: string(held.Insurer), Day: ch.Day, Plans: ch.Plans, Verifier: string(ch.Verifier), Account: string(held.Credential.Account)}
 	if err := st.Root.SetBytesCanonical(p.Root); err != nil {
 		return nil, errors.New("coverage: the node answered a malformed registry root")
 	}

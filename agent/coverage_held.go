@@ -169,7 +169,7 @@ var ErrInvalidProof = errors.New("agent: not a proof for this verifier")
 
 // CredentialFromCoverage reads a FHIR R4 Coverage as the credential its insurer issues to the
 // patient's account (Insurer.Issue then signs it).
-func CredentialFromCoverage(coverageJSON []byte, account tx.Address) (*coverage.Credential, error) {
+func CredentialFromCoverage(coverageJSON []byte, insurer, account tx.Address) (*coverage.Credential, error) {
 	card, err := fhir.ParseCoverageCard(coverageJSON)
 	if err != nil {
 		return nil, err
@@ -177,5 +177,5 @@ func CredentialFromCoverage(coverageJSON []byte, account tx.Address) (*coverage.
 	if err := account.Validate(); err != nil {
 		return nil, fmt.Errorf("agent: the patient's account: %w", err)
 	}
-	return &coverage.Credential{MemberID: card.MemberID, Plan: card.Plan, Start: coverage.Day(card.Start), End: coverage.Day(card.End), Account: account}, nil
+	return &coverage.Credential{Insurer: insurer, MemberID: card.MemberID, Plan: card.Plan, Start: coverage.Day(card.Start), End: coverage.Day(card.End), Account: account}, nil
 }

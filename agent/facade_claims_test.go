@@ -41,7 +41,7 @@ func TestClaimThroughFacade(t *testing.T) {
 		t.Fatal(err)
 	}
 	today := coverage.Day(time.Now())
-	cred := &coverage.Credential{MemberID: "M-77", Plan: "basic", Start: today - 30, End: today + 300, Account: patient}
+	cred := &coverage.Credential{Insurer: insurer, MemberID: "M-77", Plan: "basic", Start: today - 30, End: today + 300, Account: patient}
 	if err := signer.Issue(cred); err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestClaimThroughFacade(t *testing.T) {
 	serviceKey := bytes.Repeat([]byte{3}, insurance.ServiceKeyBytes)
 	cpt := insurance.CodeSystems[0]
 	w.send("insurer", insurance.TypeRegisterKey, insurance.RegisterKey{Key: signer.PublicKey()})
-	w.send("insurer", insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{lb[:]}})
+	w.send("insurer", insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(cred)}})
 	w.send("insurer", insurance.TypeRegisterPolicy, insurance.RegisterPolicy{ID: "basic", Name: "Basic", Currency: "EUR",
 		AnnualLimit: 100_000, Deductible: 5_000, CoPay: 1_000,
 		Benefits: []insurance.Benefit{{Service: insurance.ServiceTag(serviceKey, cpt, "99213"), Allowed: 10_000}}})

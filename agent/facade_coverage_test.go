@@ -40,17 +40,15 @@ func TestCoverageThroughFacade(t *testing.T) {
 	}
 	card := strings.NewReplacer(`"start": "2011-05-23"`, `"start": "`+time.Now().AddDate(0, -1, 0).UTC().Format(time.DateOnly)+`"`,
 		`"end": "2012-05-23"`, `"end": "`+time.Now().AddDate(0, 6, 0).UTC().Format(time.DateOnly)+`"`).Replace(string(example(t, "Coverage-9876B1.json")))
-	c, err := agent.CredentialFromCoverage([]byte(card), patient)
+	c, err := agent.CredentialFromCoverage([]byte(card), insurer, patient)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := signer.Issue(c); err != nil {
 		t.Fatal(err)
 	}
-	leaf := c.Leaf()
-	lb := leaf.Bytes()
 	w.send("insurer", insurance.TypeRegisterKey, insurance.RegisterKey{Key: signer.PublicKey()})
-	w.send("insurer", insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{lb[:]}})
+	w.send("insurer", insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(c)}})
 
 	// The patient's agent keeps the card and the credential as one encrypted record.
 	pa := agent.New(w.keys["patient"], agent.Config{Patients: map[string]tx.Address{"example": patient}, Trust: w.trust})

@@ -57,11 +57,11 @@ func newClaimsWorld(t testing.TB) *claimsWorld {
 		t.Fatal(err)
 	}
 	c.must(w.insurer.sign(t, insurance.TypeRegisterKey, insurance.RegisterKey{Key: w.signer.PublicKey()}))
-	w.cred = &coverage.Credential{MemberID: "M-1", Plan: "basic", Start: w.day, End: w.day + 364, Account: w.patient.addr}
+	w.cred = &coverage.Credential{Insurer: w.insurer.addr, MemberID: "M-1", Plan: "basic", Start: w.day, End: w.day + 364, Account: w.patient.addr}
 	if err := w.signer.Issue(w.cred); err != nil {
 		t.Fatal(err)
 	}
-	c.must(w.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{elementBytes(w.cred.Leaf())}}))
+	c.must(w.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(w.cred)}}))
 	c.must(w.insurer.sign(t, insurance.TypeRegisterPolicy, basicPolicy("basic")))
 	c.must(w.insurer.sign(t, insurance.TypeEnroll, insurance.Enroll{Policy: "basic", Member: w.patient.addr, Leaf: elementBytes(w.cred.Leaf()), Start: w.day, End: w.day + 364}))
 	c.must(w.insurer.sign(t, insurance.TypeDeposit, insurance.Deposit{Amount: 1_000_000}))
@@ -285,11 +285,11 @@ func TestClaimFundsAndPolicyRules(t *testing.T) {
 	w.c.must(w.reg.sign(t, identity.TypeAttest, identity.Attest{Subject: poor.addr, Licence: "INS2", Jurisdiction: "NL", ExpiresAt: w.exp}))
 	signer, _ := coverage.NewInsurer(nil)
 	w.c.must(poor.sign(t, insurance.TypeRegisterKey, insurance.RegisterKey{Key: signer.PublicKey()}))
-	cred := &coverage.Credential{MemberID: "P-1", Plan: "basic", Start: w.day, End: w.day + 364, Account: w.patient.addr}
+	cred := &coverage.Credential{Insurer: poor.addr, MemberID: "P-1", Plan: "basic", Start: w.day, End: w.day + 364, Account: w.patient.addr}
 	if err := signer.Issue(cred); err != nil {
 		t.Fatal(err)
 	}
-	w.c.must(poor.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{elementBytes(cred.Leaf())}}))
+	w.c.must(poor.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(cred)}}))
 	p := basicPolicy("basic")
 	p.Deductible, p.CoPay = 0, 0
 	w.c.must(poor.sign(t, insurance.TypeRegisterPolicy, p))

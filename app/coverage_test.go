@@ -51,11 +51,11 @@ func newCoverageChain(t *testing.T) *coverageChain {
 // issue makes a credential for the patient and appends it to the insurer's registry.
 func (c *coverageChain) issue(t *testing.T, member, plan string) *coverage.Credential {
 	t.Helper()
-	cred := &coverage.Credential{MemberID: member, Plan: plan, Start: coverage.Day(genesisTime), End: coverage.Day(genesisTime.AddDate(1, 0, -1)), Account: c.patient}
+	cred := &coverage.Credential{Insurer: c.insurer.addr, MemberID: member, Plan: plan, Start: coverage.Day(genesisTime), End: coverage.Day(genesisTime.AddDate(1, 0, -1)), Account: c.patient}
 	if err := c.signer.Issue(cred); err != nil {
 		t.Fatal(err)
 	}
-	c.must(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{elementBytes(cred.Leaf())}}))
+	c.must(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(cred)}}))
 	return cred
 }
 
@@ -100,7 +100,7 @@ func (c *coverageChain) prove(t *testing.T, cred *coverage.Credential, verifier 
 		t.Fatal(err)
 	}
 	day := coverage.Day(genesisTime.Add(time.Duration(c.height+1) * time.Second))
-	s := &coverage.Statement{Insurer: c.signer.PublicKey(), Day: day, Plans: plans, Root: root, Nonce: nonce,
+	s := &coverage.Statement{Insurer: string(c.insurer.addr), Day: day, Plans: plans, Root: root, Nonce: nonce,
 		Verifier: string(verifier), Account: string(c.patient)}
 	keys, err := coverage.CeremonyKeys(coverage.CeremonyHashes())
 	if err != nil {
@@ -213,15 +213,18 @@ func TestAttackCoverageOnChain(t *testing.T) {
 	c.expect(c.insurer.sign(t, insurance.TypeRegisterKey, insurance.RegisterKey{Key: other.PublicKey()}), codes.AlreadyExists)
 	c.expect(c.insurer2.sign(t, insurance.TypeRegisterKey, insurance.RegisterKey{Key: make([]byte, 32)}), codes.Invalid)
 	// Issue: a leaf once; not by a verifier; not a zero, non-canonical or oversized batch.
-	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{elementBytes(c.cred.Leaf())}}), codes.AlreadyExists)
-	c.expect(c.hospital.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{{1}}}), codes.Unauthorized)
-	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{make([]byte, 32)}}), codes.Invalid)
+	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(c.cred)}}), codes.AlreadyExists)
+	c.expect(c.hospital.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{{Leaf: []byte{1}, Handle: []byte{1}}}}), codes.Unauthorized)
+	fresh := insurance.IssuedOf(c.cred)
+	fresh.Leaf = make([]byte, 32)
+	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{fresh}}), codes.Invalid)
 	ff := make([]byte, 32)
 	for i := range ff {
 		ff[i] = 0xff
 	}
-	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: [][]byte{ff}}), codes.Invalid)
-	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Leaves: make([][]byte, insurance.MaxBatch+1)}), codes.Invalid)
+	fresh.Leaf = ff
+	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: []insurance.Issued{fresh}}), codes.Invalid)
+	c.expect(c.insurer.sign(t, insurance.TypeIssue, insurance.Issue{Credentials: make([]insurance.Issued, insurance.MaxBatch+1)}), codes.Invalid)
 	// Revoke: only the issuer's own credentials.
 	rid := c.cred.RevocationID.Bytes()
 	c.expect(c.insurer2.sign(t, insurance.TypeRevoke, insurance.Revoke{RevocationIDs: [][]byte{rid[:]}}), codes.NotFound)
@@ -271,14 +274,14 @@ func BenchmarkCoverageIssueLeaves(b *testing.B) {
 	c.must(ins.sign(b, insurance.TypeRegisterKey, insurance.RegisterKey{Key: signer.PublicKey()}))
 	var next uint64
 	batch := func() []byte {
-		leaves := make([][]byte, insurance.MaxBatch)
-		for i := range leaves {
+		creds := make([]insurance.Issued, insurance.MaxBatch)
+		for i := range creds {
 			next++
 			var e fr.Element
 			e.SetUint64(next)
-			leaves[i] = elementBytes(coverage.LeafOf(e))
+			creds[i] = insurance.Issued{Leaf: elementBytes(coverage.RevocationHandle(e)), Handle: elementBytes(e)}
 		}
-		return ins.sign(b, insurance.TypeIssue, insurance.Issue{Leaves: leaves})
+		return ins.sign(b, insurance.TypeIssue, insurance.Issue{Credentials: creds})
 	}
 	b.ResetTimer()
 	for b.Loop() {

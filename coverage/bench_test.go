@@ -43,7 +43,7 @@ func BenchmarkCoverageIssue(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		c := &coverage.Credential{MemberID: "W123", Plan: "gold", Start: 1, End: 2, Account: patient}
+		c := &coverage.Credential{Insurer: insurerAcct, MemberID: "W123", Plan: "gold", Start: 1, End: 2, Account: patient}
 		if err := ins.Issue(c); err != nil {
 			b.Fatal(err)
 		}

@@ -34,7 +34,7 @@ func copyCeremony(t *testing.T) string {
 // chain of contributions is broken does not verify.
 func TestCoverageCeremony(t *testing.T) {
 	if testing.Short() {
-		t.Skip("replays the whole ceremony (about 40 s)")
+		t.Skip("replays the whole ceremony (about 20 s)")
 	}
 	dir := copyCeremony(t)
 	got, err := coverage.VerifyCeremony(dir, t.Logf)

@@ -43,15 +43,18 @@ func Day(t time.Time) uint32 {
 // plan and period, for one patient account), with the random values that hide it and identify
 // it for revocation.
 type Credential struct {
+	Insurer  tx.Address `json:"insurer"` // the insurer's account
 	MemberID string     `json:"member_id"`
 	Plan     string     `json:"plan"`
 	Start    uint32     `json:"start"` // first day covered (Day)
 	End      uint32     `json:"end"`   // last day covered
 	Account  tx.Address `json:"account"`
-	// RevocationID is random (never derived from the signature): its hash is the credential's
-	// leaf in the registry, and the insurer revokes by naming it.
+	// RevocationID is random (never derived from the signature): the insurer revokes by naming
+	// it, and the ledger finds the credential by its hash (RevocationHandle).
 	RevocationID fr.Element `json:"revocation_id"`
-	Salt         fr.Element `json:"salt"` // hides the low-entropy fields in the commitment
+	// Salt hides the low-entropy fields in the commitment, and is never revealed (the revocation
+	// id is, when the credential is revoked).
+	Salt fr.Element `json:"salt"`
 	Signature    []byte     `json:"signature"`
 }
 
@@ -71,24 +74,34 @@ func hashElements(es ...fr.Element) fr.Element {
 	return out
 }
 
-func u32(v uint32) fr.Element {
+func u64(v uint64) fr.Element {
 	var e fr.Element
-	e.SetUint64(uint64(v))
+	e.SetUint64(v)
 	return e
 }
 
-// Commitment is what the insurer signs: the hash of the member id, plan, period, account,
-// revocation id and salt.
+// dates packs a period into one field element: the first day, and the last day times 2^32.
+func dates(start, end uint32) fr.Element { return u64(uint64(start) | uint64(end)<<32) }
+
+// Commitment is the credential's leaf in its insurer's registry, and what the insurer signs: the
+// hash of the insurer's account, the member id, plan, period, patient's account, revocation id
+// and salt.
 func (c *Credential) Commitment() fr.Element {
-	return hashElements(FieldOf("member", c.MemberID), FieldOf("plan", c.Plan), u32(c.Start), u32(c.End),
-		FieldOf("account", string(c.Account)), c.RevocationID, c.Salt)
+	return hashElements(FieldOf("insurer", string(c.Insurer)), FieldOf("member", c.MemberID), FieldOf("plan", c.Plan),
+		dates(c.Start, c.End), FieldOf("account", string(c.Account)), c.RevocationID, c.Salt)
 }
 
-// Leaf is the credential's leaf in the registry: the hash of its revocation id.
-func (c *Credential) Leaf() fr.Element { return LeafOf(c.RevocationID) }
+// Leaf is the credential's leaf in its insurer's registry: its commitment. Only the insurer
+// appends leaves to its registry (a transaction its account signs), so a leaf in it is the
+// insurer's attestation of the credential.
+func (c *Credential) Leaf() fr.Element { return c.Commitment() }
 
-// LeafOf is the registry leaf of the credential with this revocation id.
-func LeafOf(revocationID fr.Element) fr.Element { return hashElements(revocationID) }
+// Handle is how the ledger finds the credential when its insurer revokes it.
+func (c *Credential) Handle() fr.Element { return RevocationHandle(c.RevocationID) }
+
+// RevocationHandle is the hash of a revocation id: published when the credential is issued, so
+// that naming the revocation id later finds it (and nothing else links the two before).
+func RevocationHandle(revocationID fr.Element) fr.Element { return hashElements(revocationID) }
 
 // randomElement draws a uniformly random field element.
 func randomElement(r io.Reader) (fr.Element, error) {
@@ -126,8 +139,8 @@ func (i *Insurer) Issue(c *Credential) error {
 	if c.End < c.Start {
 		return errors.New("coverage: a credential's period ends before it starts")
 	}
-	if c.MemberID == "" || c.Plan == "" || c.Account.Validate() != nil {
-		return errors.New("coverage: a credential names a member id, a plan and the patient's account")
+	if c.MemberID == "" || c.Plan == "" || c.Account.Validate() != nil || c.Insurer.Validate() != nil {
+		return errors.New("coverage: a credential names its insurer's account, a member id, a plan and the patient's account")
 	}
 	var err error
 	if c.RevocationID, err = randomElement(rand.Reader); err != nil {

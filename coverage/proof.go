@@ -8,7 +8,6 @@ import (
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/ecc/bn254/twistededwards"
-	tedwards "github.com/consensys/gnark-crypto/ecc/twistededwards"
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
@@ -34,7 +33,7 @@ func Compile() (constraint.ConstraintSystem, error) {
 // Statement is what a proof proves, as its verifier states it: the insurer, the day, the plan
 // set, the registry root, the verifier's nonce and identity, and the patient's account.
 type Statement struct {
-	Insurer  []byte     // the insurer's public key (Insurer.PublicKey)
+	Insurer  string     // the insurer's account (whose registry Root is a root of)
 	Day      uint32     // Day of the date the coverage must hold on
 	Plans    []string   // 1..MaxPlans plan codes
 	Root     fr.Element // the registry's root the proof was made against
@@ -51,10 +50,7 @@ func (s *Statement) assign(c *Circuit) error {
 	if s.Nonce.IsZero() || s.Verifier == "" {
 		return errors.New("coverage: a statement names a nonce and a verifier")
 	}
-	if !validPoint(s.Insurer) {
-		return errors.New("coverage: the insurer key is not a point of the curve")
-	}
-	c.Insurer.Assign(tedwards.BN254, s.Insurer)
+	c.Insurer = FieldOf("insurer", s.Insurer)
 	c.Day = s.Day
 	for i := range c.Plans {
 		p := FieldOf("plan", s.Plans[min(i, len(s.Plans)-1)])
@@ -70,18 +66,14 @@ func (s *Statement) assign(c *Circuit) error {
 // Prove proves the statement with a credential and its registry path (the registry the root of
 // s is of). It fails if the credential does not satisfy the statement.
 func Prove(k *Keys, s *Statement, cred *Credential, index int, path [Depth]fr.Element) ([]byte, error) {
-	if len(cred.Signature) != 64 || !validPoint(cred.Signature[:32]) {
-		return nil, errors.New("coverage: malformed signature")
-	}
 	var c Circuit
 	if err := s.assign(&c); err != nil {
 		return nil, err
 	}
 	c.MemberID = FieldOf("member", cred.MemberID)
 	c.Plan = FieldOf("plan", cred.Plan)
-	c.Start, c.End = cred.Start, cred.End
+	c.Dates = dates(cred.Start, cred.End)
 	c.RevocationID, c.Salt = cred.RevocationID, cred.Salt
-	c.Signature.Assign(tedwards.BN254, cred.Signature)
 	for i := range path {
 		c.Path[i] = path[i]
 	}
@@ -101,8 +93,8 @@ func Prove(k *Keys, s *Statement, cred *Credential, index int, path [Depth]fr.El
 	return b.Bytes(), nil
 }
 
-// ValidKey reports whether b is an insurer key: a compressed point of BN254's twisted Edwards
-// curve in its prime-order subgroup, not the identity.
+// ValidKey reports whether b is an insurer's credential signing key: a compressed point of
+// BN254's twisted Edwards curve in its prime-order subgroup, not the identity.
 func ValidKey(b []byte) bool {
 	if len(b) != 32 {
 		return false
@@ -114,17 +106,6 @@ func ValidKey(b []byte) bool {
 	order := twistededwards.GetEdwardsCurve().Order
 	q.ScalarMultiplication(&p, &order)
 	return q.IsZero()
-}
-
-// validPoint reports whether b is a compressed point of BN254's twisted Edwards curve (gnark's
-// assignment panics on anything else).
-func validPoint(b []byte) bool {
-	if len(b) != 32 {
-		return false
-	}
-	var p twistededwards.PointAffine
-	_, err := p.SetBytes(b)
-	return err == nil
 }
 
 // MaxProofBytes bounds a proof a verifier reads.

@@ -36,14 +36,14 @@ func TestAttackCoverageAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := &coverage.Held{Insurer: insurerKey.Address, Credential: coverage.Credential{MemberID: "W1", Plan: "gold",
+	held := &coverage.Held{Insurer: insurerKey.Address, Credential: coverage.Credential{Insurer: insurerKey.Address, MemberID: "W1", Plan: "gold",
 		Start: coverage.Day(time.Now()) - 10, End: coverage.Day(time.Now()) + 10, Account: patient.Address}}
 	if err := ins.Issue(&held.Credential); err != nil {
 		t.Fatal(err)
 	}
 	leaf := held.Credential.Leaf()
 	lb := leaf.Bytes()
-	for i, m := range []any{&insurance.RegisterKey{Key: ins.PublicKey()}, &insurance.Issue{Leaves: [][]byte{lb[:]}}} {
+	for i, m := range []any{&insurance.RegisterKey{Key: ins.PublicKey()}, &insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(&held.Credential)}}} {
 		typ := []string{insurance.TypeRegisterKey, insurance.TypeIssue}[i]
 		raw, _ := tx.Sign(insurerKey.Signing, n.ChainID, insurerKey.Address, uint64(i), typ, m)
 		if res, err := c.Submit(ctx, raw, "commit"); err != nil || res.Code != 0 {

@@ -53,7 +53,7 @@ func coverageCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cred, err := agent.CredentialFromCoverage(raw, account)
+			cred, err := agent.CredentialFromCoverage(raw, "", account)
 			if err != nil {
 				return err
 			}
@@ -63,15 +63,13 @@ func coverageCmd() *cobra.Command {
 				if err != nil {
 					return nil, err
 				}
+				held.Insurer, held.Credential.Insurer = k.Address, k.Address
 				if err := ins.Issue(&held.Credential); err != nil {
 					return nil, err
 				}
-				held.Insurer = k.Address
 				// Written before the transaction: a credential the ledger refuses is harmless, one
 				// it accepts and that was lost would need revoking.
-				leaf := held.Credential.Leaf()
-				b := leaf.Bytes()
-				return &insurance.Issue{Leaves: [][]byte{b[:]}}, writeJSONFile(out, held)
+				return &insurance.Issue{Credentials: []insurance.Issued{insurance.IssuedOf(&held.Credential)}}, writeJSONFile(out, held)
 			})
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "credential for %s (plan %s) written to %s: hand it to the patient\n", account, cred.Plan, out)

@@ -130,7 +130,19 @@ func issue(kv state.KV, ctx contracts.Context, m *Issue) ([]contracts.Event, err
 	if err := requireInsurer(kv, ctx); err != nil {
 		return nil, err
 	}
-	leaves, err := batch("leaves", m.Leaves)
+	if len(m.Credentials) == 0 || len(m.Credentials) > MaxBatch {
+		return nil, codes.Errorf(codes.Invalid, "credentials: 1..%d per transaction", MaxBatch)
+	}
+	leaves := make([][]byte, len(m.Credentials))
+	handles := make([][]byte, len(m.Credentials))
+	for i, c := range m.Credentials {
+		leaves[i], handles[i] = c.Leaf, c.Handle
+	}
+	ls, err := batch("leaf", leaves)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := batch("handle", handles)
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +152,11 @@ func issue(kv state.KV, ctx contracts.Context, m *Issue) ([]contracts.Event, err
 	}
 	tree := nodes{r: kv, kv: kv, insurer: ctx.Signer}
 	var root fr.Element
-	for _, leaf := range leaves {
-		if raw, err := kv.Get(leafKey(ctx.Signer, leaf)); err != nil || raw != nil {
-			return nil, codes.Errorf(codes.AlreadyExists, "leaf %s was issued before", hexOf(leaf)[:16])
+	for i, leaf := range ls {
+		for _, k := range [][]byte{leafKey(ctx.Signer, leaf), handleKey(ctx.Signer, hs[i])} {
+			if raw, err := kv.Get(k); err != nil || raw != nil {
+				return nil, codes.Errorf(codes.AlreadyExists, "credential %d: its leaf or revocation handle was issued before", i)
+			}
 		}
 		if ins.Leaves >= 1<<coverage.Depth {
 			return nil, codes.Errorf(codes.Invalid, "the registry of %s is full", ctx.Signer)
@@ -153,12 +167,15 @@ func issue(kv state.KV, ctx contracts.Context, m *Issue) ([]contracts.Event, err
 		if err := contracts.PutJSON(kv, leafKey(ctx.Signer, leaf), &Leaf{Index: ins.Leaves, Issued: ctx.Height}); err != nil {
 			return nil, err
 		}
+		if err := contracts.PutJSON(kv, handleKey(ctx.Signer, hs[i]), hexOf(leaf)); err != nil {
+			return nil, err
+		}
 		ins.Leaves++
 	}
 	if err := ins.newRoot(kv, root); err != nil {
 		return nil, err
 	}
-	return []contracts.Event{event("issued", "insurer", string(ctx.Signer), "count", strconv.Itoa(len(leaves)), "root", hexOf(root))}, nil
+	return []contracts.Event{event("issued", "insurer", string(ctx.Signer), "count", strconv.Itoa(len(ls)), "root", hexOf(root))}, nil
 }
 
 func revoke(kv state.KV, ctx contracts.Context, m *Revoke) ([]contracts.Event, error) {
@@ -176,8 +193,16 @@ func revoke(kv state.KV, ctx contracts.Context, m *Revoke) ([]contracts.Event, e
 	tree := nodes{r: kv, kv: kv, insurer: ctx.Signer}
 	var root fr.Element
 	for _, id := range ids {
-		leaf := coverage.LeafOf(id)
-		l, err := contracts.Load[Leaf](kv, leafKey(ctx.Signer, leaf), "no credential of %s has revocation id %s", ctx.Signer, hexOf(id)[:16])
+		var leafHex string
+		ok, err := contracts.GetJSON(kv, handleKey(ctx.Signer, coverage.RevocationHandle(id)), &leafHex)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, codes.Errorf(codes.NotFound, "no credential of %s has revocation id %s", ctx.Signer, hexOf(id)[:16])
+		}
+		lk := []byte(prefixLeaf + string(ctx.Signer) + "/" + leafHex)
+		l, err := contracts.Load[Leaf](kv, lk, "the credential's leaf is missing")
 		if err != nil {
 			return nil, err
 		}
@@ -188,7 +213,7 @@ func revoke(kv state.KV, ctx contracts.Context, m *Revoke) ([]contracts.Event, e
 			return nil, err
 		}
 		l.Revoked = ctx.Height
-		if err := contracts.PutJSON(kv, leafKey(ctx.Signer, leaf), l); err != nil {
+		if err := contracts.PutJSON(kv, lk, l); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +276,6 @@ func Check(r state.Reader, verifier tx.Address, m *Verify, t time.Time) error {
 	if rec.Revocations != ins.Revocations {
 		return codes.Errorf(codes.Expired, "the proof's registry root is from before a revocation: make a new proof")
 	}
-	s.Insurer = ins.Key
 	if err := coverage.Verify(vk, s, m.Proof); err != nil {
 		if errors.Is(err, coverage.ErrInvalid) {
 			return codes.Errorf(codes.Invalid, "the proof does not prove coverage by %s for this statement", m.Insurer)
@@ -292,6 +316,6 @@ func statement(verifier tx.Address, m *Verify) (*coverage.Statement, error) {
 	if nonce.IsZero() {
 		return nil, codes.Errorf(codes.Invalid, "nonce: zero is not a nonce")
 	}
-	return &coverage.Statement{Day: m.Day, Plans: m.Plans, Root: root, Nonce: nonce,
+	return &coverage.Statement{Insurer: string(m.Insurer), Day: m.Day, Plans: m.Plans, Root: root, Nonce: nonce,
 		Verifier: string(verifier), Account: string(m.Account)}, nil
 }

@@ -35,10 +35,17 @@ type RegisterKey struct {
 	Key []byte `json:"key"`
 }
 
-// Issue appends credentials to the signer's registry by their leaves (the hash of each one's
-// revocation id: coverage.Credential.Leaf).
+// Issue appends credentials to the signer's registry: each by its leaf (its commitment,
+// coverage.Credential.Leaf) and its revocation handle (the hash of its revocation id,
+// coverage.Credential.Handle), by which a later revocation finds it.
 type Issue struct {
-	Leaves [][]byte `json:"leaves"`
+	Credentials []Issued `json:"credentials"`
+}
+
+// Issued is one credential an Issue appends.
+type Issued struct {
+	Leaf   []byte `json:"leaf"`
+	Handle []byte `json:"handle"`
 }
 
 // Revoke removes credentials from the signer's registry by their revocation ids.
@@ -63,4 +70,11 @@ type Genesis struct {
 	// CoverageKeys names the coverage circuit's keys (hashes); without them the chain has no
 	// coverage proofs.
 	CoverageKeys *coverage.KeyHashes `json:"coverage_keys,omitempty"`
+}
+
+// IssuedOf is what an Issue names of a credential: its leaf and its revocation handle.
+func IssuedOf(c *coverage.Credential) Issued {
+	leaf, handle := c.Leaf(), c.Handle()
+	lb, hb := leaf.Bytes(), handle.Bytes()
+	return Issued{Leaf: lb[:], Handle: hb[:]}
 }

@@ -20,6 +20,7 @@ const (
 	prefixInsurer   = "insurance/insurer/"  // <insurer>
 	prefixNode      = "insurance/node/"     // <insurer>/<height>/<index>: 32 bytes
 	prefixLeaf      = "insurance/leaf/"     // <insurer>/<leaf>
+	prefixHandle    = "insurance/handle/"   // <insurer>/<revocation handle>: the leaf's hex
 	prefixRoot      = "insurance/root/"     // <insurer>/<root>
 	prefixRootSeq   = "insurance/rootseq/"  // <insurer>/<seq>: the root's hex
 	prefixNonce     = "insurance/verified/" // <verifier>/<nonce>
@@ -65,6 +66,9 @@ type Verification struct {
 func insurerKey(a tx.Address) []byte { return []byte(prefixInsurer + string(a)) }
 func leafKey(a tx.Address, leaf fr.Element) []byte {
 	return []byte(prefixLeaf + string(a) + "/" + hexOf(leaf))
+}
+func handleKey(a tx.Address, handle fr.Element) []byte {
+	return []byte(prefixHandle + string(a) + "/" + hexOf(handle))
 }
 func rootKey(a tx.Address, root []byte) []byte {
 	return []byte(prefixRoot + string(a) + "/" + hex.EncodeToString(root))
