@@ -54,8 +54,8 @@ type Credential struct {
 	RevocationID fr.Element `json:"revocation_id"`
 	// Salt hides the low-entropy fields in the commitment, and is never revealed (the revocation
 	// id is, when the credential is revoked).
-	Salt fr.Element `json:"salt"`
-	Signature    []byte     `json:"signature"`
+	Salt      fr.Element `json:"salt"`
+	Signature []byte     `json:"signature"`
 }
 
 // newHash is the hash of field elements the circuit computes too: Poseidon2 (BN254) in
