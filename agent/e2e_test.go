@@ -92,6 +92,21 @@ func startWorldLogged(t *testing.T, prepare func(home string), log *slog.Logger)
 	return w
 }
 
+// insurer loads the dev home's demo insurer as one of the world's signers and returns its key.
+func (w *world) insurer() *keyring.Key {
+	w.t.Helper()
+	kr, err := keyring.OpenFile(node.KeyringDir(w.home))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	k, err := kr.Get("insurer", "")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.signer("insurer", k)
+	return k
+}
+
 func (w *world) signer(name string, k *keyring.Key) *client.Signer {
 	w.t.Helper()
 	s, err := client.NewSigner(w.ctx, w.c, k)

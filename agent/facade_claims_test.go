@@ -13,8 +13,6 @@ import (
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/coverage"
-	"github.com/medchain/medchain/keyring"
-	"github.com/medchain/medchain/node"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -24,15 +22,7 @@ import (
 // policy the agent has no service key for, and a reader who is not a party are refused.
 func TestClaimThroughFacade(t *testing.T) {
 	w := startWorld(t)
-	kr, err := keyring.OpenFile(node.KeyringDir(w.home))
-	if err != nil {
-		t.Fatal(err)
-	}
-	insKey, err := kr.Get("insurer", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.signer("insurer", insKey)
+	insKey := w.insurer()
 	patient, doctor, insurer := w.keys["patient"].Address(), w.keys["doctor"].Address(), insKey.Address
 
 	// The insurer: its coverage key, the patient's credential, a policy, the enrollment, funds.

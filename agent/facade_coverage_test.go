@@ -12,8 +12,6 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/coverage"
-	"github.com/medchain/medchain/keyring"
-	"github.com/medchain/medchain/node"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -24,15 +22,7 @@ import (
 // proof for another verifier and a plan outside the set are not coverage.
 func TestCoverageThroughFacade(t *testing.T) {
 	w := startWorld(t)
-	kr, err := keyring.OpenFile(node.KeyringDir(w.home))
-	if err != nil {
-		t.Fatal(err)
-	}
-	insKey, err := kr.Get("insurer", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.signer("insurer", insKey)
+	insKey := w.insurer()
 	patient, insurer := w.keys["patient"].Address(), insKey.Address
 	signer, err := coverage.InsurerFromSeed(insKey.Signing.Seed())
 	if err != nil {

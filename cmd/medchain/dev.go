@@ -95,7 +95,7 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 		return nil, err
 	}
 	signers := map[string]*client.Signer{}
-	for _, name := range []string{"patient", "doctor", "hospital"} {
+	for _, name := range []string{"patient", "doctor", "hospital", "insurer"} {
 		k, err := kr.Get(name, "")
 		if err != nil {
 			return nil, fmt.Errorf("demo key %s: %w", name, err)
@@ -113,7 +113,13 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 		trust.Close()
 		return nil, err
 	}
-	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}, Trust: trust, Custody: custody})
+	serviceKey, err := agent.DemoServiceKey(n.Home)
+	if err != nil {
+		trust.Close()
+		return nil, err
+	}
+	doctor := agent.New(signers["doctor"], agent.Config{Patients: map[string]tx.Address{"example": signers["patient"].Address()}, Trust: trust, Custody: custody,
+		ServiceKeys: map[string][]byte{string(signers["insurer"].Address()) + "/" + agent.DemoPolicy: serviceKey}})
 	fmt.Fprintln(w, "  seeding demo consent and records (first run only)...")
 	seeded, err := agent.SeedDemo(ctx, agent.DemoSigners{Patient: signers["patient"], Doctor: signers["doctor"], Hospital: signers["hospital"]}, doctor)
 	if err != nil {
@@ -122,6 +128,14 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 	}
 	if seeded {
 		fmt.Fprintln(w, "  demo data: the patient granted the doctor TREAT access; 4 demo records added")
+	}
+	insured, err := agent.SeedDemoInsurance(ctx, agent.DemoInsurance{Patient: signers["patient"], Insurer: signers["insurer"], ServiceKey: serviceKey})
+	if err != nil {
+		trust.Close()
+		return nil, fmt.Errorf("seed demo insurance: %w", err)
+	}
+	if insured {
+		fmt.Fprintf(w, "  demo insurance: the patient holds a coverage credential and is enrolled in policy %q; the doctor's agent bills it\n", agent.DemoPolicy)
 	}
 	addr, stopAgent, err := startAgent(doctor, n.Home, listen, agent.FacadeConfig{DevToken: true}, node.NewLogger("info").With("module", "agent"))
 	if err != nil {
