@@ -222,8 +222,14 @@ func (a *Agent) SubmitClaim(ctx context.Context, res *fhir.Resource) (*insurance
 	if err != nil {
 		return nil, nil, err
 	}
-	if rec, err := a.node.Record(ctx, in.record); err != nil || rec.Patient != patient {
+	rec, err := a.node.Record(ctx, in.record)
+	if err != nil || rec.Patient != patient {
 		return nil, nil, &fhir.InvalidError{Msg: fmt.Sprintf("Claim: the billed record %q is not one of this patient's on the ledger that this agent may see", in.record)}
+	}
+	// The ledger sees the record's type only as the patient's tag; the provider's agent, which
+	// holds the patient's tag key, checks it bills a Procedure or an Encounter.
+	if !a.isType(ctx, rec, "Procedure") && !a.isType(ctx, rec, "Encounter") {
+		return nil, nil, &fhir.InvalidError{Msg: fmt.Sprintf("Claim: record %q is neither a Procedure nor an Encounter", in.record)}
 	}
 	stored, err := a.AddResource(ctx, res)
 	if err != nil {

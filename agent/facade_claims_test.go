@@ -121,6 +121,17 @@ func TestClaimThroughFacade(t *testing.T) {
 	if status, _, body = dc.do("POST", "/fhir/Claim/$submit", claim("basic", "no-such-procedure"), true); status != http.StatusBadRequest {
 		t.Fatalf("no procedure: %d %s", status, body)
 	}
+	// A record that is not a Procedure (an Observation the doctor wrote) is not billed.
+	status, hdr, body = dc.do("POST", "/fhir/Observation", []byte(`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/example"},
+		"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"procedure"}]}],
+		"code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"valueQuantity":{"value":72,"unit":"/min"}}`), true)
+	if status != http.StatusCreated {
+		t.Fatalf("observation: %d %s", status, body)
+	}
+	obsID := strings.Split(strings.TrimPrefix(hdr.Get("Location"), "/fhir/Observation/"), "/")[0]
+	if status, _, body = dc.do("POST", "/fhir/Claim/$submit", claim("basic", obsID), true); status != http.StatusBadRequest || !strings.Contains(string(body), "neither") {
+		t.Fatalf("an Observation billed: %d %s", status, body)
+	}
 	// The hospital is not a party: the decision does not exist for it.
 	hospSrv := httptest.NewServer(agent.NewFacade(w.agent("hospital", "TREAT"), token, nil))
 	defer hospSrv.Close()
