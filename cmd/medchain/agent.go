@@ -191,7 +191,7 @@ until it commits.`,
 
 // startAgent serves a's FHIR facade on listen in the background and returns its address and
 // a stop function.
-func startAgent(a *agent.Agent, home, listen string, fc agent.FacadeConfig, log *slog.Logger) (string, func(), error) {
+func startAgent(a *agent.Agent, home, listen string, fc agent.FacadeConfig, web http.Handler, log *slog.Logger) (string, func(), error) {
 	token, err := agent.LoadOrCreateToken(home)
 	if err != nil {
 		return "", nil, err
@@ -209,7 +209,15 @@ func startAgent(a *agent.Agent, home, listen string, fc agent.FacadeConfig, log 
 		return "", nil, fmt.Errorf("listen for the agent on %s: %w (is another agent running? use --listen)", listen, err)
 	}
 	fc.Token, fc.SMART = token, auth
-	handler := agent.NewFacadeWith(a, fc, log)
+	var handler http.Handler = agent.NewFacadeWith(a, fc, log)
+	if web != nil { // the web portal at /, the FHIR API and SMART beside it
+		mux := http.NewServeMux()
+		mux.Handle("/fhir/", handler)
+		mux.Handle("/fhir", handler)
+		mux.Handle("/auth/", handler)
+		mux.Handle("/", web)
+		handler = mux
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 5 * time.Minute, MaxHeaderBytes: 16 << 10}
 	go func() {
@@ -238,7 +246,7 @@ func checkClaims(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 }
 
 func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, fc agent.FacadeConfig, log *slog.Logger) error {
-	addr, stop, err := startAgent(a, home, listen, fc, log)
+	addr, stop, err := startAgent(a, home, listen, fc, nil, log)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/portal"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -137,12 +138,21 @@ func startDevAgent(ctx context.Context, w io.Writer, n *node.Node, listen string
 	if insured {
 		fmt.Fprintf(w, "  demo insurance: the patient holds a coverage credential and is enrolled in policy %q; the doctor's agent bills it\n", agent.DemoPolicy)
 	}
-	addr, stopAgent, err := startAgent(doctor, n.Home, listen, agent.FacadeConfig{DevToken: true}, node.NewLogger("info").With("module", "agent"))
+	web, err := portal.New(portal.Config{Keyring: kr, Node: c, Trust: trust, Dev: true,
+		Patients:    map[string]tx.Address{"example": signers["patient"].Address()},
+		ServiceKeys: map[string][]byte{string(signers["insurer"].Address()) + "/" + agent.DemoPolicy: serviceKey},
+		Log:         node.NewLogger("info").With("module", "portal")})
+	if err != nil {
+		trust.Close()
+		return nil, err
+	}
+	addr, stopAgent, err := startAgent(doctor, n.Home, listen, agent.FacadeConfig{DevToken: true}, web, node.NewLogger("info").With("module", "agent"))
 	if err != nil {
 		trust.Close()
 		return nil, err
 	}
 	stop := func() { stopAgent(); trust.Close() }
+	fmt.Fprintf(w, "  web portal    http://%s/  (log in as any demo account)\n", addr)
 	fmt.Fprintf(w, "  FHIR agent    http://%s/fhir  (the demo doctor; token: %s)\n", addr, agent.TokenFile(n.Home))
 	fmt.Fprintf(w, "Try: curl -H \"Authorization: Bearer $(cat %s)\" http://%s/fhir/Patient/example/\\$everything\n", agent.TokenFile(n.Home), addr)
 	return stop, nil

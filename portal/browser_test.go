@@ -1,0 +1,255 @@
+package portal_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/portal"
+	"github.com/medchain/medchain/tx"
+)
+
+// labResult is the demo patient's lab result the clinician reads in the browser test.
+const labResult = `{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/example"},
+ "category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],
+ "code":{"coding":[{"system":"http://loinc.org","code":"718-7","display":"Hemoglobin [Mass/volume] in Blood"}]},
+ "valueQuantity":{"value":13.2,"unit":"g/dL"},"effectiveDateTime":"2026-11-30"}`
+
+// world is a dev node with its demo accounts and the portal in front of it.
+type world struct {
+	t       *testing.T
+	ctx     context.Context
+	url     string
+	patient tx.Address
+	reads   *client.Client // signed reads as the patient
+	node    string
+	kr      *keyring.File
+	shots   string // where screenshots go
+}
+
+func startPortal(t *testing.T) *world {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real node and a browser")
+	}
+	home := t.TempDir()
+	ports, err := node.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.EnsureDev(home, ports); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(home, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	c := client.New(n.APIAddr)
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.OpenFile(node.KeyringDir(home))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := kr.Get("patient", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := client.NewSigner(ctx, c, pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The patient's own lab result, written by the patient's agent.
+	pa := agent.New(ps, agent.Config{Patients: map[string]tx.Address{"example": pk.Address}})
+	if _, err := pa.Add(ctx, []byte(labResult)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := portal.New(portal.Config{Keyring: kr, Node: c, Dev: true, Patients: map[string]tx.Address{"example": pk.Address}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	shots := t.TempDir()
+	if os.Getenv("MEDCHAIN_SCREENSHOTS") != "" { // refresh the README's screenshots
+		shots = filepath.Join("..", "docs", "screenshots")
+	}
+	return &world{t: t, ctx: ctx, url: srv.URL, patient: pk.Address, reads: ps.Reads(), node: n.APIAddr, kr: kr, shots: shots}
+}
+
+// browser starts headless Chromium (Debian's chromium package) with a viewport of w x h.
+func (w *world) browser(width, height int) context.Context {
+	w.t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		w.t.Fatal("the browser tests need Chromium (apt-get install chromium; .ci/run installs it)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(width, height), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancel := chromedp.NewExecAllocator(w.ctx, opts...)
+	w.t.Cleanup(cancel)
+	bctx, cancel2 := chromedp.NewContext(actx)
+	w.t.Cleanup(cancel2)
+	if err := chromedp.Do(bctx); err != nil { // starts the browser on bctx, which it lives as long as
+		w.t.Fatalf("start Chromium: %v", err)
+	}
+	return bctx
+}
+
+// run runs browser actions, failing the test with what the page said on an error.
+func (w *world) run(b context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(b, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		text, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("main")))
+		w.t.Fatalf("browser: %v\npage says: %s", err, text)
+	}
+}
+
+// value runs one browser action that returns a value.
+func value[T any](w *world, b context.Context, a chromedp.Action[T]) T {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(b, 90*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		w.t.Fatalf("browser: %v", err)
+	}
+	return v
+}
+
+// login logs in as a demo account through the login page.
+func (w *world) login(b context.Context, name string) {
+	w.t.Helper()
+	w.run(b, chromedp.Navigate(w.url+"/login"),
+		chromedp.SetValue(chromedp.CSS("#account"), name),
+		chromedp.Click(chromedp.CSS("form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("header nav")))
+}
+
+func (w *world) logout(b context.Context) {
+	w.t.Helper()
+	w.run(b, chromedp.Click(chromedp.CSS("form.logout button")), chromedp.WaitVisible(chromedp.CSS("#passphrase")))
+}
+
+// mainText is the page's main content as text.
+func (w *world) mainText(b context.Context) string {
+	return value(w, b, chromedp.Text(chromedp.CSS("main")))
+}
+
+// shoot saves a screenshot of the page.
+func (w *world) shoot(b context.Context, name string) {
+	w.t.Helper()
+	png := value(w, b, chromedp.FullScreenshot(100))
+	if err := os.MkdirAll(w.shots, 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.shots, name+".png"), png, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// TestPortalConsentFlow is the issue's scenario in a real browser: the patient grants the
+// doctor access to laboratory data, the doctor reads the lab result, the patient sees that
+// access in the audit trail and revokes, and the doctor is then denied.
+func TestPortalConsentFlow(t *testing.T) {
+	w := startPortal(t)
+	b := w.browser(1280, 900)
+
+	w.login(b, "patient")
+	if s := w.mainText(b); !strings.Contains(s, "Hemoglobin") || !strings.Contains(s, "13.2 g/dL") {
+		t.Fatalf("the patient's timeline: %s", s)
+	}
+	w.shoot(b, "patient-records")
+	w.run(b, chromedp.Navigate(w.url+"/consents"),
+		chromedp.SetValue(chromedp.CSS("#grantee"), string(w.address("doctor"))),
+		chromedp.Click(chromedp.CSS(`input[name=category][value=laboratory]`)),
+		chromedp.SetValue(chromedp.CSS("#purpose"), "TREAT"),
+		chromedp.Click(chromedp.CSS(`form[action="/consents"] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "Access granted") || !strings.Contains(s, "laboratory") {
+		t.Fatalf("after granting: %s", s)
+	}
+	w.shoot(b, "patient-consents")
+	w.logout(b)
+
+	w.login(b, "doctor")
+	w.run(b, chromedp.Navigate(w.url+"/patients/example"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if s := w.mainText(b); !strings.Contains(s, "Hemoglobin") {
+		t.Fatalf("the doctor does not see the granted lab result: %s", s)
+	}
+	w.shoot(b, "clinician-patient")
+	w.logout(b)
+
+	w.login(b, "patient")
+	w.run(b, chromedp.Navigate(w.url+"/audit"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if s := w.mainText(b); !strings.Contains(s, "doctor") || !strings.Contains(s, "granted") {
+		t.Fatalf("the audit trail does not show the doctor's access: %s", s)
+	}
+	w.shoot(b, "patient-audit")
+	w.run(b, chromedp.Navigate(w.url+"/consents"),
+		chromedp.Click(chromedp.CSS(`form[action$="/revoke"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "Access revoked") {
+		t.Fatalf("after revoking: %s", s)
+	}
+	w.logout(b)
+
+	w.login(b, "doctor")
+	w.run(b, chromedp.Navigate(w.url+"/patients/example"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if s := w.mainText(b); strings.Contains(s, "Hemoglobin") || !strings.Contains(s, "no access") {
+		t.Fatalf("the doctor still sees the lab result after revocation: %s", s)
+	}
+}
+
+// TestPortalPhoneViewport: every page renders on a phone-sized screen without horizontal
+// scrolling.
+func TestPortalPhoneViewport(t *testing.T) {
+	w := startPortal(t)
+	b := w.browser(375, 667)
+	check := func(path string) {
+		t.Helper()
+		w.run(b, chromedp.Navigate(w.url+path), chromedp.WaitVisible(chromedp.CSS("main")))
+		fits := value(w, b, chromedp.Evaluate[bool](`document.documentElement.scrollWidth <= window.innerWidth`))
+		if !fits {
+			t.Errorf("%s scrolls sideways on a phone", path)
+		}
+	}
+	check("/login")
+	w.login(b, "patient")
+	for _, p := range []string{"/records", "/consents", "/audit", "/network"} {
+		check(p)
+	}
+	w.shoot(b, "phone-consents")
+	w.logout(b)
+	w.login(b, "doctor")
+	for _, p := range []string{"/patients", "/patients/example"} {
+		check(p)
+	}
+}
+
+// address is a demo account's address.
+func (w *world) address(name string) tx.Address {
+	w.t.Helper()
+	p, err := w.kr.Show(name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p.Address
+}
