@@ -14,6 +14,8 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/node"
 	"github.com/medchain/medchain/portal"
@@ -33,6 +35,8 @@ type world struct {
 	url     string
 	patient tx.Address
 	reads   *client.Client // signed reads as the patient
+	c       *client.Client
+	pa      *agent.Agent // the patient's
 	node    string
 	kr      *keyring.File
 	shots   string // where screenshots go
@@ -89,7 +93,7 @@ func startPortal(t *testing.T) *world {
 	if os.Getenv("MEDCHAIN_SCREENSHOTS") != "" { // refresh the README's screenshots
 		shots = filepath.Join("..", "docs", "screenshots")
 	}
-	return &world{t: t, ctx: ctx, url: srv.URL, patient: pk.Address, reads: ps.Reads(), node: n.APIAddr, kr: kr, shots: shots}
+	return &world{t: t, ctx: ctx, url: srv.URL, patient: pk.Address, reads: ps.Reads(), c: c, pa: pa, node: n.APIAddr, kr: kr, shots: shots}
 }
 
 // browser starts headless Chromium (Debian's chromium package) with a viewport of w x h.
@@ -239,7 +243,7 @@ func TestPortalPhoneViewport(t *testing.T) {
 	w.shoot(b, "phone-consents")
 	w.logout(b)
 	w.login(b, "doctor")
-	for _, p := range []string{"/patients", "/patients/example"} {
+	for _, p := range []string{"/patients", "/patients/example", "/pharmacy?code=%2801%2909506000134352%2821%29X"} {
 		check(p)
 	}
 }
@@ -252,4 +256,82 @@ func (w *world) address(name string) tx.Address {
 		w.t.Fatal(err)
 	}
 	return p.Address
+}
+
+// send submits a transaction as a demo account.
+func (w *world) send(name, typ string, msg any) {
+	w.t.Helper()
+	k, err := w.kr.Get(name, "")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	s, err := client.NewSigner(w.ctx, w.c, k)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := s.Send(w.ctx, typ, msg); err != nil {
+		w.t.Fatalf("%s %s: %v", name, typ, err)
+	}
+}
+
+// TestPortalPharmacist: the pharmacist pastes a counterfeit code and is told so (with nothing to
+// dispense), then a genuine pack, dispenses it, and the pack then verifies as already dispensed.
+func TestPortalPharmacist(t *testing.T) {
+	w := startPortal(t)
+	const gtin = "09506000134352"
+	genuine := "(01)" + gtin + "(17)291231(10)LOT42(21)S1"
+	w.send("manufacturer", supply.TypeRegisterProduct, supply.RegisterProduct{GTIN: gtin, Name: "Insulin 100 IU/ml", MinDeciC: 20, MaxDeciC: 80})
+	w.send("manufacturer", supply.TypeCommission, supply.Commission{GTIN: gtin, Lot: "LOT42", Expiry: "2029-12-31", Serials: []string{"S1"}})
+	w.send("manufacturer", supply.TypeShip, supply.Ship{To: w.address("pharmacy"), Items: []string{genuine}})
+	w.send("pharmacy", supply.TypeReceive, supply.Receive{Shipment: 1})
+
+	b := w.browser(1280, 900)
+	w.login(b, "pharmacy")
+	verify := func(code string) string {
+		t.Helper()
+		w.run(b, chromedp.SetValue(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS(`form[action="/pharmacy"] button`)),
+			chromedp.WaitVisible(chromedp.CSS(".verdict")))
+		return w.mainText(b)
+	}
+	if s := verify("(01)" + gtin + "(21)FAKE"); !strings.Contains(s, "SUSPECT COUNTERFEIT") || strings.Contains(s, "Dispense") {
+		t.Fatalf("a counterfeit: %s", s)
+	}
+	w.shoot(b, "pharmacist-counterfeit")
+	if s := verify(genuine); !strings.Contains(s, "authentic") {
+		t.Fatalf("a genuine pack: %s", s)
+	}
+	w.run(b, chromedp.Click(chromedp.CSS(`form[action="/pharmacy/dispense"] button`)), chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "Dispensed") || !strings.Contains(s, "ALREADY DISPENSED") {
+		t.Fatalf("after dispensing: %s", s)
+	}
+	w.shoot(b, "pharmacist-dispensed")
+}
+
+// TestPortalClinicianAddsRecord: with the patient's write grant for vital signs, the doctor
+// adds a heart rate through the form and the patient sees it in the timeline; a condition,
+// which the grant does not cover, is refused with a clear message.
+func TestPortalClinicianAddsRecord(t *testing.T) {
+	w := startPortal(t)
+	if _, err := w.pa.Grant(w.ctx, consent.GrantMsg{Grantee: w.address("doctor"), Categories: []string{"vital-signs"},
+		Purposes: []string{"TREAT"}, Write: true, Expiry: time.Now().AddDate(0, 1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	b := w.browser(1280, 900)
+	w.login(b, "doctor")
+	w.run(b, chromedp.Navigate(w.url+"/patients/example/add?kind=vital-signs"),
+		chromedp.SetValue(chromedp.CSS("#code"), "8867-4"), chromedp.SetValue(chromedp.CSS("#display"), "Heart rate"),
+		chromedp.SetValue(chromedp.CSS("#value"), "72"), chromedp.SetValue(chromedp.CSS("#unit"), "/min"),
+		chromedp.Click(chromedp.CSS(`form.card button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(".message")))
+	w.shoot(b, "clinician-add-record")
+	w.run(b, chromedp.Navigate(w.url+"/patients/example/add?kind=condition"),
+		chromedp.SetValue(chromedp.CSS("#code"), "38341003"), chromedp.SetValue(chromedp.CSS("#display"), "Hypertension"),
+		chromedp.Click(chromedp.CSS(`form.card button[type=submit]`)), chromedp.WaitVisible(chromedp.CSS(".error")))
+	if s := w.mainText(b); !strings.Contains(s, "Not added") {
+		t.Fatalf("a condition without a grant: %s", s)
+	}
+	w.logout(b)
+	w.login(b, "patient")
+	if s := w.mainText(b); !strings.Contains(s, "Heart rate") || !strings.Contains(s, "72 /min") || strings.Contains(s, "Hypertension") {
+		t.Fatalf("the patient's timeline: %s", s)
+	}
 }

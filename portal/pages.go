@@ -24,7 +24,11 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /audit", s.in(s.audit))
 	s.mux.HandleFunc("GET /patients", s.in(s.patients))
 	s.mux.HandleFunc("GET /patients/{id}", s.in(s.patient))
+	s.mux.HandleFunc("GET /patients/{id}/add", s.in(s.addRecordPage))
+	s.mux.HandleFunc("POST /patients/{id}/add", s.in(s.addRecord))
 	s.mux.HandleFunc("GET /network", s.in(s.network))
+	s.mux.HandleFunc("GET /pharmacy", s.in(s.pharmacy))
+	s.mux.HandleFunc("POST /pharmacy/dispense", s.in(s.dispense))
 }
 
 // pageTimeout bounds a page's work against the node (an access request waits for its block).

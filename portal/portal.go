@@ -74,6 +74,7 @@ type session struct {
 	account tx.Address
 	orgKind string
 	agent   *agent.Agent
+	signer  *client.Signer
 	reads   *client.Client // signed reads as the account
 	expires time.Time
 }
@@ -250,7 +251,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ses := &session{id: randomHex(32), CSRF: randomHex(32), Name: name, account: k.Address, Role: acc.Role, orgKind: acc.OrgKind,
 		agent: agent.New(signer, agent.Config{Patients: s.cfg.Patients, Trust: s.cfg.Trust, ServiceKeys: s.cfg.ServiceKeys}),
-		reads: signer.Reads(), expires: time.Now().Add(SessionLifetime)}
+		signer: signer, reads: signer.Reads(), expires: time.Now().Add(SessionLifetime)}
 	s.mu.Lock()
 	now := time.Now()
 	for id, old := range s.sessions {
@@ -283,6 +284,8 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, ses *session) {
 	switch {
 	case ses.Role == identity.RolePatient:
 		http.Redirect(w, r, "/records", http.StatusSeeOther)
+	case ses.orgKind == "pharmacy":
+		http.Redirect(w, r, "/pharmacy", http.StatusSeeOther)
 	case ses.Role == identity.RolePractitioner || ses.orgKind == "hospital" || ses.orgKind == "lab":
 		http.Redirect(w, r, "/patients", http.StatusSeeOther)
 	default:
