@@ -55,7 +55,7 @@ func resourceFor(rk recordKind, patient, code, display, value, unit, date string
 			return nil, fmt.Errorf("a %s needs a number and its unit", strings.ToLower(rk.Label))
 		}
 		r = map[string]any{"resourceType": "Observation", "status": "final", "subject": subject, "code": concept, "effectiveDateTime": date,
-			"category": []any{map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": rk.Kind}}}},
+			"category":      []any{map[string]any{"coding": []map[string]string{{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": rk.Kind}}}},
 			"valueQuantity": map[string]any{"value": json.Number(strconv.FormatFloat(v, 'f', -1, 64)), "unit": unit}}
 	case "condition":
 		r = map[string]any{"resourceType": "Condition", "subject": subject, "code": concept, "onsetDateTime": date,

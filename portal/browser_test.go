@@ -3,6 +3,7 @@ package portal_test
 import (
 	"context"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,8 +290,8 @@ func TestPortalPharmacist(t *testing.T) {
 	w.login(b, "pharmacy")
 	verify := func(code string) string {
 		t.Helper()
-		w.run(b, chromedp.SetValue(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS(`form[action="/pharmacy"] button`)),
-			chromedp.WaitVisible(chromedp.CSS(".verdict")))
+		// The form's GET, as a navigation: waiting after a click could see the previous verdict.
+		w.run(b, chromedp.Navigate(w.url+"/pharmacy?code="+url.QueryEscape(code)), chromedp.WaitVisible(chromedp.CSS(".verdict")))
 		return w.mainText(b)
 	}
 	if s := verify("(01)" + gtin + "(21)FAKE"); !strings.Contains(s, "SUSPECT COUNTERFEIT") || strings.Contains(s, "Dispense") {

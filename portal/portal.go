@@ -250,7 +250,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ses := &session{id: randomHex(32), CSRF: randomHex(32), Name: name, account: k.Address, Role: acc.Role, orgKind: acc.OrgKind,
-		agent: agent.New(signer, agent.Config{Patients: s.cfg.Patients, Trust: s.cfg.Trust, ServiceKeys: s.cfg.ServiceKeys}),
+		agent:  agent.New(signer, agent.Config{Patients: s.cfg.Patients, Trust: s.cfg.Trust, ServiceKeys: s.cfg.ServiceKeys}),
 		signer: signer, reads: signer.Reads(), expires: time.Now().Add(SessionLifetime)}
 	s.mu.Lock()
 	now := time.Now()
