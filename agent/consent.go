@@ -152,5 +152,6 @@ func (a *Agent) WithPurpose(purpose string) *Agent {
 	defer a.mu.RUnlock()
 	cfg := a.cfg
 	cfg.Purpose, cfg.Patients = purpose, maps.Clone(a.cfg.Patients)
-	return &Agent{signer: a.signer, node: a.node, cfg: cfg, selfRole: a.selfRole, keys: a.keys, sess: a.sess, anchors: a.anchors, tags: a.tags}
+	return &Agent{signer: a.signer, node: a.node, challenges: a.challenges, cfg: cfg, selfRole: a.selfRole, keys: a.keys, sess: a.sess,
+		anchors: a.anchors, tags: a.tags, index: a.index}
 }

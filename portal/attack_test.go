@@ -48,6 +48,13 @@ func TestAttackPortalSessions(t *testing.T) {
 	if resp, body := post("/login", url.Values{"account": {"nobody"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "no account") {
 		t.Fatalf("unknown account: %d", resp.StatusCode)
 	}
+	// A login form posted from another site (login CSRF) is refused by its Origin.
+	req, _ := http.NewRequest("POST", w.url+"/login", strings.NewReader("account=patient"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	if r, err := hc.Do(req); err != nil || r.StatusCode != http.StatusForbidden || len(r.Cookies()) != 0 {
+		t.Fatalf("a cross-site login: %v %v", r, err)
+	}
 	resp, _ := post("/login", url.Values{"account": {"patient"}})
 	var cookie *http.Cookie
 	for _, c := range resp.Cookies() {
@@ -80,7 +87,7 @@ func TestAttackPortalSessions(t *testing.T) {
 	token := body[strings.Index(body, `name="csrf" value="`)+len(`name="csrf" value="`):]
 	token = token[:strings.IndexByte(token, '"')]
 	post("/logout", url.Values{"csrf": {token}})
-	req, _ := http.NewRequest("GET", w.url+"/records", nil)
+	req, _ = http.NewRequest("GET", w.url+"/records", nil)
 	req.AddCookie(cookie)
 	if resp, err := hc.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the old cookie after logout: %v %v", resp, err)

@@ -16,6 +16,8 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/node"
@@ -122,7 +124,9 @@ func (w *world) run(b context.Context, steps ...chromedp.Action[chromedp.Void]) 
 	ctx, cancel := context.WithTimeout(b, 90*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		text, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("main")))
+		short, cancel := context.WithTimeout(b, 5*time.Second)
+		defer cancel()
+		text, _ := chromedp.Run(short, chromedp.Text(chromedp.CSS("body")))
 		w.t.Fatalf("browser: %v\npage says: %s", err, text)
 	}
 }
@@ -228,6 +232,8 @@ func TestPortalConsentFlow(t *testing.T) {
 func TestPortalPhoneViewport(t *testing.T) {
 	w := startPortal(t)
 	b := w.browser(375, 667)
+	// Headless Chromium keeps windows at least 500 pixels wide: emulate the phone's viewport.
+	w.run(b, chromedp.EmulateViewport(375, 667, chromedp.EmulateMobile))
 	check := func(path string) {
 		t.Helper()
 		w.run(b, chromedp.Navigate(w.url+path), chromedp.WaitVisible(chromedp.CSS("main")))
@@ -240,6 +246,10 @@ func TestPortalPhoneViewport(t *testing.T) {
 	w.login(b, "patient")
 	for _, p := range []string{"/records", "/consents", "/audit", "/network"} {
 		check(p)
+	}
+	w.run(b, chromedp.Navigate(w.url+"/consents"), chromedp.WaitVisible(chromedp.CSS("main")))
+	if width := value(w, b, chromedp.Evaluate[int](`window.innerWidth`)); width != 375 {
+		t.Fatalf("the viewport is %d pixels wide, not a phone's 375", width)
 	}
 	w.shoot(b, "phone-consents")
 	w.logout(b)
@@ -334,5 +344,49 @@ func TestPortalClinicianAddsRecord(t *testing.T) {
 	w.login(b, "patient")
 	if s := w.mainText(b); !strings.Contains(s, "Heart rate") || !strings.Contains(s, "72 /min") || strings.Contains(s, "Hypertension") {
 		t.Fatalf("the patient's timeline: %s", s)
+	}
+}
+
+// TestPortalBreakGlass: with no grant, the doctor (attested for emergencies, affiliated with the
+// patient's emergency hospital) breaks the glass with a reason and reads the patient's allergy;
+// the patient is notified, sees the access highlighted, and reviews it as not justified.
+func TestPortalBreakGlass(t *testing.T) {
+	w := startPortal(t)
+	if err := w.pa.Settings(w.ctx, w.patient, records.Settings{EmergencyOrgs: []tx.Address{w.address("hospital")}}); err != nil {
+		t.Fatal(err)
+	}
+	w.send("hospital", identity.TypeAffiliate, identity.Affiliate{Practitioner: w.address("doctor"), Until: time.Now().AddDate(1, 0, 0)})
+	if _, err := w.pa.Add(w.ctx, []byte(`{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/example"},"criticality":"high",
+		"code":{"coding":[{"system":"http://snomed.info/sct","code":"764146007","display":"Penicillin"}]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	b := w.browser(1280, 900)
+	w.login(b, "doctor")
+	w.run(b, chromedp.Navigate(w.url+"/patients/example/emergency"),
+		chromedp.SetValue(chromedp.CSS("#reason"), "urgent"), // too short
+		chromedp.Click(chromedp.CSS(`form.card button`)), chromedp.WaitVisible(chromedp.CSS(".error")))
+	w.run(b, chromedp.SetValue(chromedp.CSS("#reason"), "Unconscious on arrival after a car accident; needs allergies before surgery"),
+		chromedp.Click(chromedp.CSS(`form.card button`)), chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "Emergency access is open") || !strings.Contains(s, "Penicillin") {
+		t.Fatalf("after breaking the glass: %s", s)
+	}
+	w.shoot(b, "clinician-break-glass")
+	w.logout(b)
+
+	w.login(b, "patient")
+	w.run(b, chromedp.Navigate(w.url+"/notifications"), chromedp.WaitVisible(chromedp.CSS("main")))
+	if s := w.mainText(b); !strings.Contains(s, "doctor") {
+		t.Fatalf("notifications: %s", s)
+	}
+	w.run(b, chromedp.Navigate(w.url+"/audit"), chromedp.WaitVisible(chromedp.CSS("tr.emergency")))
+	w.run(b, chromedp.Navigate(w.url+"/emergencies"), chromedp.WaitVisible(chromedp.CSS(".emergency-session")))
+	if s := w.mainText(b); !strings.Contains(s, "car accident") {
+		t.Fatalf("the patient cannot read the reason: %s", s)
+	}
+	w.shoot(b, "patient-emergencies")
+	w.run(b, chromedp.Click(chromedp.CSS(`input[name=justified][value=no]`)), chromedp.Click(chromedp.CSS(`form[action$="/review"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "not justified") {
+		t.Fatalf("after the review: %s", s)
 	}
 }

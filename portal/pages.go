@@ -29,6 +29,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /network", s.in(s.network))
 	s.mux.HandleFunc("GET /pharmacy", s.in(s.pharmacy))
 	s.mux.HandleFunc("POST /pharmacy/dispense", s.in(s.dispense))
+	s.emergencyRoutes()
 }
 
 // pageTimeout bounds a page's work against the node (an access request waits for its block).
