@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -83,6 +85,30 @@ func (s *server) grants(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// grantsTo answers one page of the patients whose grants to the account are in force (with
+// those grants); only the account itself, signing the request, gets a non-empty answer.
+func (s *server) grantsTo(w http.ResponseWriter, r *http.Request) {
+	reader, ok := s.reader(w, r)
+	if !ok {
+		return
+	}
+	a, ok := s.address(w, r)
+	if !ok {
+		return
+	}
+	page, ok := pageParams(w, r)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(app.ListQuery{Address: a, Reader: reader, At: time.Now(), Page: page})
+	resp, err := s.Querier.Query(r.Context(), &abci.RequestQuery{Path: app.PathGrantsTo, Data: data})
+	if err != nil {
+		writeCodeErr(w, codes.Internal, "query failed")
+		return
+	}
+	writeAnswer(w, r, resp)
+}
+
 // ScopedRead is a patient-scoped read endpoint: its route, its app query path and its name in
 // an auditor's log entry (records.QueryNames).
 type ScopedRead struct{ Pattern, Path, Name string }
@@ -112,4 +138,22 @@ func (s *server) routeRecords(mux *http.ServeMux) {
 		}
 	}
 	s.route(mux, "GET /v1/patients/{addr}/grants", s.grants)
+	s.route(mux, "GET /v1/accounts/{addr}/grants-to", s.grantsTo)
+	s.route(mux, "GET /v1/directory", s.directory)
+}
+
+// directory answers one page of the public directory of practitioners and organizations
+// (?name= part of a name, ?role=, ?org_kind=).
+func (s *server) directory(w http.ResponseWriter, r *http.Request) {
+	page, ok := pageParams(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	if len(q.Get("name")) > app.MaxDirectoryName {
+		writeCodeErr(w, codes.Invalid, fmt.Sprintf("name over %d bytes", app.MaxDirectoryName))
+		return
+	}
+	data, _ := json.Marshal(app.DirectoryQuery{Name: q.Get("name"), Role: identity.Role(q.Get("role")), OrgKind: q.Get("org_kind"), Page: page})
+	s.listQuery(w, r, app.PathDirectory, data)
 }

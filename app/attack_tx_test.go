@@ -265,6 +265,10 @@ func TestAttackDeadGrantsLockout(t *testing.T) {
 			t.Fatalf("a dead grant survived pruning: %+v", g)
 		}
 	}
+	// The grantees' index follows: the doctor's two live grants, none of the other's.
+	if e, gone := grantedBy(t, c, doc.addr, pat.addr), grantedBy(t, c, other.addr, pat.addr); e == nil || e.Grants != 2 || gone != nil {
+		t.Fatalf("grantees' index after pruning: doctor %+v, other %+v", e, gone)
+	}
 	// A pruned grant reads as absent, and is in force for no one.
 	c.expect(pat.sign(t, consent.TypeRevoke, consent.RevokeMsg{ID: first.ID}), codes.NotFound)
 	if d := check(t, c, pat.addr, other.addr, "laboratory", "TREAT", genesisTime.Add(c.skew+time.Hour)); d.Allowed {

@@ -66,6 +66,8 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryKey(view, req.Data, req.Prove)
 	case PathScopedKey:
 		return queryScopedKey(view, req)
+	case PathDirectory:
+		return queryDirectory(view, req.Data)
 	case PathAttestations:
 		q, err := parseListQuery(req.Data)
 		if err != nil {

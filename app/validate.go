@@ -42,7 +42,7 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	if b.ChainID != a.chainID {
 		return nil, codes.Errorf(codes.WrongChain, "tx is for chain %q, this is %q", b.ChainID, a.chainID)
 	}
-	if !knownType(b.Type) {
+	if !KnownType(b.Type) {
 		return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", b.Type)
 	}
 	acc, err := identity.GetAccount(r, b.Signer)
@@ -200,7 +200,8 @@ func precheck(typ string, msg json.RawMessage) error {
 	return nil
 }
 
-func knownType(typ string) bool {
+// KnownType reports whether a contract module handles transactions of type typ.
+func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
 		insurance.Handles(typ)
 }

@@ -210,6 +210,12 @@ func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	return &s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
 }
 
+// Health asks the node whether it is healthy (consensus running, caught up, committing); the
+// error says why not.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/v1/health", nil, nil)
+}
+
 // Account returns an account and, with prove, the proof of its state entry.
 func (c *Client) Account(ctx context.Context, a tx.Address, prove bool) (*identity.Account, *api.Proven, error) {
 	var p api.Proven

@@ -141,6 +141,26 @@ func (c *Client) Grants(ctx context.Context, patient tx.Address) ([]consent.Gran
 	return listAll[consent.Grant](ctx, c, patientPath(patient, "grants"), nil)
 }
 
+// GrantsTo returns the patients whose grants to the account are in force, with those grants;
+// the node answers only the account itself (a signed read as grantee).
+func (c *Client) GrantsTo(ctx context.Context, grantee tx.Address) ([]app.GrantsTo, error) {
+	return listAll[app.GrantsTo](ctx, c, "/v1/accounts/"+url.PathEscape(string(grantee))+"/grants-to", nil)
+}
+
+// Directory returns the practitioners and organizations whose name contains name (all if
+// empty) and whose role is role (any if empty), at most limit (1..app.MaxPageLimit) of them.
+func (c *Client) Directory(ctx context.Context, name string, role identity.Role, limit int) ([]app.DirectoryEntry, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if role != "" {
+		q.Set("role", string(role))
+	}
+	entries, _, err := listPage[app.DirectoryEntry](ctx, c, "/v1/directory", q, "", limit)
+	return entries, err
+}
+
 // GrantsPage returns one page of Grants (see PatientRecordsPage).
 func (c *Client) GrantsPage(ctx context.Context, patient tx.Address, cursor string, limit int) ([]consent.Grant, string, error) {
 	return listPage[consent.Grant](ctx, c, patientPath(patient, "grants"), nil, cursor, limit)

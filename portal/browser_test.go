@@ -2,6 +2,7 @@ package portal_test
 
 import (
 	"context"
+	_ "embed"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -162,9 +163,35 @@ func (w *world) mainText(b context.Context) string {
 	return value(w, b, chromedp.Text(chromedp.CSS("main")))
 }
 
-// shoot saves a screenshot of the page.
+// axeSource is axe-core (testdata/axe-core), the accessibility checker run on every page shot.
+//
+//go:embed testdata/axe-core/axe.min.js
+var axeSource string
+
+// axeViolation is one failed axe-core rule and the elements that fail it.
+type axeViolation struct {
+	ID, Impact, Help string
+	Nodes            []string
+}
+
+// accessible runs axe-core's WCAG 2.1 A and AA rules on the page and fails the test on any
+// violation, naming the rule and the elements.
+func (w *world) accessible(b context.Context, name string) {
+	w.t.Helper()
+	if !value(w, b, chromedp.Evaluate[bool](`typeof axe !== "undefined"`)) {
+		value(w, b, chromedp.Evaluate[bool](axeSource+"\n;true"))
+	}
+	vs := value(w, b, chromedp.Evaluate[[]axeViolation](`axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}).then(r =>
+		r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(" "))})))`, chromedp.EvalAwaitPromise))
+	for _, v := range vs {
+		w.t.Errorf("%s: accessibility (%s, %s): %s: %v", name, v.ID, v.Impact, v.Help, v.Nodes)
+	}
+}
+
+// shoot checks the page's accessibility and saves a screenshot of it.
 func (w *world) shoot(b context.Context, name string) {
 	w.t.Helper()
+	w.accessible(b, name)
 	png := value(w, b, chromedp.FullScreenshot(100))
 	if err := os.MkdirAll(w.shots, 0o755); err != nil {
 		w.t.Fatal(err)
@@ -186,11 +213,15 @@ func TestPortalConsentFlow(t *testing.T) {
 		t.Fatalf("the patient's timeline: %s", s)
 	}
 	w.shoot(b, "patient-records")
-	w.run(b, chromedp.Navigate(w.url+"/consents"),
-		chromedp.SetValue(chromedp.CSS("#grantee"), string(w.address("doctor"))),
+	// The grantee picker finds the doctor in the ledger's directory by a part of its name.
+	w.run(b, chromedp.Navigate(w.url+"/consents?find=ADA+ex"), chromedp.WaitVisible(chromedp.CSS("#grantee")))
+	if opts := value(w, b, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#grantee option")].map(o => o.value)`)); len(opts) != 1 || opts[0] != string(w.address("doctor")) {
+		t.Fatalf("the directory found %v for \"ADA ex\", want only the doctor: %s", opts, w.mainText(b))
+	}
+	w.run(b, chromedp.SetValue(chromedp.CSS("#grantee"), string(w.address("doctor"))),
 		chromedp.Click(chromedp.CSS(`input[name=category][value=laboratory]`)),
 		chromedp.SetValue(chromedp.CSS("#purpose"), "TREAT"),
-		chromedp.Click(chromedp.CSS(`form[action="/consents"] button[type=submit]`)),
+		chromedp.Click(chromedp.CSS(`form[method=post][action="/consents"] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(".message")))
 	if s := w.mainText(b); !strings.Contains(s, "Access granted") || !strings.Contains(s, "laboratory") {
 		t.Fatalf("after granting: %s", s)
@@ -199,7 +230,13 @@ func TestPortalConsentFlow(t *testing.T) {
 	w.logout(b)
 
 	w.login(b, "doctor")
-	w.run(b, chromedp.Navigate(w.url+"/patients/example"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	// The patient is among those who granted the doctor access; the link opens the records.
+	w.run(b, chromedp.Navigate(w.url+"/patients"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if s := w.mainText(b); !strings.Contains(s, "laboratory") || !strings.Contains(s, "Treatment") {
+		t.Fatalf("the doctor's patients: %s", s)
+	}
+	w.shoot(b, "clinician-patients")
+	w.run(b, chromedp.Click(chromedp.CSS(`ul.list > li > a`)), chromedp.WaitVisible(chromedp.CSS("main h1")))
 	if s := w.mainText(b); !strings.Contains(s, "Hemoglobin") {
 		t.Fatalf("the doctor does not see the granted lab result: %s", s)
 	}
@@ -225,6 +262,10 @@ func TestPortalConsentFlow(t *testing.T) {
 	if s := w.mainText(b); strings.Contains(s, "Hemoglobin") || !strings.Contains(s, "no access") {
 		t.Fatalf("the doctor still sees the lab result after revocation: %s", s)
 	}
+	w.run(b, chromedp.Navigate(w.url+"/patients"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	if s := w.mainText(b); !strings.Contains(s, "No patient's grant to you is in force") {
+		t.Fatalf("the doctor's patients after revocation: %s", s)
+	}
 }
 
 // TestPortalPhoneViewport: every page renders on a phone-sized screen without horizontal
@@ -241,6 +282,7 @@ func TestPortalPhoneViewport(t *testing.T) {
 		if !fits {
 			t.Errorf("%s scrolls sideways on a phone", path)
 		}
+		w.accessible(b, "phone "+path)
 	}
 	check("/login")
 	w.login(b, "patient")
@@ -389,4 +431,24 @@ func TestPortalBreakGlass(t *testing.T) {
 	if s := w.mainText(b); !strings.Contains(s, "not justified") {
 		t.Fatalf("after the review: %s", s)
 	}
+}
+
+// TestPortalNetworkLive: the network page shows the node healthy, its validator and the latest
+// blocks, and follows the chain without a reload: a transaction sent meanwhile appears, by type.
+func TestPortalNetworkLive(t *testing.T) {
+	w := startPortal(t)
+	b := w.browser(1280, 900)
+	w.login(b, "hospital")
+	w.run(b, chromedp.Navigate(w.url+"/network"), chromedp.WaitVisible(chromedp.CSS("#height")))
+	if s := w.mainText(b); !strings.Contains(s, "Healthy") || !strings.Contains(s, "Validators") {
+		t.Fatalf("the network page: %s", s)
+	}
+	value(w, b, chromedp.Evaluate[bool](`window.sameDocument = true`))
+	w.send("hospital", identity.TypeAffiliate, identity.Affiliate{Practitioner: w.address("doctor"), Until: time.Now().AddDate(1, 0, 0)})
+	value(w, b, chromedp.Poll[bool](`[...document.querySelectorAll("#live .txtype")].some(e => e.textContent === "identity/affiliate")`,
+		chromedp.WithPollingTimeout(30*time.Second)))
+	if !value(w, b, chromedp.Evaluate[bool](`window.sameDocument === true`)) {
+		t.Fatal("the page was reloaded instead of updated")
+	}
+	w.shoot(b, "network")
 }

@@ -27,7 +27,7 @@ func (s *Server) emergencyForm(w http.ResponseWriter, r *http.Request, ses *sess
 }
 
 func (s *Server) emergencyPage(w http.ResponseWriter, ses *session, id, errMsg string) {
-	if _, ok := s.cfg.Patients[id]; !ok {
+	if _, ok := s.resolvePatient(id); !ok {
 		s.fail(w, ses, http.StatusNotFound, "No such patient.")
 		return
 	}
@@ -41,7 +41,8 @@ func (s *Server) emergencyPage(w http.ResponseWriter, ses *session, id, errMsg s
 // breakGlass opens the session and shows what it opens.
 func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, ses *session) {
 	id := r.PathValue("id")
-	acct, ok := s.cfg.Patients[id]
+	p, ok := s.resolvePatient(id)
+	acct := p.Account
 	if !ok {
 		s.fail(w, ses, http.StatusNotFound, "No such patient.")
 		return
@@ -69,7 +70,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, ses *session
 	data := struct {
 		Patient patientView
 		Groups  []group
-	}{patientView{FHIRID: id, Account: acct, Name: s.names()[acct]}, timeline(ctx, ses.agent, acct, plains)}
+	}{p, timeline(ctx, ses.agent, acct, plains)}
 	s.render(w, http.StatusOK, "patient", page{S: ses, Title: "Emergency access to " + id, Data: data,
 		Message: "Emergency access is open for " + strconv.Itoa(hours) + " hours; the patient is notified and will review it."})
 }
@@ -93,7 +94,7 @@ func (s *Server) emergenciesPage(w http.ResponseWriter, r *http.Request, ses *se
 		s.fail(w, ses, http.StatusBadGateway, "Your emergency sessions could not be read: "+err.Error())
 		return
 	}
-	names, now := s.names(), time.Now()
+	name, now := s.nameOf(ctx), time.Now()
 	var views []sessionView
 	for i := len(list) - 1; i >= 0; i-- {
 		e := list[i]
@@ -101,7 +102,7 @@ func (s *Server) emergenciesPage(w http.ResponseWriter, r *http.Request, ses *se
 		if err != nil {
 			reason = "(the reason could not be opened)"
 		}
-		views = append(views, sessionView{EmergencySession: e, PractitionerName: names[e.Practitioner], Reason: reason,
+		views = append(views, sessionView{EmergencySession: e, PractitionerName: name(e.Practitioner), Reason: reason,
 			Open: e.Ended == nil && now.Before(e.Expires)})
 	}
 	s.render(w, http.StatusOK, "emergencies", page{S: ses, Title: "Emergency accesses", Data: views, Message: msg, Error: errMsg})
@@ -142,10 +143,10 @@ func (s *Server) notifications(w http.ResponseWriter, r *http.Request, ses *sess
 		s.fail(w, ses, http.StatusBadGateway, "Your notifications could not be read: "+err.Error())
 		return
 	}
-	names := s.names()
+	name := s.nameOf(ctx)
 	var views []noteView
 	for i := len(feed) - 1; i >= 0; i-- {
-		views = append(views, noteView{Notification: feed[i], ActorName: names[feed[i].Actor]})
+		views = append(views, noteView{Notification: feed[i], ActorName: name(feed[i].Actor)})
 	}
 	s.render(w, http.StatusOK, "notifications", page{S: ses, Title: "Notifications", Data: views})
 }

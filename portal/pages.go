@@ -7,9 +7,12 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/records"
@@ -27,6 +30,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /patients/{id}/add", s.in(s.addRecordPage))
 	s.mux.HandleFunc("POST /patients/{id}/add", s.in(s.addRecord))
 	s.mux.HandleFunc("GET /network", s.in(s.network))
+	s.mux.HandleFunc("GET /network/live", s.in(s.networkLive))
 	s.mux.HandleFunc("GET /pharmacy", s.in(s.pharmacy))
 	s.mux.HandleFunc("POST /pharmacy/dispense", s.in(s.dispense))
 	s.emergencyRoutes()
@@ -85,6 +89,32 @@ func (s *Server) names() map[tx.Address]string {
 	return out
 }
 
+// maxLedgerNames bounds the cache of names read from the ledger.
+const maxLedgerNames = 10_000
+
+// nameOf returns how pages name accounts: by their keyring name, else by the name a
+// practitioner's or an organization's account carries on the ledger (patients' accounts carry
+// none), read once and cached.
+func (s *Server) nameOf(ctx context.Context) func(tx.Address) string {
+	local := s.names()
+	return func(a tx.Address) string {
+		if n, ok := local[a]; ok {
+			return n
+		}
+		if n, ok := s.ledgerNames.Load(a); ok {
+			return n.(string)
+		}
+		acc, _, err := s.cfg.Node.Account(ctx, a, false)
+		if err != nil {
+			return "" // unknown, or the node is not answering: the page shows the address
+		}
+		if s.ledgerCount.Add(1) <= maxLedgerNames {
+			s.ledgerNames.Store(a, acc.Name)
+		}
+		return acc.Name
+	}
+}
+
 func (s *Server) consents(w http.ResponseWriter, r *http.Request, ses *session) {
 	s.consentsPage(w, r, ses, "", "")
 }
@@ -97,25 +127,29 @@ func (s *Server) consentsPage(w http.ResponseWriter, r *http.Request, ses *sessi
 		s.fail(w, ses, http.StatusBadGateway, "Your consents could not be read from the network: "+err.Error())
 		return
 	}
-	names, now := s.names(), time.Now()
+	name, now := s.nameOf(ctx), time.Now()
 	var views []grantView
 	for i := len(grants) - 1; i >= 0; i-- {
 		g := grants[i]
 		g.Categories = ses.agent.CategoryNames(ctx, ses.account, g.Categories)
-		views = append(views, grantView{Grant: g, GranteeName: names[g.Grantee], Active: g.ActiveAt(now)})
+		views = append(views, grantView{Grant: g, GranteeName: name(g.Grantee), Active: g.ActiveAt(now)})
 	}
-	var grantees []account
-	for _, a := range s.accounts() {
-		if a.Address != ses.account {
-			grantees = append(grantees, a)
-		}
+	find := strings.TrimSpace(r.URL.Query().Get("find"))
+	if len(find) > app.MaxDirectoryName {
+		find = find[:app.MaxDirectoryName]
+	}
+	grantees, err := s.cfg.Node.Directory(ctx, find, "", app.MaxPageLimit)
+	if err != nil {
+		s.fail(w, ses, http.StatusBadGateway, "The directory of clinicians and organizations could not be read: "+err.Error())
+		return
 	}
 	data := struct {
 		Grants     []grantView
-		Grantees   []account
+		Grantees   []app.DirectoryEntry
+		Find       string
 		Categories []string
 		Purposes   []string
-	}{views, grantees, consent.Categories, consent.Purposes}
+	}{views, grantees, find, consent.Categories, consent.Purposes}
 	status := http.StatusOK
 	if errMsg != "" {
 		status = http.StatusBadRequest
@@ -195,46 +229,93 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, ses *session) {
 		s.fail(w, ses, http.StatusBadGateway, "Your audit trail could not be read from the network: "+err.Error())
 		return
 	}
-	names := s.names()
+	name := s.nameOf(ctx)
 	var views []eventView
 	for i := len(evs) - 1; i >= 0; i-- {
 		e := evs[i]
-		views = append(views, eventView{AccessEvent: e, RequesterName: names[e.Requester],
+		views = append(views, eventView{AccessEvent: e, RequesterName: name(e.Requester),
 			CategoryName: ses.agent.CategoryNames(ctx, ses.account, []string{e.Category})[0], Emergency: e.Basis == "emergency"})
 	}
 	s.render(w, http.StatusOK, "audit", page{S: ses, Title: "Who accessed my data", Data: views})
 }
 
-// patientView is a patient a clinician's agent knows.
+// patientView is a patient a clinician's agent knows, or whose grants name the clinician.
 type patientView struct {
-	FHIRID  string
+	FHIRID  string // "" when the agent does not know the patient's FHIR id
 	Account tx.Address
 	Name    string
+	Grants  []grantView // the patient's grants to the clinician in force
 }
 
-// patients lists the patients the clinician's agent serves.
-func (s *Server) patients(w http.ResponseWriter, r *http.Request, ses *session) {
-	names := s.names()
-	var list []patientView
-	for id, acct := range s.cfg.Patients {
-		list = append(list, patientView{FHIRID: id, Account: acct, Name: names[acct]})
+// ID is how the portal's links name the patient: its FHIR id, or its account.
+func (p patientView) ID() string {
+	if p.FHIRID != "" {
+		return p.FHIRID
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].FHIRID < list[j].FHIRID })
-	s.render(w, http.StatusOK, "patients", page{S: ses, Title: "Patients", Data: list})
+	return string(p.Account)
+}
+
+// resolvePatient finds a patient by FHIR id (one the agent serves) or by account.
+func (s *Server) resolvePatient(id string) (patientView, bool) {
+	if acct, ok := s.cfg.Patients[id]; ok {
+		return patientView{FHIRID: id, Account: acct, Name: s.names()[acct]}, true
+	}
+	acct := tx.Address(id)
+	if acct.Validate() != nil {
+		return patientView{}, false
+	}
+	p := patientView{Account: acct, Name: s.names()[acct]}
+	for fid, a := range s.cfg.Patients {
+		if a == acct {
+			p.FHIRID = fid
+		}
+	}
+	return p, true
+}
+
+// patients lists the patients whose grants to the clinician are in force (from the ledger's
+// index), then the other patients the clinician's agent serves.
+func (s *Server) patients(w http.ResponseWriter, r *http.Request, ses *session) {
+	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+	defer cancel()
+	granted, err := ses.reads.GrantsTo(ctx, ses.account)
+	if err != nil {
+		s.fail(w, ses, http.StatusBadGateway, "The patients who granted you access could not be read from the network: "+err.Error())
+		return
+	}
+	names, now := s.names(), time.Now()
+	var list, others []patientView
+	seen := map[tx.Address]bool{}
+	for _, e := range granted {
+		p, _ := s.resolvePatient(string(e.Patient))
+		for _, g := range e.Grants {
+			g.Categories = ses.agent.CategoryNames(ctx, e.Patient, g.Categories)
+			p.Grants = append(p.Grants, grantView{Grant: g, GranteeName: names[g.Grantee], Active: g.ActiveAt(now)})
+		}
+		list, seen[e.Patient] = append(list, p), true
+	}
+	for id, acct := range s.cfg.Patients {
+		if !seen[acct] {
+			others = append(others, patientView{FHIRID: id, Account: acct, Name: names[acct]})
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID() < list[j].ID() })
+	sort.Slice(others, func(i, j int) bool { return others[i].ID() < others[j].ID() })
+	data := struct{ Granted, Others []patientView }{list, others}
+	s.render(w, http.StatusOK, "patients", page{S: ses, Title: "Patients", Data: data})
 }
 
 // patient opens a patient's records the clinician may read: each category asks the ledger for
 // access (an audited request the patient sees), and what is denied does not show.
 func (s *Server) patient(w http.ResponseWriter, r *http.Request, ses *session) {
-	id := r.PathValue("id")
-	acct, ok := s.cfg.Patients[id]
+	p, ok := s.resolvePatient(r.PathValue("id"))
 	if !ok {
 		s.fail(w, ses, http.StatusNotFound, "No such patient.")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
 	defer cancel()
-	plains, err := ses.agent.Search(ctx, acct, "", nil)
+	plains, err := ses.agent.Search(ctx, p.Account, "", nil)
 	if err != nil && !errors.Is(err, agent.ErrNotFound) {
 		s.fail(w, ses, http.StatusBadGateway, "The records could not be read: "+err.Error())
 		return
@@ -242,18 +323,59 @@ func (s *Server) patient(w http.ResponseWriter, r *http.Request, ses *session) {
 	data := struct {
 		Patient patientView
 		Groups  []group
-	}{patientView{FHIRID: id, Account: acct, Name: s.names()[acct]}, timeline(ctx, ses.agent, acct, plains)}
-	s.render(w, http.StatusOK, "patient", page{S: ses, Title: "Patient " + id, Data: data})
+	}{p, timeline(ctx, ses.agent, p.Account, plains)}
+	s.render(w, http.StatusOK, "patient", page{S: ses, Title: "Patient " + p.ID(), Data: data})
 }
 
-// network shows the node's status.
+// networkView is what the network page shows; it is rendered whole, and its live part again
+// every few seconds (GET /network/live).
+type networkView struct {
+	Status     *api.Status
+	Health     string // "" when healthy, else why not
+	Validators []api.ValidatorSummary
+	Blocks     []api.BlockSummary
+	Updated    time.Time
+}
+
+func (s *Server) networkData(ctx context.Context) (*networkView, error) {
+	st, err := s.cfg.Node.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v := &networkView{Status: st, Updated: time.Now()}
+	if err := s.cfg.Node.Health(ctx); err != nil {
+		v.Health = err.Error()
+	}
+	if v.Validators, err = s.cfg.Node.Validators(ctx); err != nil {
+		return nil, err
+	}
+	if v.Blocks, err = s.cfg.Node.Blocks(ctx, 10); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// network shows the node's status and health, the validators and the latest blocks with their
+// transactions (type and outcome only); the page's script refreshes the live part.
 func (s *Server) network(w http.ResponseWriter, r *http.Request, ses *session) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	st, err := s.cfg.Node.Status(ctx)
+	v, err := s.networkData(ctx)
 	if err != nil {
 		s.fail(w, ses, http.StatusBadGateway, "The node is not answering: "+err.Error())
 		return
 	}
-	s.render(w, http.StatusOK, "network", page{S: ses, Title: "Network", Data: st})
+	s.render(w, http.StatusOK, "network", page{S: ses, Title: "Network", Data: v})
+}
+
+// networkLive is the network page's live part alone, as HTML.
+func (s *Server) networkLive(w http.ResponseWriter, r *http.Request, ses *session) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	v, err := s.networkData(ctx)
+	if err != nil {
+		http.Error(w, "The node is not answering.", http.StatusBadGateway)
+		return
+	}
+	s.renderPart(w, "network", "live", page{S: ses, Data: v})
 }

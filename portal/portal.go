@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/medchain/medchain/agent"
@@ -64,6 +65,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	ledgerNames sync.Map // tx.Address -> its name on the ledger (nameOf)
+	ledgerCount atomic.Int64
 }
 
 // session is one logged-in account.
@@ -160,6 +164,20 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	w.WriteHeader(status)
 	if err := t.ExecuteTemplate(w, "layout", p); err != nil {
 		s.cfg.Log.Error("portal: render", "page", name, "err", err)
+	}
+}
+
+// renderPart renders one template of a page alone (a part a page's script refreshes).
+func (s *Server) renderPart(w http.ResponseWriter, name, part string, p page) {
+	t := s.pages[name]
+	if t == nil || t.Lookup(part) == nil {
+		http.Error(w, "no such part", http.StatusInternalServerError)
+		return
+	}
+	p.Dev = s.cfg.Dev
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := t.ExecuteTemplate(w, part, p); err != nil {
+		s.cfg.Log.Error("portal: render", "page", name, "part", part, "err", err)
 	}
 }
 

@@ -145,5 +145,27 @@ var funcs = template.FuncMap{
 		}
 		return s
 	},
-	"join": strings.Join,
+	"join":    strings.Join,
+	"purpose": purposeName,
+	"purposes": func(codes []string) string {
+		names := make([]string, len(codes))
+		for i, c := range codes {
+			names[i] = purposeName(c)
+		}
+		return strings.Join(names, ", ")
+	},
+}
+
+// purposeNames are the purposes of use (HL7 v3 PurposeOfUse codes) in words.
+var purposeNames = map[string]string{
+	"TREAT": "Treatment", "ETREAT": "Emergency treatment", "HPAYMT": "Payment for care",
+	"HOPERAT": "Healthcare operations", "HRESCH": "Research", "CLINTRCH": "Clinical trial research",
+	"PUBHLTH": "Public health", "HLEGAL": "Legal", "PATRQT": "Requested by me", "FAMRQT": "Requested by my family",
+}
+
+func purposeName(code string) string {
+	if n, ok := purposeNames[code]; ok {
+		return n
+	}
+	return code
 }

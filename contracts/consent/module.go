@@ -49,9 +49,42 @@ type RevokeMsg struct {
 }
 
 var (
-	prefixGrant = "cs/grant/"
-	keyGrantSeq = []byte("cs/seq/grant")
+	prefixGrant   = "cs/grant/"
+	prefixGrantee = "cs/to/"
+	keyGrantSeq   = []byte("cs/seq/grant")
 )
+
+// GranteePrefix is the key prefix of a grantee's index: the patients whose stored grants name it.
+func GranteePrefix(grantee tx.Address) []byte { return []byte(prefixGrantee + string(grantee) + "/") }
+
+func granteeKey(grantee, patient tx.Address) []byte {
+	return append(GranteePrefix(grantee), patient...)
+}
+
+// GrantedBy is an entry of a grantee's index: a patient and how many of its stored grants that
+// are not revoked name the grantee (expired ones count until they are pruned). The entry goes
+// when that count falls to zero.
+type GrantedBy struct {
+	Patient tx.Address `json:"patient"`
+	Grants  int        `json:"grants"`
+}
+
+// countGrantee adds delta to the grantee's count of patient's grants.
+func countGrantee(kv state.KV, grantee, patient tx.Address, delta int) error {
+	key := granteeKey(grantee, patient)
+	e := GrantedBy{Patient: patient}
+	if _, err := contracts.GetJSON(kv, key, &e); err != nil {
+		return err
+	}
+	e.Grants += delta
+	if e.Grants <= 0 {
+		if err := kv.Delete(key); err != nil {
+			return codes.Errorf(codes.Internal, "write state: %v", err)
+		}
+		return nil
+	}
+	return contracts.PutJSON(kv, key, &e)
+}
 
 // GrantPrefix is the key prefix of a patient's grants.
 func GrantPrefix(patient tx.Address) []byte { return []byte(prefixGrant + string(patient) + "/") }
@@ -170,6 +203,9 @@ func grant(kv state.KV, ctx contracts.Context, m *GrantMsg) ([]contracts.Event, 
 		NotBefore: nb, Expiry: m.Expiry.UTC(), Write: m.Write, Condition: m.Condition, CreatedAt: ctx.Time, PurMask: pm}
 	events = append(events, contracts.NewEvent("consent.granted", "patient", string(patient), "grant", strconv.FormatUint(id, 10),
 		"grantee", string(m.Grantee)))
+	if err := countGrantee(kv, m.Grantee, patient, 1); err != nil {
+		return nil, err
+	}
 	return events, contracts.PutJSON(kv, GrantKey(patient, id), &g)
 }
 
@@ -183,6 +219,11 @@ func pruneDead(kv state.KV, patient tx.Address, grants []Grant, t time.Time) (in
 		}
 		if err := kv.Delete(GrantKey(patient, grants[i].ID)); err != nil {
 			return n, codes.Errorf(codes.Internal, "write state: %v", err)
+		}
+		if !grants[i].Revoked { // a revoked grant left the grantee's count when it was revoked
+			if err := countGrantee(kv, grants[i].Grantee, patient, -1); err != nil {
+				return n, err
+			}
 		}
 		n++
 	}
@@ -203,6 +244,9 @@ func revoke(kv state.KV, ctx contracts.Context, m *RevokeMsg) ([]contracts.Event
 	}
 	t := ctx.Time
 	g.Revoked, g.RevokedAt = true, &t
+	if err := countGrantee(kv, g.Grantee, patient, -1); err != nil {
+		return nil, err
+	}
 	return []contracts.Event{contracts.NewEvent("consent.revoked", "patient", string(patient), "grant", strconv.FormatUint(m.ID, 10))},
 		contracts.PutJSON(kv, GrantKey(patient, m.ID), g)
 }

@@ -17,6 +17,7 @@ var (
 	attestationPrefix = []byte("id/att/")
 	registrarPrefix   = []byte("id/reg/")
 	proposalPrefix    = []byte("id/prop/")
+	directoryPrefix   = []byte("id/dir/")
 	attestationSeq    = []byte("id/seq/att")
 	proposalSeq       = []byte("id/seq/prop")
 )
@@ -53,8 +54,20 @@ func SharedAccount(r state.Reader, a tx.Address) (*Account, error) {
 
 // PutAccount stores an account.
 func PutAccount(kv state.KV, acc *Account) error {
+	if acc.Role != RolePatient { // providers are listed in the public directory; patients never
+		if err := kv.Set(DirectoryKey(acc.Address), []byte{1}); err != nil {
+			return codes.Errorf(codes.Internal, "write state: %v", err)
+		}
+	}
 	return contracts.PutJSON(kv, AccountKey(acc.Address), acc)
 }
+
+// DirectoryPrefix is the key prefix of the directory of practitioners and organizations (the
+// accounts a patient grants access to); a patient's account is never in it.
+func DirectoryPrefix() []byte { return slices.Clone(directoryPrefix) }
+
+// DirectoryKey is the state key of an account's directory entry.
+func DirectoryKey(a tx.Address) []byte { return append(DirectoryPrefix(), a...) }
 
 // IsRegistrar reports whether a is in the registrar set.
 func IsRegistrar(r state.Reader, a tx.Address) (bool, error) {

@@ -195,7 +195,10 @@ func TestNetworkJoinAndLeave(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.SnapshotInterval, s.SnapshotKeepRecent = 3, 2
+		// Snapshots every 3 blocks, kept for 30: the joining node picks one and may take seconds
+		// (a loaded CI machine) to verify it with the light client before it asks for its
+		// chunks; a snapshot pruned meanwhile answers no chunk and stalls state sync.
+		s.SnapshotInterval, s.SnapshotKeepRecent = 3, 10
 		if err := node.SaveSettings(home, s); err != nil {
 			t.Fatal(err)
 		}
