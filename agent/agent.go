@@ -683,6 +683,17 @@ scan:
 		next = nodeNext
 	}
 
+	out, err := a.openChosen(ctx, patient, chosen, filter)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// openChosen asks access to the categories of chosen (one request per category, unless a
+// session is open) and opens the granted records, in chosen's order; denied categories and
+// records gone meanwhile are left out, and so is what filter (nil: none) rejects.
+func (a *Agent) openChosen(ctx context.Context, patient tx.Address, chosen []records.Record, filter *fhir.Search) ([]Plain, error) {
 	// One access request per category, concurrently (the signer admits them in nonce order
 	// and they share a block).
 	events := map[string]*records.AccessEvent{}
@@ -694,11 +705,17 @@ scan:
 		mu       sync.Mutex
 		firstErr error
 	)
-	asking := false
+	asking := 0
 	for _, ev := range events {
-		asking = asking || ev == nil
+		if ev == nil {
+			asking++
+		}
 	}
-	if asking && a.cfg.Trust != nil {
+	report(ctx, StepFound, fmt.Sprintf("Found %s in %s.", count(len(chosen), "record"), count(len(events), "category")))
+	if asking > 0 {
+		report(ctx, StepAsking, fmt.Sprintf("Asking the ledger for access to %s (%d already open)…", count(asking, "category"), len(events)-asking))
+	}
+	if asking > 0 && a.cfg.Trust != nil {
 		// While the access requests wait for their block, verify the anchors the reads will
 		// rely on (open finds them verified; one that fails is reported there).
 		wg.Add(1)
@@ -725,7 +742,19 @@ scan:
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return nil, "", firstErr
+		return nil, firstErr
+	}
+	if asking > 0 {
+		granted, height := 0, int64(0)
+		for _, ev := range events {
+			if ev != nil && ev.Outcome == records.Granted {
+				granted++
+			}
+			if ev != nil {
+				height = max(height, ev.Height)
+			}
+		}
+		report(ctx, StepCommitted, fmt.Sprintf("The requests are on the ledger (block %d): %d of %s granted.", height, granted, count(len(events), "category")))
 	}
 	// Open the granted records together (keys released in batches, ciphertexts fetched
 	// openInFlight at once) and keep them in the page's order.
@@ -744,14 +773,15 @@ scan:
 			continue
 		}
 		if errs[i] != nil {
-			return nil, "", errs[i]
+			return nil, errs[i]
 		}
 		if filter != nil && !filter.Matches(p.JSON) {
 			continue
 		}
 		out = append(out, *p)
 	}
-	return out, next, nil
+	report(ctx, StepOpened, fmt.Sprintf("Opened %s (keys released by the network's key holders, ciphertexts checked).", count(len(out), "record")))
+	return out, nil
 }
 
 // openInFlight bounds the records one search page opens at once.

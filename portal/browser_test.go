@@ -8,10 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/medchain/medchain/agent"
@@ -34,7 +38,7 @@ const labResult = `{"resourceType":"Observation","status":"final","subject":{"re
 
 // world is a dev node with its demo accounts and the portal in front of it.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	url     string
 	patient tx.Address
@@ -44,9 +48,10 @@ type world struct {
 	node    string
 	kr      *keyring.File
 	shots   string // where screenshots go
+	portal  *portal.Server
 }
 
-func startPortal(t *testing.T) *world {
+func startPortal(t testing.TB) *world {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real node and a browser")
@@ -97,7 +102,7 @@ func startPortal(t *testing.T) *world {
 	if os.Getenv("MEDCHAIN_SCREENSHOTS") != "" { // refresh the README's screenshots
 		shots = filepath.Join("..", "docs", "screenshots")
 	}
-	return &world{t: t, ctx: ctx, url: srv.URL, patient: pk.Address, reads: ps.Reads(), c: c, pa: pa, node: n.APIAddr, kr: kr, shots: shots}
+	return &world{t: t, ctx: ctx, url: srv.URL, patient: pk.Address, reads: ps.Reads(), c: c, pa: pa, node: n.APIAddr, kr: kr, shots: shots, portal: p}
 }
 
 // browser starts headless Chromium (Debian's chromium package) with a viewport of w x h.
@@ -108,7 +113,9 @@ func (w *world) browser(width, height int) context.Context {
 		w.t.Fatal("the browser tests need Chromium (apt-get install chromium; .ci/run installs it)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.WindowSize(width, height), chromedp.Flag("disable-dev-shm-usage", true))
+		chromedp.WindowSize(width, height), chromedp.Flag("disable-dev-shm-usage", true),
+		// A fake camera (a generated test pattern) that needs no permission prompt.
+		chromedp.Flag("use-fake-device-for-media-stream", true), chromedp.Flag("use-fake-ui-for-media-stream", true))
 	actx, cancel := chromedp.NewExecAllocator(w.ctx, opts...)
 	w.t.Cleanup(cancel)
 	bctx, cancel2 := chromedp.NewContext(actx)
@@ -236,8 +243,10 @@ func TestPortalConsentFlow(t *testing.T) {
 		t.Fatalf("the doctor's patients: %s", s)
 	}
 	w.shoot(b, "clinician-patients")
-	w.run(b, chromedp.Click(chromedp.CSS(`ul.list > li > a`)), chromedp.WaitVisible(chromedp.CSS("main h1")))
-	if s := w.mainText(b); !strings.Contains(s, "Hemoglobin") {
+	// Opening the records shows the access requests' progress, then the records.
+	w.run(b, chromedp.Click(chromedp.CSS(`ul.list > li > a`)), chromedp.WaitVisible(chromedp.CSS(".records-loaded")))
+	if s := w.mainText(b); !strings.Contains(s, "Hemoglobin") || !strings.Contains(s, "Asking the ledger for access") ||
+		!regexp.MustCompile(`on the ledger \(block \d+\): 1 of \d+ categor(y|ies) granted`).MatchString(s) {
 		t.Fatalf("the doctor does not see the granted lab result: %s", s)
 	}
 	w.shoot(b, "clinician-patient")
@@ -258,7 +267,7 @@ func TestPortalConsentFlow(t *testing.T) {
 	w.logout(b)
 
 	w.login(b, "doctor")
-	w.run(b, chromedp.Navigate(w.url+"/patients/example"), chromedp.WaitVisible(chromedp.CSS("main h1")))
+	w.run(b, chromedp.Navigate(w.url+"/patients/example"), chromedp.WaitVisible(chromedp.CSS(".records-loaded")))
 	if s := w.mainText(b); strings.Contains(s, "Hemoglobin") || !strings.Contains(s, "no access") {
 		t.Fatalf("the doctor still sees the lab result after revocation: %s", s)
 	}
@@ -358,6 +367,29 @@ func TestPortalPharmacist(t *testing.T) {
 		t.Fatalf("after dispensing: %s", s)
 	}
 	w.shoot(b, "pharmacist-dispensed")
+
+	// The camera: Chromium on Linux has no barcode decoder, so the page gets a BarcodeDetector
+	// that "reads" the genuine code from whatever the (fake) camera shows; the camera stream,
+	// the page's script and the verification are the real ones.
+	b2 := w.browser(1280, 900)
+	w.run(b2, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
+			window.BarcodeDetector = class {
+				static async getSupportedFormats() { return ["data_matrix", "qr_code"]; }
+				constructor(opts) { this.formats = opts.formats; }
+				async detect(video) {
+					if (!(video instanceof HTMLVideoElement) || !video.srcObject || video.videoWidth === 0) return [];
+					return [{format: "data_matrix", rawValue: ` + strconv.Quote(genuine) + `}];
+				}
+			};`})
+		return err
+	}))
+	w.login(b2, "pharmacy")
+	w.run(b2, chromedp.Navigate(w.url+"/pharmacy"), chromedp.WaitVisible(chromedp.CSS("#scan")),
+		chromedp.Click(chromedp.CSS("#scan")), chromedp.WaitVisible(chromedp.CSS(".verdict")))
+	if s := w.mainText(b2); !strings.Contains(s, "ALREADY DISPENSED") || !strings.Contains(s, "Insulin") {
+		t.Fatalf("after scanning the dispensed pack: %s", s)
+	}
 }
 
 // TestPortalClinicianAddsRecord: with the patient's write grant for vital signs, the doctor
@@ -451,4 +483,52 @@ func TestPortalNetworkLive(t *testing.T) {
 		t.Fatal("the page was reloaded instead of updated")
 	}
 	w.shoot(b, "network")
+}
+
+// TestPortalEraseAndGuardians: the patient names a guardian and removes it again, then erases
+// a record after confirming (a form without the confirmation erases nothing), and the record is
+// gone from the timeline.
+func TestPortalEraseAndGuardians(t *testing.T) {
+	w := startPortal(t)
+	b := w.browser(1280, 900)
+	w.login(b, "patient")
+	doctor := string(w.address("doctor"))
+	w.run(b, chromedp.Navigate(w.url+"/guardians"), chromedp.SetValue(chromedp.CSS("#guardian"), doctor),
+		chromedp.Click(chromedp.CSS(`form[action="/guardians"] button`)), chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "Guardian added") || !strings.Contains(s, "doctor") {
+		t.Fatalf("after adding a guardian: %s", s)
+	}
+	if acc, _, err := w.c.Account(w.ctx, w.patient, false); err != nil || len(acc.Guardians) != 1 || string(acc.Guardians[0]) != doctor {
+		t.Fatalf("the ledger's guardians: %+v %v", acc, err)
+	}
+	w.shoot(b, "patient-guardians")
+	w.run(b, chromedp.Click(chromedp.CSS(`form[action$="/remove"] button`)), chromedp.WaitVisible(chromedp.CSS("p.none")))
+	if s := w.mainText(b); !strings.Contains(s, "You have no guardian") {
+		t.Fatalf("after removing the guardian: %s", s)
+	}
+
+	observations := func() int {
+		t.Helper()
+		plains, err := w.pa.Search(w.ctx, w.patient, "Observation", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(plains)
+	}
+	before := observations()
+	w.run(b, chromedp.Navigate(w.url+"/records"), chromedp.WaitVisible(chromedp.CSS(".record")),
+		chromedp.Click(chromedp.CSS(`a[aria-label="Erase Hemoglobin [Mass/volume] in Blood"]`)), chromedp.WaitVisible(chromedp.CSS("button.danger")))
+	w.shoot(b, "patient-erase")
+	w.run(b, chromedp.Click(chromedp.CSS("button.danger")), chromedp.WaitVisible(chromedp.CSS(".error")))
+	if n := observations(); n != before {
+		t.Fatalf("an unconfirmed erasure erased: %d observations, %d before", n, before)
+	}
+	w.run(b, chromedp.Click(chromedp.CSS(`input[name=confirm]`)), chromedp.Click(chromedp.CSS("button.danger")),
+		chromedp.WaitVisible(chromedp.CSS(".message")))
+	if s := w.mainText(b); !strings.Contains(s, "The record is erased") || strings.Contains(s, "Hemoglobin") {
+		t.Fatalf("after erasing: %s", s)
+	}
+	if n := observations(); n != before-1 {
+		t.Fatalf("after erasing one of %d observations, %d are readable", before, n)
+	}
 }

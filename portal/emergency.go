@@ -62,15 +62,12 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, ses *session
 		s.emergencyPage(w, ses, id, "The emergency session was not opened: "+err.Error())
 		return
 	}
-	plains, err := ses.agent.WithPurpose("ETREAT").Search(ctx, acct, "", nil)
+	records, err := timelinePage(ctx, ses.agent.WithPurpose("ETREAT"), acct, 1, "/patients/"+p.ID())
 	if err != nil {
 		s.fail(w, ses, http.StatusBadGateway, "The session is open, but the records could not be read: "+err.Error())
 		return
 	}
-	data := struct {
-		Patient patientView
-		Groups  []group
-	}{p, timeline(ctx, ses.agent, acct, plains)}
+	data := patientData{Patient: p, Records: records, Page: 1}
 	s.render(w, http.StatusOK, "patient", page{S: ses, Title: "Emergency access to " + id, Data: data,
 		Message: "Emergency access is open for " + strconv.Itoa(hours) + " hours; the patient is notified and will review it."})
 }

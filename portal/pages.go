@@ -27,6 +27,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /audit", s.in(s.audit))
 	s.mux.HandleFunc("GET /patients", s.in(s.patients))
 	s.mux.HandleFunc("GET /patients/{id}", s.in(s.patient))
+	s.mux.HandleFunc("GET /patients/{id}/open", s.in(s.openRecords))
 	s.mux.HandleFunc("GET /patients/{id}/add", s.in(s.addRecordPage))
 	s.mux.HandleFunc("POST /patients/{id}/add", s.in(s.addRecord))
 	s.mux.HandleFunc("GET /network", s.in(s.network))
@@ -34,6 +35,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /pharmacy", s.in(s.pharmacy))
 	s.mux.HandleFunc("POST /pharmacy/dispense", s.in(s.dispense))
 	s.emergencyRoutes()
+	s.patientRoutes()
 }
 
 // pageTimeout bounds a page's work against the node (an access request waits for its block).
@@ -61,16 +63,61 @@ func timeline(ctx context.Context, a *agent.Agent, patient tx.Address, plains []
 	return out
 }
 
-// records is the patient's own records as a timeline by category.
+// recordsView is a page of a patient's timeline.
+type recordsView struct {
+	Groups          []group
+	From, To, Total int    // the page holds records From..To (1-based) of Total
+	Newer, Older    int    // the page numbers of the neighbouring pages, 0 if none
+	Base            string // the URL the pages' links add ?page= to
+}
+
+// pageNumber is the request's ?page= (1 if absent or invalid).
+func pageNumber(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// timelinePage reads page n of the patient's timeline through a, newest first.
+func timelinePage(ctx context.Context, a *agent.Agent, patient tx.Address, n int, base string) (recordsView, error) {
+	plains, total, err := a.Timeline(ctx, patient, (n-1)*timelinePageSize, timelinePageSize)
+	if err != nil && !errors.Is(err, agent.ErrNotFound) {
+		return recordsView{}, err
+	}
+	v := recordsView{Groups: timeline(ctx, a, patient, plains), Total: total, Base: base}
+	if len(plains) > 0 {
+		v.From = (n-1)*timelinePageSize + 1
+		v.To = v.From + len(plains) - 1
+	}
+	if n > 1 {
+		v.Newer = n - 1
+	}
+	if n*timelinePageSize < total {
+		v.Older = n + 1
+	}
+	return v, nil
+}
+
+// timelinePageSize is how many records a page of a timeline shows.
+const timelinePageSize = 50
+
+// records is the patient's own records, newest first by anchoring time, a page at a time,
+// grouped by category.
 func (s *Server) records(w http.ResponseWriter, r *http.Request, ses *session) {
+	s.recordsPage(w, r, ses, "")
+}
+
+func (s *Server) recordsPage(w http.ResponseWriter, r *http.Request, ses *session, msg string) {
 	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
 	defer cancel()
-	plains, err := ses.agent.Search(ctx, ses.account, "", nil)
+	v, err := timelinePage(ctx, ses.agent, ses.account, pageNumber(r), "/records")
 	if err != nil {
 		s.fail(w, ses, http.StatusBadGateway, "Your records could not be read from the network: "+err.Error())
 		return
 	}
-	s.render(w, http.StatusOK, "records", page{S: ses, Title: "My records", Data: timeline(ctx, ses.agent, ses.account, plains)})
+	s.render(w, http.StatusOK, "records", page{S: ses, Title: "My records", Data: v, Message: msg})
 }
 
 // grantView is a grant as the consents page shows it.
@@ -313,18 +360,26 @@ func (s *Server) patient(w http.ResponseWriter, r *http.Request, ses *session) {
 		s.fail(w, ses, http.StatusNotFound, "No such patient.")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
-	defer cancel()
-	plains, err := ses.agent.Search(ctx, p.Account, "", nil)
-	if err != nil && !errors.Is(err, agent.ErrNotFound) {
-		s.fail(w, ses, http.StatusBadGateway, "The records could not be read: "+err.Error())
-		return
+	data := patientData{Patient: p, Page: pageNumber(r), Stream: r.URL.Query().Get("now") == ""}
+	if !data.Stream {
+		ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+		defer cancel()
+		var err error
+		if data.Records, err = timelinePage(ctx, ses.agent, p.Account, data.Page, "/patients/"+p.ID()); err != nil {
+			s.fail(w, ses, http.StatusBadGateway, "The records could not be read: "+err.Error())
+			return
+		}
 	}
-	data := struct {
-		Patient patientView
-		Groups  []group
-	}{p, timeline(ctx, ses.agent, p.Account, plains)}
 	s.render(w, http.StatusOK, "patient", page{S: ses, Title: "Patient " + p.ID(), Data: data})
+}
+
+// patientData is a patient's page: a page of its records, or (Stream) a place the page's
+// script fills from GET /patients/{id}/open?page= as the access requests go through.
+type patientData struct {
+	Patient patientView
+	Records recordsView
+	Page    int
+	Stream  bool
 }
 
 // networkView is what the network page shows; it is rendered whole, and its live part again

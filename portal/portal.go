@@ -100,7 +100,7 @@ func New(cfg Config) (*Server, error) {
 	names, _ := fs.Glob(webFS, "web/page-*.html")
 	for _, n := range names {
 		t := template.Must(template.New("layout").Funcs(funcs).Parse(string(layout)))
-		if _, err := t.ParseFS(webFS, n); err != nil {
+		if _, err := t.ParseFS(webFS, n, "web/timeline.html"); err != nil {
 			return nil, fmt.Errorf("portal: template %s: %w", n, err)
 		}
 		s.pages[n[len("web/page-"):len(n)-len(".html")]] = t

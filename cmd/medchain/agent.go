@@ -18,6 +18,9 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/atna"
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/node"
+	"github.com/medchain/medchain/portal"
 	"github.com/medchain/medchain/smart"
 	"github.com/medchain/medchain/tx"
 )
@@ -54,34 +57,12 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		return nil, nil, fmt.Errorf("node at %s: %w", f.nodeURL, err)
 	}
 	s.Log = slog.Default()
-	cfg := agent.Config{Purpose: f.purpose, Patients: map[string]tx.Address{}, Audit: f.audit}
-	for _, kv := range f.patients {
-		id, acct, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, nil, fmt.Errorf("--patient %q: want ID=ADDRESS: %w", kv, errUsage)
-		}
-		if cfg.Patients[id], err = resolveAddr(f.home, acct); err != nil {
-			return nil, nil, err
-		}
+	cfg := agent.Config{Purpose: f.purpose, Audit: f.audit}
+	if cfg.Patients, err = f.patientMap(); err != nil {
+		return nil, nil, err
 	}
-	for _, kv := range f.services {
-		name, file, ok := strings.Cut(kv, "=")
-		ins, policy, ok2 := strings.Cut(name, "/")
-		if !ok || !ok2 {
-			return nil, nil, fmt.Errorf("--service-key %q: want INSURER/POLICY=KEYFILE: %w", kv, errUsage)
-		}
-		addr, err := resolveAddr(f.home, ins)
-		if err != nil {
-			return nil, nil, err
-		}
-		key, err := readServiceKey(file)
-		if err != nil {
-			return nil, nil, err
-		}
-		if cfg.ServiceKeys == nil {
-			cfg.ServiceKeys = map[string][]byte{}
-		}
-		cfg.ServiceKeys[string(addr)+"/"+policy] = key
+	if cfg.ServiceKeys, err = f.serviceKeys(); err != nil {
+		return nil, nil, err
 	}
 	if !f.trustNode {
 		if cfg.Trust, err = f.openTrust(ctx, s); err != nil {
@@ -92,6 +73,77 @@ func (f *agentFlags) open(ctx context.Context) (*agent.Agent, *client.Signer, er
 		return nil, nil, err
 	}
 	return agent.New(s, cfg), s, nil
+}
+
+// patientMap is --patient's FHIR ids and accounts.
+func (f *agentFlags) patientMap() (map[string]tx.Address, error) {
+	out := map[string]tx.Address{}
+	for _, kv := range f.patients {
+		id, acct, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--patient %q: want ID=ADDRESS: %w", kv, errUsage)
+		}
+		addr, err := resolveAddr(f.home, acct)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = addr
+	}
+	return out, nil
+}
+
+// serviceKeys is --service-key's policies' service keys (nil if none).
+func (f *agentFlags) serviceKeys() (map[string][]byte, error) {
+	var out map[string][]byte
+	for _, kv := range f.services {
+		name, file, ok := strings.Cut(kv, "=")
+		ins, policy, ok2 := strings.Cut(name, "/")
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("--service-key %q: want INSURER/POLICY=KEYFILE: %w", kv, errUsage)
+		}
+		addr, err := resolveAddr(f.home, ins)
+		if err != nil {
+			return nil, err
+		}
+		key, err := readServiceKey(file)
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string][]byte{}
+		}
+		out[string(addr)+"/"+policy] = key
+	}
+	return out, nil
+}
+
+// portal builds the web portal for the home's keyring (each login unlocks a key with its
+// passphrase; demo keys are refused outside `medchain dev`).
+func (f *agentFlags) portal(ctx context.Context, s *client.Signer, log *slog.Logger) (*portal.Server, func(), error) {
+	kr, err := keyring.OpenFile(node.KeyringDir(f.home))
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := portal.Config{Keyring: kr, Node: s.C, Log: log}
+	if cfg.Patients, err = f.patientMap(); err != nil {
+		return nil, nil, err
+	}
+	if cfg.ServiceKeys, err = f.serviceKeys(); err != nil {
+		return nil, nil, err
+	}
+	closeTrust := func() {}
+	if !f.trustNode {
+		if cfg.Trust, err = f.openTrust(ctx, s); err != nil {
+			return nil, nil, err
+		}
+		closeTrust = func() { cfg.Trust.Close() }
+	}
+	p, err := portal.New(cfg)
+	if err != nil {
+		closeTrust()
+		return nil, nil, err
+	}
+	return p, closeTrust, nil
 }
 
 // reader returns a client of --node that signs its reads as --from (by default the PATIENT
@@ -141,6 +193,7 @@ func agentCmd() *cobra.Command {
 	var listen string
 	var devToken bool
 	var publicURL string
+	withPortal := true
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run an agent: one account's keys, record crypto and the FHIR R4 REST facade",
@@ -173,18 +226,28 @@ until it commits.`,
 				}()
 				f.audit = fw
 			}
-			a, _, err := f.open(cmd.Context())
+			a, s, err := f.open(cmd.Context())
 			if err != nil {
 				return err
 			}
+			var web http.Handler
+			if withPortal {
+				p, closeTrust, err := f.portal(cmd.Context(), s, slog.Default().With("module", "portal"))
+				if err != nil {
+					return fmt.Errorf("web portal: %w", err)
+				}
+				defer closeTrust()
+				web = p
+			}
 			go checkClaims(cmd.Context(), a, slog.Default())
-			return serveAgent(cmd.Context(), a, f.home, listen, agent.FacadeConfig{DevToken: devToken, PublicURL: publicURL}, slog.Default())
+			return serveAgent(cmd.Context(), a, f.home, listen, agent.FacadeConfig{DevToken: devToken, PublicURL: publicURL}, web, slog.Default())
 		},
 	}
 	f.register(cmd)
 	syslog.register(cmd)
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8081", "address of the FHIR facade")
 	cmd.Flags().StringVar(&publicURL, "public-url", "", "scheme and host clients reach the FHIR API at, behind a proxy (https://agent.example.org); default: as each request arrives")
+	cmd.Flags().BoolVar(&withPortal, "portal", true, "serve the web portal at http://LISTEN/ (log in by unlocking a key of the home's keyring with its passphrase)")
 	cmd.Flags().BoolVar(&devToken, "dev-token", false, "also accept <home>/agent.token as a bearer token with every permission (local development only; clients use SMART tokens)")
 	return cmd
 }
@@ -245,14 +308,17 @@ func checkClaims(ctx context.Context, a *agent.Agent, log *slog.Logger) {
 	}
 }
 
-func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, fc agent.FacadeConfig, log *slog.Logger) error {
-	addr, stop, err := startAgent(a, home, listen, fc, nil, log)
+func serveAgent(ctx context.Context, a *agent.Agent, home, listen string, fc agent.FacadeConfig, web http.Handler, log *slog.Logger) error {
+	addr, stop, err := startAgent(a, home, listen, fc, web, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	fmt.Printf("medchain agent for %s\n  FHIR API  http://%s/fhir  (SMART: http://%s/fhir/.well-known/smart-configuration; clients in %s)\n",
 		a.Address(), addr, addr, agent.SMARTClientsFile(home))
+	if web != nil {
+		fmt.Printf("  portal    http://%s/  (log in with a key of %s and its passphrase)\n", addr, node.KeyringDir(home))
+	}
 	if fc.DevToken {
 		fmt.Printf("  development token accepted: Authorization: Bearer $(cat %s)\n", agent.TokenFile(home))
 	}
