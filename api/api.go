@@ -99,6 +99,7 @@ func New(c Config) http.Handler {
 	s.route(mux, "POST "+EvidencePath, s.reportEvidence)
 	s.route(mux, "GET /v1/blocks", s.getBlocks)
 	s.route(mux, "GET /v1/validators", s.getValidators)
+	s.route(mux, "GET /v1/notary/leaf", s.notaryLeaf)
 	s.route(mux, "GET /v1/status", s.status)
 	s.route(mux, "GET /v1/health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics, promhttp.HandlerOpts{}))

@@ -23,6 +23,7 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/network"
+	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -280,20 +281,28 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		Events: blockEvents, AppHash: a.store.WorkingHash()}, nil
 }
 
-// endBlock runs the modules' end-of-block work (the network key's rounds) on a cache: an error
-// (the same on every node) drops its writes and is logged, and the chain goes on.
+// endBlock runs the modules' end-of-block work (the network key's rounds, sealing the block's
+// notarized hashes), each on a cache of its own: an error (the same on every node) drops that
+// module's writes and is logged, and the chain goes on.
 func (a *App) endBlock(working state.KV, req *abci.RequestFinalizeBlock) []abci.Event {
-	cache := state.NewCache(working)
 	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC()}
-	events, err := network.EndBlock(cache, ctx)
-	if err == nil {
-		err = cache.Write(working)
+	var all []contracts.Event
+	for _, m := range []struct {
+		name string
+		end  func(state.KV, contracts.Context) ([]contracts.Event, error)
+	}{{"network", network.EndBlock}, {"notary", notary.EndBlock}} {
+		cache := state.NewCache(working)
+		events, err := m.end(cache, ctx)
+		if err == nil {
+			err = cache.Write(working)
+		}
+		if err != nil {
+			a.log.Error("end of block", "module", m.name, "height", req.Height, "err", err)
+			continue
+		}
+		all = append(all, events...)
 	}
-	if err != nil {
-		a.log.Error("end of block", "height", req.Height, "err", err)
-		return nil
-	}
-	return abciEvents(events)
+	return abciEvents(all)
 }
 
 func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) *abci.ExecTxResult {

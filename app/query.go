@@ -68,6 +68,8 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryScopedKey(view, req)
 	case PathDirectory:
 		return queryDirectory(view, req.Data)
+	case PathNotaryLeaf:
+		return queryNotaryLeaf(view, req.Data)
 	case PathAttestations:
 		q, err := parseListQuery(req.Data)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/network"
+	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/state"
@@ -197,13 +198,16 @@ func precheck(typ string, msg json.RawMessage) error {
 	if insurance.Handles(typ) {
 		return insurance.Precheck(typ, msg)
 	}
+	if notary.Handles(typ) {
+		return notary.Precheck(msg)
+	}
 	return nil
 }
 
 // KnownType reports whether a contract module handles transactions of type typ.
 func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
-		insurance.Handles(typ)
+		insurance.Handles(typ) || notary.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -221,6 +225,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return network.Deliver(kv, ctx, typ, msg)
 	case insurance.Handles(typ):
 		return insurance.Deliver(kv, ctx, typ, msg)
+	case notary.Handles(typ):
+		return notary.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -23,7 +23,7 @@ import (
 
 // startDevNode starts a real dev node (CometBFT + app + API) on free loopback ports, as
 // node_test's startDev does (another package's test helpers cannot be imported).
-func startDevNode(t *testing.T) (*node.Node, *client.Client) {
+func startDevNode(t testing.TB) (*node.Node, *client.Client) {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener

@@ -215,6 +215,8 @@ func TestPortalConsentFlow(t *testing.T) {
 	w := startPortal(t)
 	b := w.browser(1280, 900)
 
+	w.run(b, chromedp.Navigate(w.url+"/login"), chromedp.WaitVisible(chromedp.CSS("#account")))
+	w.shoot(b, "login")
 	w.login(b, "patient")
 	if s := w.mainText(b); !strings.Contains(s, "Hemoglobin") || !strings.Contains(s, "13.2 g/dL") {
 		t.Fatalf("the patient's timeline: %s", s)
@@ -452,8 +454,11 @@ func TestPortalBreakGlass(t *testing.T) {
 	if s := w.mainText(b); !strings.Contains(s, "doctor") {
 		t.Fatalf("notifications: %s", s)
 	}
-	w.run(b, chromedp.Navigate(w.url+"/audit"), chromedp.WaitVisible(chromedp.CSS("tr.emergency")))
-	w.run(b, chromedp.Navigate(w.url+"/emergencies"), chromedp.WaitVisible(chromedp.CSS(".emergency-session")))
+	w.shoot(b, "patient-notifications")
+	// The audit trail highlights the emergency access, with a way to review it.
+	w.run(b, chromedp.Navigate(w.url+"/audit"), chromedp.WaitVisible(chromedp.CSS("tr.emergency")),
+		chromedp.Click(chromedp.CSS(`tr.emergency a[href="/emergencies"]`)))
+	w.run(b, chromedp.WaitVisible(chromedp.CSS(".emergency-session"))) // the Review link led here
 	if s := w.mainText(b); !strings.Contains(s, "car accident") {
 		t.Fatalf("the patient cannot read the reason: %s", s)
 	}

@@ -36,7 +36,8 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(devCmd(), patientCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), lightCmd(), networkCmd(), statusCmd(), benchCmd(), supplyCmd(),
-		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd(), coverageCmd(), claimsCmd())
+		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd(), coverageCmd(), claimsCmd(),
+		notarizeCmd(), verifyNotarizedCmd())
 	strictGroups(root)
 	return root
 }
