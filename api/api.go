@@ -43,8 +43,11 @@ type Config struct {
 	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
 	PreVerify  func(raw []byte)
 	StallAfter time.Duration // health fails after this long without a block (default DefaultStallAfter)
-	Metrics    *prometheus.Registry
-	Log        *slog.Logger
+	TSA        *TSA          // the RFC 3161 time-stamping key and certificate; nil runs none
+	// Notarized finds the height that first notarized a leaf (the node's notary index).
+	Notarized func(leaf []byte) (height int64, ok bool, err error)
+	Metrics   *prometheus.Registry
+	Log       *slog.Logger
 }
 
 type server struct {
@@ -100,6 +103,8 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/blocks", s.getBlocks)
 	s.route(mux, "GET /v1/validators", s.getValidators)
 	s.route(mux, "GET /v1/notary/leaf", s.notaryLeaf)
+	s.route(mux, "POST /tsa", s.timestamp)
+	s.route(mux, "GET /tsa/certificate", s.tsaCertificate)
 	s.route(mux, "GET /v1/status", s.status)
 	s.route(mux, "GET /v1/health", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics, promhttp.HandlerOpts{}))

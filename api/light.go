@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,30 +52,12 @@ func (s *server) lightBlock(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, CodeHeightAhead, "height "+strconv.FormatInt(h, 10)+" is not committed yet")
 		return
 	}
-	commit, err := s.Broadcaster.Commit(ctx, &h)
-	if err != nil || commit.IsEmpty() {
-		writeCodeErr(w, codes.NotFound, "no header at this height on this node")
-		return
-	}
-	var vals []*types.Validator
-	for page := 1; len(vals) < maxLightVals; page++ {
-		perPage := lightValsPage
-		res, err := s.Broadcaster.Validators(ctx, &h, &page, &perPage)
-		if err != nil || len(res.Validators) == 0 {
-			writeCodeErr(w, codes.NotFound, "no validator set at this height on this node")
-			return
-		}
-		vals = append(vals, res.Validators...)
-		if len(vals) >= res.Total {
-			break
-		}
-	}
-	set, err := types.ValidatorSetFromExistingValidators(vals)
+	lb, err := s.lightBlockAt(ctx, h)
 	if err != nil {
-		writeCodeErr(w, codes.Internal, "validator set: "+err.Error())
+		writeCodeErr(w, codes.NotFound, err.Error())
 		return
 	}
-	pb, err := (&types.LightBlock{SignedHeader: &commit.SignedHeader, ValidatorSet: set}).ToProto()
+	pb, err := lb.ToProto()
 	if err != nil {
 		writeCodeErr(w, codes.Internal, "encode light block: "+err.Error())
 		return
@@ -116,4 +99,29 @@ func (s *server) reportEvidence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"hash": fmt.Sprintf("%X", ev.Hash())})
+}
+
+// lightBlockAt is the signed header at height h with its validator set, from the node's stores.
+func (s *server) lightBlockAt(ctx context.Context, h int64) (*types.LightBlock, error) {
+	commit, err := s.Broadcaster.Commit(ctx, &h)
+	if err != nil || commit.IsEmpty() {
+		return nil, errors.New("no header at this height on this node")
+	}
+	var vals []*types.Validator
+	for page := 1; len(vals) < maxLightVals; page++ {
+		perPage := lightValsPage
+		res, err := s.Broadcaster.Validators(ctx, &h, &page, &perPage)
+		if err != nil || len(res.Validators) == 0 {
+			return nil, errors.New("no validator set at this height on this node")
+		}
+		vals = append(vals, res.Validators...)
+		if len(vals) >= res.Total {
+			break
+		}
+	}
+	set, err := types.ValidatorSetFromExistingValidators(vals)
+	if err != nil {
+		return nil, fmt.Errorf("validator set: %w", err)
+	}
+	return &types.LightBlock{SignedHeader: &commit.SignedHeader, ValidatorSet: set}, nil
 }

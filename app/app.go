@@ -66,7 +66,10 @@ type App struct {
 	onErase  func(hashes [][32]byte) // called after a commit with the ciphertexts it erased
 	erased   [][32]byte              // ciphertexts erased by the block being finalized
 	onAnchor func(hashes [][32]byte) // called after a commit with the ciphertexts it anchored
-	anchored [][32]byte              // ciphertexts anchored by the block being finalized
+	// onNotarized is called after a commit with the leaves the block notarized.
+	onNotarized func(height int64, leaves [][]byte)
+	notarized   [][]byte   // this block's notarized leaves, until its commit
+	anchored    [][32]byte // ciphertexts anchored by the block being finalized
 }
 
 // Retention says how much history a node keeps; zero keeps everything.
@@ -84,6 +87,10 @@ func (a *App) SetRetention(r Retention) { a.retention = r }
 // OnAnchor registers fn to run after each commit that anchored records, with the SHA-256 names
 // of their ciphertexts, so that the node replicates them from its peers. Set it before starting.
 func (a *App) OnAnchor(fn func(hashes [][32]byte)) { a.onAnchor = fn }
+
+// OnNotarized sets what runs after a commit with the leaves its block notarized (the node's
+// notary index), with the block's height.
+func (a *App) OnNotarized(fn func(height int64, leaves [][]byte)) { a.onNotarized = fn }
 
 // OnErase registers fn to run after each commit that erased records, with the SHA-256 names of
 // their ciphertexts, so that the node deletes them from its blob store. Set it before starting.
@@ -276,6 +283,10 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		hashes[i] = sha256.Sum256(raw)
 	}
 	blockEvents := a.endBlock(working, req)
+	a.notarized = nil
+	if raw, err := working.Get(notary.LeavesKey(req.Height)); err == nil && len(raw) > 0 {
+		a.notarized, _ = notary.SplitLeaves(raw)
+	}
 	a.waiters.stage(req.Height, req.Txs, hashes, results)
 	return &abci.ResponseFinalizeBlock{TxResults: results, ValidatorUpdates: validatorUpdates(results),
 		Events: blockEvents, AppHash: a.store.WorkingHash()}, nil
@@ -379,6 +390,9 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	}
 	if a.onAnchor != nil && len(a.anchored) > 0 {
 		a.onAnchor(a.anchored)
+	}
+	if a.onNotarized != nil && len(a.notarized) > 0 {
+		a.onNotarized(height, a.notarized)
 	}
 	resp := &abci.ResponseCommit{}
 	if keep := a.retention.StateVersions; keep > 0 && height > keep {

@@ -16,6 +16,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/notary"
+	"github.com/medchain/medchain/notaryindex"
 )
 
 func digests256(prefix string, n int) ([][]byte, []byte) {
@@ -84,12 +85,58 @@ func TestNotarizeSealsBlockRoot(t *testing.T) {
 	if resp, _ := c.app.Query(context.Background(), abciQuery(app.PathNotaryLeaf, data)); resp.Code != uint32(codes.NotFound) {
 		t.Fatalf("an empty block: code %d", resp.Code)
 	}
-	// The next block's tree starts afresh.
+	// The next block's tree starts afresh; a digest notarized again keeps its first height in
+	// the index (the TSA's and a verifier's way from a document to its block).
+	first := h
 	d2, all2 := digests256("lab report", 2)
-	c.must(doc.sign(t, notary.TypeNotarize, notary.Notarize{Alg: notary.SHA256, Digests: all2}))
+	c.must(doc.sign(t, notary.TypeNotarize, notary.Notarize{Alg: notary.SHA256, Digests: append(all2, d1[0]...)}))
 	h = int64(c.height)
-	if l := leaf(notary.SHA256, d2[1]); l.Index != 1 || l.Total != 2 {
+	if l := leaf(notary.SHA256, d2[1]); l.Index != 1 || l.Total != 3 {
 		t.Fatalf("the next block's tree: %+v", l)
+	}
+	// The node's index (notaryindex) learns each block's leaves from the commit hook, or from the
+	// committed state after a restart (CatchUp); either way a digest maps to its first block.
+	ix, err := notaryindex.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if err := ix.CatchUp(c.app); err != nil {
+		t.Fatal(err)
+	}
+	firstOf := func(alg string, d []byte) int64 {
+		t.Helper()
+		l, err := notary.Leaf(alg, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok, err := ix.First(l)
+		if err != nil || !ok {
+			return 0
+		}
+		return h
+	}
+	if got := firstOf(notary.SHA256, d1[0]); got != first {
+		t.Fatalf("a digest notarized at %d and again at %d: the index says %d", first, h, got)
+	}
+	if firstOf(notary.SHA256, d2[0]) != h || firstOf(notary.SHA512, big[:]) != first || firstOf(notary.SHA256, big[:32]) != 0 {
+		t.Fatal("the digest index")
+	}
+	if last, _ := ix.Last(); last != h {
+		t.Fatalf("the index's last height %d, want %d", last, h)
+	}
+	var hooked []int64
+	c.app.OnNotarized(func(height int64, leaves [][]byte) {
+		hooked = append(hooked, height)
+		if err := ix.Add(height, leaves); err != nil {
+			t.Error(err)
+		}
+	})
+	d3, all3 := digests256("consent form", 1)
+	c.must(doc.sign(t, notary.TypeNotarize, notary.Notarize{Alg: notary.SHA256, Digests: all3}))
+	c.block()
+	if len(hooked) != 1 || hooked[0] != int64(c.height-1) || firstOf(notary.SHA256, d3[0]) != int64(c.height-1) {
+		t.Fatalf("the commit hook: %v", hooked)
 	}
 	c.assertReplays()
 }

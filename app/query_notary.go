@@ -65,3 +65,37 @@ func queryNotaryLeaf(view *state.View, data []byte) (*abci.ResponseQuery, error)
 	}
 	return nil, codes.Errorf(codes.NotFound, "that digest was not notarized at height %d", q.Height)
 }
+
+// NotarizedAfter calls fn with each block of the committed state that notarized leaves, above
+// height, in height order (notaryindex.Source).
+func (a *App) NotarizedAfter(height int64, fn func(height int64, leaves [][]byte) error) error {
+	last, _ := a.store.LastCommit()
+	if last == 0 {
+		return nil
+	}
+	view, err := a.store.At(last)
+	if err != nil {
+		return err
+	}
+	prefix := notary.RootPrefix()
+	var ferr error
+	err = view.IterateFrom(prefix, notary.RootKey(height+1), func(_, v []byte) bool {
+		var b notary.Block
+		if ferr = contracts.DecodeJSON(v, &b); ferr != nil {
+			return true
+		}
+		raw, err := view.Get(notary.LeavesKey(b.Height))
+		if err != nil {
+			ferr = err
+			return true
+		}
+		leaves, err := notary.SplitLeaves(raw)
+		if err != nil {
+			ferr = err
+			return true
+		}
+		ferr = fn(b.Height, leaves)
+		return ferr != nil
+	})
+	return cmpErr(ferr, err)
+}

@@ -18,10 +18,11 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/keyring"
+	"github.com/medchain/medchain/notaryproof"
 )
 
 // notarized starts a node, notarizes docs as a new practitioner and returns each one's proof.
-func notarized(t testing.TB, docs ...string) (*client.Client, string, [][]byte, []*client.NotaryProof) {
+func notarized(t testing.TB, docs ...string) (*client.Client, string, [][]byte, []*notaryproof.Proof) {
 	t.Helper()
 	n, c := startDevNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -45,7 +46,7 @@ func notarized(t testing.TB, docs ...string) (*client.Client, string, [][]byte, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var proofs []*client.NotaryProof
+	var proofs []*notaryproof.Proof
 	for _, d := range digests {
 		p, err := c.ProveNotarized(ctx, n.ChainID, res.Height, notary.SHA256, d)
 		if err != nil {
@@ -53,7 +54,7 @@ func notarized(t testing.TB, docs ...string) (*client.Client, string, [][]byte, 
 		}
 		// As a file: pretty-printed, read back.
 		raw, _ := json.MarshalIndent(p, "", "  ")
-		var back client.NotaryProof
+		var back notaryproof.Proof
 		if err := json.Unmarshal(raw, &back); err != nil {
 			t.Fatal(err)
 		}
@@ -70,12 +71,12 @@ func TestNotaryProofVerifiesOffline(t *testing.T) {
 		t.Skip("starts a real node")
 	}
 	_, home, digests, proofs := notarized(t, "discharge letter", "lab report", "dataset")
-	trusted, chainID, err := client.GenesisValidators(home)
+	trusted, chainID, err := notaryproof.GenesisValidators(home)
 	if err != nil || chainID != proofs[0].ChainID {
 		t.Fatalf("genesis validators: %v (chain %q)", err, chainID)
 	}
 	for i, p := range proofs {
-		v, err := client.VerifyNotaryProof(p, digests[i], trusted)
+		v, err := notaryproof.Verify(p, digests[i], trusted)
 		if err != nil {
 			t.Fatalf("proof %d: %v", i, err)
 		}
@@ -86,33 +87,33 @@ func TestNotaryProofVerifiesOffline(t *testing.T) {
 	flip := func(b []byte) []byte { c := bytes.Clone(b); c[len(c)/2] ^= 1; return c }
 	p := proofs[1]
 	for name, c := range map[string]struct {
-		proof  func() *client.NotaryProof
+		proof  func() *notaryproof.Proof
 		digest []byte
 	}{
-		"a changed byte in the document": {func() *client.NotaryProof { return p }, flip(digests[1])},
-		"another document's proof":       {func() *client.NotaryProof { return proofs[0] }, digests[1]},
-		"a changed path": {func() *client.NotaryProof {
+		"a changed byte in the document": {func() *notaryproof.Proof { return p }, flip(digests[1])},
+		"another document's proof":       {func() *notaryproof.Proof { return proofs[0] }, digests[1]},
+		"a changed path": {func() *notaryproof.Proof {
 			q := *p
 			q.Aunts = [][]byte{flip(p.Aunts[0]), p.Aunts[1]}
 			return &q
 		}, digests[1]},
-		"a changed root": {func() *client.NotaryProof { q := *p; q.Block.Root = flip(p.Block.Root); return &q }, digests[1]},
-		"a changed state value": {func() *client.NotaryProof {
+		"a changed root": {func() *notaryproof.Proof { q := *p; q.Block.Root = flip(p.Block.Root); return &q }, digests[1]},
+		"a changed state value": {func() *notaryproof.Proof {
 			q := *p
 			q.State.Value = bytes.Replace(p.State.Value, []byte(`"count":3`), []byte(`"count":4`), 1)
 			return &q
 		}, digests[1]},
-		"a changed header": {func() *client.NotaryProof { q := *p; q.LightBlock = flip(p.LightBlock); return &q }, digests[1]},
-		"the wrong height": {func() *client.NotaryProof { q := *p; q.Block.Height++; return &q }, digests[1]},
+		"a changed header": {func() *notaryproof.Proof { q := *p; q.LightBlock = flip(p.LightBlock); return &q }, digests[1]},
+		"the wrong height": {func() *notaryproof.Proof { q := *p; q.Block.Height++; return &q }, digests[1]},
 	} {
-		if _, err := client.VerifyNotaryProof(c.proof(), c.digest, trusted); err == nil {
+		if _, err := notaryproof.Verify(c.proof(), c.digest, trusted); err == nil {
 			t.Errorf("%s: verified", name)
 		}
 	}
 	// Another network's validators are not trusted with this proof.
 	pub, _, _ := ed25519.GenerateKey(nil)
 	other := types.NewValidatorSet([]*types.Validator{types.NewValidator(cmted.PubKey(pub), 10)})
-	if _, err := client.VerifyNotaryProof(p, digests[1], other); !errors.Is(err, client.ErrUntrustedValidators) {
+	if _, err := notaryproof.Verify(p, digests[1], other); !errors.Is(err, notaryproof.ErrUntrustedValidators) {
 		t.Fatalf("another validator set: %v", err)
 	}
 }
@@ -127,12 +128,12 @@ func BenchmarkNotaryProofVerify(b *testing.B) {
 		docs[i] = fmt.Sprintf("document %d", i)
 	}
 	_, home, digests, proofs := notarized(b, docs...)
-	trusted, _, err := client.GenesisValidators(home)
+	trusted, _, err := notaryproof.GenesisValidators(home)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := client.VerifyNotaryProof(proofs[2], digests[2], trusted); err != nil {
+		if _, err := notaryproof.Verify(proofs[2], digests[2], trusted); err != nil {
 			b.Fatal(err)
 		}
 	}

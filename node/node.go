@@ -32,6 +32,7 @@ import (
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/coverage"
 	"github.com/medchain/medchain/fetchlog"
+	"github.com/medchain/medchain/notaryindex"
 	"github.com/medchain/medchain/snapshot"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -60,15 +61,17 @@ type Node struct {
 	http  *http.Server
 	log   *slog.Logger
 
-	fetchLog  *fetchlog.Log
-	audit     *fetchAudit
-	key       ed25519.PrivateKey // the validator key: signs the fetch log and replication requests
-	replicas  *replicator
-	keyRounds *keyRounds // this node's side of the network key's generation and re-sharing rounds
-	uploads   *orphans
-	unlock    func() error       // releases the home's lock (lockHome)
-	stopBG    context.CancelFunc // stops the fetch log shipper and the orphan collector
-	bg        sync.WaitGroup
+	fetchLog *fetchlog.Log
+	audit    *fetchAudit
+	key      ed25519.PrivateKey // the validator key: signs the fetch log and replication requests
+	replicas *replicator
+	// notaryIndex finds the block that first notarized a hash (for the TSA).
+	notaryIndex *notaryindex.Index
+	keyRounds   *keyRounds // this node's side of the network key's generation and re-sharing rounds
+	uploads     *orphans
+	unlock      func() error       // releases the home's lock (lockHome)
+	stopBG      context.CancelFunc // stops the fetch log shipper and the orphan collector
+	bg          sync.WaitGroup
 }
 
 // Start starts the node in home. Stop it with Stop.
@@ -150,14 +153,28 @@ func Start(home string, opt Options) (_ *Node, err error) {
 			go replicas.catchUp(context.Background(), v)
 		}
 	})
-	cmt, err := startComet(conf, genDoc, newClientCreator(application), log)
+	notaryIndex, err := notaryindex.Open(filepath.Join(home, "data", "notary-index.db"))
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	application.OnNotarized(func(height int64, leaves [][]byte) {
+		if err := notaryIndex.Add(height, leaves); err != nil {
+			log.Error("notary index", "height", height, "err", err) // CatchUp at the next start repairs it
+		}
+	})
+	cmt, err := startComet(conf, genDoc, newClientCreator(application), log)
+	if err != nil {
+		notaryIndex.Close()
+		store.Close()
+		return nil, err
+	}
+	if err := notaryIndex.CatchUp(application); err != nil { // blocks committed while it was closed, or skipped by a state sync
+		log.Error("notary index catch-up", "err", err)
+	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
 		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs,
-		key: key, replicas: replicas, unlock: unlock, keyRounds: rounds}
+		key: key, replicas: replicas, unlock: unlock, keyRounds: rounds, notaryIndex: notaryIndex}
 
 	if err := n.startBackground(); err != nil {
 		n.stopComet()
@@ -166,7 +183,12 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(application.Metrics()...)
-	handler := api.New(api.Config{ChainID: n.ChainID, Broadcaster: n.Client, Querier: application, Blobs: blobs,
+	tsaKey, tsaCert, err := loadOrCreateTSA(home, n.ChainID, conf.Moniker)
+	if err != nil {
+		n.stopComet()
+		return nil, err
+	}
+	handler := api.New(api.Config{ChainID: n.ChainID, TSA: &api.TSA{Key: tsaKey, Cert: tsaCert}, Notarized: n.notaryIndex.First, Broadcaster: n.Client, Querier: application, Blobs: blobs,
 		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: shares.get, Commits: application, StallAfter: opt.StallAfter, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
@@ -256,7 +278,7 @@ func (n *Node) stopComet() error {
 		n.Comet.Wait()
 	}
 	n.App.WaitSnapshots() // it reads the store
-	return errors.Join(err, n.store.Close(), n.unlock())
+	return errors.Join(err, n.notaryIndex.Close(), n.store.Close(), n.unlock())
 }
 
 // NewLogger returns a text slog logger on stderr at level (debug, info, warn, error).

@@ -18,6 +18,7 @@ import (
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/fsutil"
+	"github.com/medchain/medchain/notaryproof"
 )
 
 func notarizeCmd() *cobra.Command {
@@ -105,7 +106,7 @@ header from the home's trust anchor, following the changes.`,
 			if err != nil {
 				return err
 			}
-			var p client.NotaryProof
+			var p notaryproof.Proof
 			if err := json.Unmarshal(raw, &p); err != nil {
 				return fmt.Errorf("%s is not a notarization proof: %w", args[1], err)
 			}
@@ -113,15 +114,15 @@ header from the home's trust anchor, following the changes.`,
 			if err != nil {
 				return err
 			}
-			trusted, chainID, err := client.GenesisValidators(home)
+			trusted, chainID, err := notaryproof.GenesisValidators(home)
 			if err != nil {
 				return err
 			}
 			if chainID != p.ChainID {
 				return fmt.Errorf("the proof is for chain %q; %s trusts %q", p.ChainID, home, chainID)
 			}
-			v, err := client.VerifyNotaryProof(&p, digest, trusted)
-			if errors.Is(err, client.ErrUntrustedValidators) && nodeURL != "" {
+			v, err := notaryproof.Verify(&p, digest, trusted)
+			if errors.Is(err, notaryproof.ErrUntrustedValidators) && nodeURL != "" {
 				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 				defer cancel()
 				v, err = client.VerifyNotaryProofOnline(ctx, home, nodeURL, &p, digest)

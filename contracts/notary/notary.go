@@ -96,6 +96,9 @@ func RootKey(height int64) []byte { return []byte(prefixRoot + contracts.SeqKey(
 // LeavesKey is the state key of the leaves notarized at height, concatenated in order.
 func LeavesKey(height int64) []byte { return []byte(prefixLeaves + contracts.SeqKey(uint64(height))) }
 
+// RootPrefix is the key prefix of the blocks' roots, in height order.
+func RootPrefix() []byte { return []byte(prefixRoot) }
+
 // Precheck is the stateless check of a notarization, at admission.
 func Precheck(raw json.RawMessage) error {
 	var m Notarize
