@@ -608,6 +608,9 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 	case r.PathValue("type") == "ExplanationOfBenefit":
 		f.serveDecision(w, r, true)
 		return
+	case r.PathValue("type") == "ResearchStudy": // a trial on the ledger (trials_fhir.go)
+		f.readResearchStudy(w, r)
+		return
 	}
 	var version uint32
 	if vid := r.PathValue("vid"); vid != "" {

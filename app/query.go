@@ -70,6 +70,12 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryDirectory(view, req.Data)
 	case PathNotaryLeaf:
 		return queryNotaryLeaf(view, req.Data)
+	case PathTrial:
+		return queryTrial(view, req.Data)
+	case PathTrialSubjects:
+		return queryTrialSubjects(view, req.Data)
+	case PathPatientTrials:
+		return queryPatientTrials(view, req.Data)
 	case PathAttestations:
 		q, err := parseListQuery(req.Data)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/supply"
+	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -207,7 +208,7 @@ func precheck(typ string, msg json.RawMessage) error {
 // KnownType reports whether a contract module handles transactions of type typ.
 func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
-		insurance.Handles(typ) || notary.Handles(typ)
+		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -227,6 +228,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return insurance.Deliver(kv, ctx, typ, msg)
 	case notary.Handles(typ):
 		return notary.Deliver(kv, ctx, typ, msg)
+	case trials.Handles(typ):
+		return trials.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -39,7 +40,7 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 // Decision is how an access was decided.
 type Decision struct {
 	Allowed   bool
-	Basis     string // "patient", "guardian", "grant" or "emergency"
+	Basis     string // "patient", "guardian", "grant", "trial" or "emergency"
 	Grant     uint64
 	Emergency uint64
 	Until     time.Time // when the basis itself ends
@@ -71,6 +72,15 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 			return Decision{}, err
 		}
 		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
+	}
+	if !write && purpose == "CLINTRCH" { // a trial participant's e-consent (contracts/trials)
+		ok, err := trials.Allows(r, patient.Address, requester, category)
+		if err != nil {
+			return Decision{}, err
+		}
+		if ok {
+			return Decision{Allowed: true, Basis: "trial", Until: forever}, nil
+		}
 	}
 	if write || purpose != "ETREAT" {
 		return Decision{}, nil

@@ -90,7 +90,7 @@ type AccessEvent struct {
 	Category  string     `json:"category"`
 	Purpose   string     `json:"purpose"`
 	Outcome   string     `json:"outcome"`
-	Basis     string     `json:"basis,omitempty"` // "patient", "guardian", "grant", "emergency"
+	Basis     string     `json:"basis,omitempty"` // "patient", "guardian", "grant", "trial", "emergency"
 	Grant     uint64     `json:"grant,omitempty"`
 	Emergency uint64     `json:"emergency,omitempty"` // the emergency session used
 	Height    int64      `json:"height"`

@@ -83,6 +83,9 @@ func TestAttackRepoCarriesTestData(t *testing.T) {
 		t.Error("README tour posts no FHIR example")
 	}
 	for _, m := range posts {
+		if string(m[1]) == "-" { // standard input: what the line before it makes
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(root, string(m[1]))); err != nil {
 			t.Errorf("README posts %s, which a clone lacks: %v", m[1], err)
 		}

@@ -152,3 +152,16 @@ func startDev(t *testing.T) (*proc, string, node.Ports) {
 	}
 	return p, home, ports
 }
+
+// medchain runs the binary with args (dev keys: an empty passphrase) and fails the test unless
+// it exits as wantOK says; it returns the combined output.
+func medchain(t *testing.T, wantOK bool, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
+	out, err := cmd.CombinedOutput()
+	if (err == nil) != wantOK {
+		t.Fatalf("medchain %s: err=%v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,16 +25,7 @@ func TestNotarizeCLI(t *testing.T) {
 	if err := os.WriteFile(study, []byte(strings.Repeat("DICM", 4096)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(binary, args...)
-		cmd.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
-		out, err := cmd.CombinedOutput()
-		if (err == nil) != wantOK {
-			t.Fatalf("medchain %s: err=%v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	run := func(wantOK bool, args ...string) string { t.Helper(); return medchain(t, wantOK, args...) }
 	out := run(true, "notarize", letter, study, "--from", "doctor", "--home", home, "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API))
 	if strings.Count(out, "notarized in block") != 2 {
 		t.Fatalf("notarize:\n%s", out)

@@ -34,11 +34,7 @@ func TestNotarizeTSAOpenSSL(t *testing.T) {
 	os.WriteFile(doc, []byte("%PDF-1.7 lab report: haemoglobin 13.2 g/dL"), 0o644)
 	os.WriteFile(other, []byte("%PDF-1.7 never notarized"), 0o644)
 	base := fmt.Sprintf("http://127.0.0.1:%d", ports.API)
-	cmd := exec.Command(binary, "notarize", doc, "--from", "hospital", "--home", home, "--node", base)
-	cmd.Env = append(os.Environ(), "MEDCHAIN_PASSPHRASE=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("notarize: %v\n%s", err, out)
-	}
+	medchain(t, true, "notarize", doc, "--from", "hospital", "--home", home, "--node", base)
 	openssl := func(wantOK bool, args ...string) string {
 		t.Helper()
 		out, err := exec.Command("openssl", args...).CombinedOutput()
