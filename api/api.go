@@ -52,6 +52,9 @@ type Config struct {
 
 type server struct {
 	Config
+	// heavy bounds the requests that read a block's notarized leaves at once (a notary leaf's
+	// path, a time stamp): a block can hold half a million of them.
+	heavy        chan struct{}
 	verifierOnce sync.Once
 	verifier     *reqsig.Verifier
 	wraps        wrapCache
@@ -61,7 +64,7 @@ type server struct {
 
 // New returns the API handler.
 func New(c Config) http.Handler {
-	s := &server{Config: c,
+	s := &server{Config: c, heavy: make(chan struct{}, maxHeavy),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "medchain", Name: "api_requests_total",
 			Help: "API requests by route and HTTP status."}, []string{"route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "medchain", Name: "api_request_seconds",

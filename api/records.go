@@ -143,7 +143,8 @@ func (s *server) routeRecords(mux *http.ServeMux) {
 }
 
 // directory answers one page of the public directory of practitioners and organizations
-// (?name= part of a name, ?role=, ?org_kind=).
+// (?name= part of a name, ?role=, ?org_kind=): those attested now, with their licence, unless
+// ?all=true.
 func (s *server) directory(w http.ResponseWriter, r *http.Request) {
 	page, ok := pageParams(w, r)
 	if !ok {
@@ -154,6 +155,7 @@ func (s *server) directory(w http.ResponseWriter, r *http.Request) {
 		writeCodeErr(w, codes.Invalid, fmt.Sprintf("name over %d bytes", app.MaxDirectoryName))
 		return
 	}
-	data, _ := json.Marshal(app.DirectoryQuery{Name: q.Get("name"), Role: identity.Role(q.Get("role")), OrgKind: q.Get("org_kind"), Page: page})
+	data, _ := json.Marshal(app.DirectoryQuery{Name: q.Get("name"), Role: identity.Role(q.Get("role")), OrgKind: q.Get("org_kind"),
+		All: q.Get("all") == "true", At: time.Now(), Page: page})
 	s.listQuery(w, r, app.PathDirectory, data)
 }

@@ -47,7 +47,7 @@ var (
 
 // GenTime is a token's time for a block time t: t rounded up to the whole second (a token's
 // GeneralizedTime has no fraction here), so that a token never says a document existed earlier
-// than the block that proves it.
+// than the block that proves it. Tokens state no accuracy: genTime is a bound, not an estimate.
 func GenTime(t time.Time) time.Time {
 	if r := t.Truncate(time.Second); !r.Equal(t) {
 		return r.Add(time.Second)
@@ -96,6 +96,10 @@ func (s *server) timestamp(w http.ResponseWriter, r *http.Request) {
 		der, _ := timestamp.CreateErrorResponse(timestamp.Rejection, info)
 		reply(der)
 	}
+	if !s.takeHeavy(w) {
+		return
+	}
+	defer s.releaseHeavy()
 	req, err := timestamp.ParseRequest(body)
 	if err != nil {
 		refuse(timestamp.BadDataFormat, "malformed request")
@@ -127,7 +131,7 @@ func (s *server) timestamp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ts := timestamp.Timestamp{HashAlgorithm: req.HashAlgorithm, HashedMessage: req.HashedMessage, Time: GenTime(p.Block.Time),
-		Accuracy: time.Second, SerialNumber: serial, Policy: TSAPolicy, Nonce: req.Nonce, AddTSACertificate: req.Certificates,
+		SerialNumber: serial, Policy: TSAPolicy, Nonce: req.Nonce, AddTSACertificate: req.Certificates,
 		ExtraExtensions: []pkix.Extension{{Id: OIDNotaryProof, Value: ext}}}
 	der, err := ts.CreateResponseWithOpts(s.TSA.Cert, s.TSA.Key, crypto.SHA256)
 	if err != nil {

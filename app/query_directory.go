@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"strings"
+	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
@@ -20,20 +21,26 @@ const PathDirectory = "/identity/directory"
 const MaxDirectoryName = 100
 
 // DirectoryQuery filters the directory: Name matches a part of the name, case-insensitively;
-// Role (practitioner or organization) and OrgKind narrow it. Empty filters match all.
+// Role (practitioner or organization) and OrgKind narrow it. Empty filters match all. With All
+// false, only accounts a registrar attests at At are listed (a name alone proves nothing: anyone
+// registers any name).
 type DirectoryQuery struct {
 	Name    string        `json:"name,omitempty"`
 	Role    identity.Role `json:"role,omitempty"`
 	OrgKind string        `json:"org_kind,omitempty"`
+	All     bool          `json:"all,omitempty"`
+	At      time.Time     `json:"at,omitzero"`
 	Page
 }
 
-// DirectoryEntry is an account of the directory.
+// DirectoryEntry is an account of the directory, with its attestation in force (if any).
 type DirectoryEntry struct {
-	Address tx.Address    `json:"address"`
-	Role    identity.Role `json:"role"`
-	OrgKind string        `json:"org_kind,omitempty"`
-	Name    string        `json:"name"`
+	Address      tx.Address    `json:"address"`
+	Role         identity.Role `json:"role"`
+	OrgKind      string        `json:"org_kind,omitempty"`
+	Name         string        `json:"name"`
+	Licence      string        `json:"licence,omitempty"`
+	Jurisdiction string        `json:"jurisdiction,omitempty"`
 }
 
 func queryDirectory(view *state.View, data []byte) (*abci.ResponseQuery, error) {
@@ -67,9 +74,23 @@ func queryDirectory(view *state.View, data []byte) (*abci.ResponseQuery, error) 
 			ierr = err
 			return true
 		}
-		if (q.Role == "" || acc.Role == q.Role) && (q.OrgKind == "" || acc.OrgKind == q.OrgKind) &&
-			strings.Contains(strings.ToLower(acc.Name), name) {
-			out = append(out, DirectoryEntry{Address: acc.Address, Role: acc.Role, OrgKind: acc.OrgKind, Name: acc.Name})
+		if (q.Role != "" && acc.Role != q.Role) || (q.OrgKind != "" && acc.OrgKind != q.OrgKind) ||
+			!strings.Contains(strings.ToLower(acc.Name), name) {
+			return false
+		}
+		e := DirectoryEntry{Address: acc.Address, Role: acc.Role, OrgKind: acc.OrgKind, Name: acc.Name}
+		atts, err := identity.Attestations(view, acc.Address)
+		if err != nil {
+			ierr = err
+			return true
+		}
+		for i := range atts {
+			if atts[i].ActiveAt(q.At) {
+				e.Licence, e.Jurisdiction = atts[i].Licence, atts[i].Jurisdiction
+			}
+		}
+		if q.All || e.Licence != "" {
+			out = append(out, e)
 		}
 		return false
 	})

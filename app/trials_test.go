@@ -73,6 +73,11 @@ func TestTrialLifecycle(t *testing.T) {
 	bad := reg
 	bad.Sites = []trials.Site{{ID: "site-1", Org: w.hosp.addr, Investigators: []tx.Address{w.doc.addr}}}
 	c.expect(w.sponsor.sign(t, trials.TypeRegister, bad), codes.Invalid)
+	selfApproved := reg
+	selfApproved.Ethics = w.sponsor.addr // the sponsor as its own committee
+	c.expect(w.sponsor.sign(t, trials.TypeRegister, selfApproved), codes.Invalid)
+	selfApproved.Ethics = w.hosp.addr // the site as the committee
+	c.expect(w.sponsor.sign(t, trials.TypeRegister, selfApproved), codes.Invalid)
 	c.must(w.sponsor.sign(t, trials.TypeRegister, reg))
 	c.expect(w.other.sign(t, trials.TypeRegister, reg), codes.AlreadyExists)
 
@@ -213,6 +218,22 @@ func TestTrialConsentAndWithdrawal(t *testing.T) {
 	if got := access(w.inv, "laboratory", "CLINTRCH"); got != records.Granted {
 		t.Fatalf("after re-consent: %s", got)
 	}
+	// An investigator whose attestation is revoked reads no more; attested again, it does.
+	var atts []identity.Attestation
+	data, _ := json.Marshal(app.ListQuery{Address: w.inv.addr})
+	if err := json.Unmarshal(query(t, c, app.PathAttestations, data), &atts); err != nil || len(atts) == 0 {
+		t.Fatalf("the investigator's attestations: %v %v", atts, err)
+	}
+	for _, a := range atts {
+		c.must(w.reg.sign(t, identity.TypeRevokeAttestation, identity.RevokeAttestation{Subject: w.inv.addr, ID: a.ID}))
+	}
+	if got := access(w.inv, "laboratory", "CLINTRCH"); got != records.Denied {
+		t.Fatalf("an investigator without attestation: %s", got)
+	}
+	c.must(w.reg.sign(t, identity.TypeAttest, identity.Attest{Subject: w.inv.addr, Licence: "L-again", Jurisdiction: "NL", ExpiresAt: genesisTime.AddDate(2, 0, 0)}))
+	if got := access(w.inv, "laboratory", "CLINTRCH"); got != records.Granted {
+		t.Fatalf("attested again: %s", got)
+	}
 	if tr := w.trial(t, reg.ID); tr.Enrolled["site-1"] != 1 {
 		t.Fatalf("enrolled: %v", tr.Enrolled)
 	}
@@ -235,7 +256,7 @@ func TestTrialConsentAndWithdrawal(t *testing.T) {
 		list(app.PathPatientTrials, string(pat.addr), stranger) != 0 {
 		t.Fatal("the participation is listed to others")
 	}
-	data, _ := json.Marshal(app.KeyQuery{Key: trials.SubjectKey(reg.ID, pat.addr), Reader: pat.addr, At: genesisTime.Add(time.Hour)})
+	data, _ = json.Marshal(app.KeyQuery{Key: trials.SubjectKey(reg.ID, pat.addr), Reader: pat.addr, At: genesisTime.Add(time.Hour)})
 	if resp, _ := c.app.Query(context.Background(), abciQuery(app.PathScopedKey, data)); resp.Code != uint32(codes.NotFound) {
 		t.Fatalf("the participation read by key: code %d", resp.Code)
 	}

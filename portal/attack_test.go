@@ -14,7 +14,8 @@ import (
 )
 
 // TestAttackPortalSessions: pages need a session; the session cookie is HttpOnly and
-// SameSite=Strict; a form without the session's CSRF token is refused and changes nothing; an
+// SameSite=Strict; a form (or a link that sends access requests) without the session's CSRF
+// token is refused and changes nothing; another host name is refused; an
 // unknown account, a wrong passphrase and (outside development) an unencrypted dev key do not
 // log in; after logout the cookie opens nothing.
 func TestAttackPortalSessions(t *testing.T) {
@@ -81,6 +82,19 @@ func TestAttackPortalSessions(t *testing.T) {
 	grants, err := w.reads.Grants(w.ctx, w.patient)
 	if err != nil || len(grants) != 0 {
 		t.Fatalf("a forged form granted access: %d grants, %v", len(grants), err)
+	}
+	// Links that send access requests need the session's token too: another page of the same
+	// site (a localhost port) cannot make the session request access.
+	for _, path := range []string{"/patients/example/open", "/patients/example?now=1", "/patients/example/open?csrf=" + strings.Repeat("0", 64)} {
+		if resp, _ := get(path); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("%s without the token: %d", path, resp.StatusCode)
+		}
+	}
+	// A host name the portal does not serve (DNS rebinding) is refused, whatever it posts.
+	req, _ = http.NewRequest("GET", w.url+"/login", nil)
+	req.Host = "rebound.evil.example"
+	if r, err := hc.Do(req); err != nil || r.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("another host: %v %v", r, err)
 	}
 	// Logging out ends the session: the old cookie opens nothing.
 	_, body := get("/consents")

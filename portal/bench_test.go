@@ -63,11 +63,14 @@ func BenchmarkPortalPages(b *testing.B) {
 
 	for _, c := range []struct{ account, path string }{
 		{"patient", "/records"}, {"patient", "/consents"}, {"patient", "/audit"}, {"patient", "/guardians"},
-		{"doctor", "/patients"}, {"doctor", "/patients/example?now=1"}, {"doctor", "/network"},
+		{"doctor", "/patients"}, {"doctor", "/patients/example?now=1&csrf="}, {"doctor", "/network"},
 	} {
-		cookie := w.loginCookie(c.account)
+		cookie, token := w.loginCookie(c.account)
+		if strings.HasSuffix(c.path, "csrf=") {
+			c.path += token
+		}
 		get := func() {
-			req := httptest.NewRequest(http.MethodGet, c.path, nil)
+			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+c.path, nil)
 			req.AddCookie(cookie)
 			rec := httptest.NewRecorder()
 			w.portal.ServeHTTP(rec, req)
@@ -76,7 +79,8 @@ func BenchmarkPortalPages(b *testing.B) {
 			}
 		}
 		get() // the first view opens access sessions and fills caches
-		b.Run(strings.TrimPrefix(strings.ReplaceAll(c.path, "/", "_"), "_"), func(b *testing.B) {
+		name, _, _ := strings.Cut(c.path, "&")
+		b.Run(strings.TrimPrefix(strings.ReplaceAll(name, "/", "_"), "_"), func(b *testing.B) {
 			for b.Loop() {
 				get()
 			}
@@ -84,18 +88,29 @@ func BenchmarkPortalPages(b *testing.B) {
 	}
 }
 
-// loginCookie logs in as a demo account and returns the session cookie.
-func (w *world) loginCookie(name string) *http.Cookie {
+// loginCookie logs in as a demo account and returns the session cookie and CSRF token.
+func (w *world) loginCookie(name string) (*http.Cookie, string) {
 	w.t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(url.Values{"account": {name}}.Encode()))
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/login", strings.NewReader(url.Values{"account": {name}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := httptest.NewRecorder()
 	w.portal.ServeHTTP(rec, req)
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == "medchain_session" {
-			return c
+		if c.Name != "medchain_session" {
+			continue
 		}
+		req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/network", nil)
+		req.AddCookie(c)
+		page := httptest.NewRecorder()
+		w.portal.ServeHTTP(page, req)
+		body := page.Body.String()
+		i := strings.Index(body, `name="csrf" value="`)
+		if i < 0 {
+			w.t.Fatalf("no CSRF token on the page: %s", body)
+		}
+		token := body[i+len(`name="csrf" value="`):]
+		return c, token[:strings.IndexByte(token, '"')]
 	}
 	w.t.Fatalf("login as %s: %d %s", name, rec.Code, rec.Body)
-	return nil
+	return nil, ""
 }

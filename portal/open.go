@@ -21,6 +21,10 @@ func (s *Server) openRecords(w http.ResponseWriter, r *http.Request, ses *sessio
 		http.Error(w, "No such patient.", http.StatusNotFound)
 		return
 	}
+	if !ses.validToken(r.URL.Query().Get("csrf")) { // it sends access requests: never from another page
+		http.Error(w, "This link did not come from this portal.", http.StatusForbidden)
+		return
+	}
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)

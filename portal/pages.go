@@ -361,6 +361,10 @@ func (s *Server) patient(w http.ResponseWriter, r *http.Request, ses *session) {
 		return
 	}
 	data := patientData{Patient: p, Page: pageNumber(r), Stream: r.URL.Query().Get("now") == ""}
+	if !data.Stream && !ses.validToken(r.URL.Query().Get("csrf")) { // it sends access requests
+		s.fail(w, ses, http.StatusForbidden, "This link did not come from this portal. Open the patient from your list of patients.")
+		return
+	}
 	if !data.Stream {
 		ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
 		defer cancel()

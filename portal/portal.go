@@ -16,9 +16,12 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +50,10 @@ type Config struct {
 	ServiceKeys map[string][]byte
 	// Dev shows the switcher among the keyring's unencrypted demo keys.
 	Dev bool
-	Log *slog.Logger
+	// Hosts are the host names the portal answers besides loopback ones (its public name behind
+	// a proxy); a request for another (DNS rebinding) is refused.
+	Hosts []string
+	Log   *slog.Logger
 }
 
 // Limits of the session store.
@@ -83,6 +89,14 @@ type session struct {
 	reads   *client.Client // signed reads as the account
 	expires time.Time
 }
+
+// validToken reports whether token is the session's CSRF token (compared in constant time).
+func (ses *session) validToken(token string) bool {
+	return subtle.ConstantTimeCompare([]byte(token), []byte(ses.CSRF)) == 1
+}
+
+// loopbackHosts are the hosts the portal answers without Config.Hosts.
+var loopbackHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // New returns a portal.
 func New(cfg Config) (*Server, error) {
@@ -122,6 +136,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin") // "no-referrer" would make browsers send Origin: null
 	h.Set("Cache-Control", "no-store")
+	// A request for a host name the portal does not serve is refused: a rebinding DNS name
+	// pointed at it would make its own Origin match the Host.
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	if !slices.Contains(loopbackHosts, strings.Trim(host, "[]")) && !slices.Contains(s.cfg.Hosts, host) {
+		http.Error(w, "this portal does not answer for host "+host, http.StatusMisdirectedRequest)
+		return
+	}
 	// A form posted from another site (the login form included, which has no session token
 	// yet) is refused by its Origin, which browsers send with every POST.
 	if r.Method == http.MethodPost {
@@ -197,7 +221,7 @@ func (s *Server) in(h func(http.ResponseWriter, *http.Request, *session)) http.H
 		}
 		if r.Method == http.MethodPost {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(ses.CSRF)) != 1 {
+			if !ses.validToken(r.PostFormValue("csrf")) {
 				s.fail(w, ses, http.StatusForbidden, "This form has expired or did not come from this portal. Go back, reload the page and try again.")
 				return
 			}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -119,12 +120,19 @@ func (f *agentFlags) serviceKeys() (map[string][]byte, error) {
 
 // portal builds the web portal for the home's keyring (each login unlocks a key with its
 // passphrase; demo keys are refused outside `medchain dev`).
-func (f *agentFlags) portal(ctx context.Context, s *client.Signer, log *slog.Logger) (*portal.Server, func(), error) {
+func (f *agentFlags) portal(ctx context.Context, s *client.Signer, publicURL string, log *slog.Logger) (*portal.Server, func(), error) {
 	kr, err := keyring.OpenFile(node.KeyringDir(f.home))
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg := portal.Config{Keyring: kr, Node: s.C, Log: log}
+	if publicURL != "" { // the portal answers its public name too, besides loopback ones
+		u, err := url.Parse(publicURL)
+		if err != nil || u.Hostname() == "" {
+			return nil, nil, fmt.Errorf("--public-url %q: want a URL such as https://agent.example.org: %w", publicURL, errUsage)
+		}
+		cfg.Hosts = []string{u.Hostname()}
+	}
 	if cfg.Patients, err = f.patientMap(); err != nil {
 		return nil, nil, err
 	}
@@ -232,7 +240,7 @@ until it commits.`,
 			}
 			var web http.Handler
 			if withPortal {
-				p, closeTrust, err := f.portal(cmd.Context(), s, slog.Default().With("module", "portal"))
+				p, closeTrust, err := f.portal(cmd.Context(), s, publicURL, slog.Default().With("module", "portal"))
 				if err != nil {
 					return fmt.Errorf("web portal: %w", err)
 				}

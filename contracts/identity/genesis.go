@@ -34,6 +34,9 @@ func InitGenesis(kv state.KV, g *Genesis) error {
 		if err := PutAccount(kv, &a); err != nil {
 			return err
 		}
+		if err := listInDirectory(kv, &a); err != nil {
+			return err
+		}
 	}
 	if len(g.Registrars) == 0 {
 		return codes.Errorf(codes.Invalid, "genesis names no registrar")

@@ -52,6 +52,9 @@ func register(kv state.KV, ctx contracts.Context, m *Register) ([]contracts.Even
 	if err := PutAccount(kv, acc); err != nil {
 		return nil, err
 	}
+	if err := listInDirectory(kv, acc); err != nil {
+		return nil, err
+	}
 	return []contracts.Event{contracts.NewEvent("identity.registered",
 		"address", string(acc.Address), "role", string(acc.Role))}, nil
 }

@@ -54,12 +54,19 @@ func SharedAccount(r state.Reader, a tx.Address) (*Account, error) {
 
 // PutAccount stores an account.
 func PutAccount(kv state.KV, acc *Account) error {
-	if acc.Role != RolePatient { // providers are listed in the public directory; patients never
-		if err := kv.Set(DirectoryKey(acc.Address), []byte{1}); err != nil {
-			return codes.Errorf(codes.Internal, "write state: %v", err)
-		}
-	}
 	return contracts.PutJSON(kv, AccountKey(acc.Address), acc)
+}
+
+// listInDirectory lists a new practitioner or organization in the public directory (a patient,
+// a registrar or a node account never).
+func listInDirectory(kv state.KV, acc *Account) error {
+	if acc.Role != RolePractitioner && acc.Role != RoleOrganization {
+		return nil
+	}
+	if err := kv.Set(DirectoryKey(acc.Address), []byte{1}); err != nil {
+		return codes.Errorf(codes.Internal, "write state: %v", err)
+	}
+	return nil
 }
 
 // DirectoryPrefix is the key prefix of the directory of practitioners and organizations (the

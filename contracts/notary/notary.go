@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -212,11 +213,27 @@ func SplitLeaves(all []byte) ([][]byte, error) {
 	return out, nil
 }
 
-// Prove returns the Merkle proof of leaf index among leaves (all of a block's).
+// Prove returns the Merkle proof of leaf index among leaves (all of a block's), as CometBFT's
+// crypto/merkle proves it, computing only that leaf's path: its siblings' subtree hashes
+// (crypto/merkle's HashFromByteSlices), O(n) hashing and O(log n) memory, where
+// merkle.ProofsFromByteSlices would build every leaf's proof.
 func Prove(leaves [][]byte, index int) (*merkle.Proof, error) {
 	if index < 0 || index >= len(leaves) {
 		return nil, fmt.Errorf("leaf %d of %d", index, len(leaves))
 	}
-	_, proofs := merkle.ProofsFromByteSlices(leaves)
-	return proofs[index], nil
+	return &merkle.Proof{Total: int64(len(leaves)), Index: int64(index),
+		LeafHash: merkle.HashFromByteSlices(leaves[index : index+1]), Aunts: aunts(leaves, index)}, nil
+}
+
+// aunts is the path of leaf index: the sibling subtrees' hashes from the leaf up (the split is
+// RFC 6962's, the largest power of two below the size, as crypto/merkle splits).
+func aunts(leaves [][]byte, index int) [][]byte {
+	if len(leaves) <= 1 {
+		return nil
+	}
+	k := 1 << (bits.Len(uint(len(leaves)-1)) - 1)
+	if index < k {
+		return append(aunts(leaves[:k], index), merkle.HashFromByteSlices(leaves[k:]))
+	}
+	return append(aunts(leaves[k:], index-k), merkle.HashFromByteSlices(leaves[:k]))
 }

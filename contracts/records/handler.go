@@ -74,7 +74,7 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
 	}
 	if !write && purpose == "CLINTRCH" { // a trial participant's e-consent (contracts/trials)
-		ok, err := trials.Allows(r, patient.Address, requester, category)
+		ok, err := trials.Allows(r, patient.Address, requester, category, t)
 		if err != nil {
 			return Decision{}, err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -173,8 +174,12 @@ func withdraw(kv state.KV, ctx contracts.Context, m *Withdraw) ([]contracts.Even
 // Allows reports whether requester may read patient's records of category for clinical-trial
 // research at t: the patient takes part (not withdrawn) in a trial whose sponsor, or whose
 // investigators or organization at the patient's site, is requester; the e-consent names the
-// category; and it was given to a version no older than the trial's last material amendment.
-func Allows(r state.Reader, patient, requester tx.Address, category string) (bool, error) {
+// category; it was given to a version no older than the trial's last material amendment; and
+// the requester is attested at t (an investigator whose licence lapsed reads no more).
+func Allows(r state.Reader, patient, requester tx.Address, category string, at time.Time) (bool, error) {
+	if ok, err := identity.Attested(r, requester, at); err != nil || !ok { // a lapsed licence reads nothing
+		return false, err
+	}
 	var trialsOf []string
 	if err := r.Iterate(PatientPrefix(patient), func(_, v []byte) bool {
 		trialsOf = append(trialsOf, string(v))

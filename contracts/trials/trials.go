@@ -270,6 +270,14 @@ func register(kv state.KV, ctx contracts.Context, m *Register) ([]contracts.Even
 	if _, err := identity.RequireOrg(kv, m.Ethics, ctx.Time, identity.OrgKinds...); err != nil {
 		return nil, codes.Errorf(codes.Invalid, "ethics committee: %v", err)
 	}
+	// The committee is independent: not the sponsor, nor a site or an investigator.
+	independent := m.Ethics != ctx.Signer
+	for _, s := range m.Sites {
+		independent = independent && m.Ethics != s.Org && !slices.Contains(s.Investigators, m.Ethics)
+	}
+	if !independent {
+		return nil, codes.Errorf(codes.Invalid, "the ethics committee must be independent of the sponsor and the sites")
+	}
 	if ok, err := contracts.GetJSON(kv, TrialKey(m.ID), &Trial{}); err != nil {
 		return nil, err
 	} else if ok {

@@ -12,8 +12,9 @@ import (
 )
 
 // TestTrialCLI: a trial through the binary, on the dev network: an attested sponsor registers it
-// (the hospital its ethics committee and site, the doctor its investigator); the patient
-// consents; a material amendment waits for the ethics committee (the doctor cannot approve it);
+// (an independent ethics committee; the hospital its site, the doctor its investigator); the
+// patient consents; a material amendment waits for the ethics committee (the doctor, the site
+// and the sponsor cannot approve it);
 // the investigator anchors a CRF batch; the patient withdraws; after the lock new data is
 // refused; the results switch the primary outcome and `trials show` says so; the regulator
 // lists the participants, the doctor gets none.
@@ -36,25 +37,29 @@ func TestTrialCLI(t *testing.T) {
 		t.Helper()
 		return medchain(t, wantOK, append(args, nodeFlags...)...)
 	}
-	medchain(t, true, "keys", "add", "sponsor", "--home", home)
-	run(true, "tx", "register", "--from", "sponsor", "--role", "organization", "--org-kind", "trial_sponsor", "--name", "Example Trials")
-	run(true, "tx", "attest", "--from", "registrar", "--subject", "sponsor", "--licence", "SP-1", "--jurisdiction", "NL")
+	for _, org := range []struct{ key, kind, name string }{{"sponsor", "trial_sponsor", "Example Trials"}, {"ethics", "hospital", "Example Ethics Committee"}} {
+		medchain(t, true, "keys", "add", org.key, "--home", home)
+		run(true, "tx", "register", "--from", org.key, "--role", "organization", "--org-kind", org.kind, "--name", org.name)
+		run(true, "tx", "attest", "--from", "registrar", "--subject", org.key, "--licence", "L-"+org.key, "--jurisdiction", "NL")
+	}
 
 	outcomes := file("outcomes.json", `{"primary": "HbA1c change at 26 weeks", "secondary": ["weight change"]}`)
 	salt := filepath.Join(dir, "salt.bin")
 	run(true, "trials", "register", "--from", "sponsor", "--id", "MC-1", "--title", "Drug X in type 2 diabetes",
 		"--protocol", file("protocol.pdf", "protocol v1"), "--sap", file("sap.pdf", "SAP v1"), "--outcomes", outcomes,
-		"--salt-out", salt, "--site", "site-1=hospital:doctor", "--ethics", "hospital", "--approval-required")
+		"--salt-out", salt, "--site", "site-1=hospital:doctor", "--ethics", "ethics", "--approval-required")
 	run(true, "trials", "consent", "--from", "patient", "--trial", "MC-1", "--site", "site-1", "--version", "1", "--category", "laboratory")
 	run(true, "trials", "amend", "--from", "sponsor", "--trial", "MC-1", "--protocol", file("protocol2.pdf", "protocol v2"),
 		"--reason", "a visit at week 13", "--material")
 	if out := run(true, "trials", "show", "MC-1"); !strings.Contains(out, `"version": 1,`) || !strings.Contains(out, `"effective": false`) {
 		t.Fatalf("an amendment awaiting approval:\n%s", out)
 	}
-	if out := run(false, "trials", "approve", "--from", "doctor", "--trial", "MC-1", "--version", "2"); !strings.Contains(out, "ethics committee") {
-		t.Fatalf("approval by another than the committee:\n%s", out)
+	for _, who := range []string{"doctor", "hospital", "sponsor"} {
+		if out := run(false, "trials", "approve", "--from", who, "--trial", "MC-1", "--version", "2"); !strings.Contains(out, "ethics committee") {
+			t.Fatalf("approval by %s:\n%s", who, out)
+		}
 	}
-	run(true, "trials", "approve", "--from", "hospital", "--trial", "MC-1", "--version", "2")
+	run(true, "trials", "approve", "--from", "ethics", "--trial", "MC-1", "--version", "2")
 	run(true, "trials", "anchor", "--from", "doctor", "--trial", "MC-1", "--site", "site-1", file("crf-1.csv", "subject,visit,hba1c\n1,1,7.9\n"))
 	run(true, "trials", "withdraw", "--from", "patient", "--trial", "MC-1")
 	run(true, "trials", "lock", "--from", "sponsor", "--trial", "MC-1")
