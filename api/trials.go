@@ -21,6 +21,17 @@ func (s *server) getTrial(w http.ResponseWriter, r *http.Request) {
 	s.listQuery(w, r, app.PathTrial, []byte(id))
 }
 
+// trialBatches answers GET /v1/trials/{id}/batches: one page of the trial's anchored batches
+// (hash, site, who, when), public.
+func (s *server) trialBatches(w http.ResponseWriter, r *http.Request) {
+	page, ok := pageParams(w, r)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(app.TrialBatchesQuery{Trial: r.PathValue("id"), Page: page})
+	s.listQuery(w, r, app.PathTrialBatches, data)
+}
+
 // trialSubjects answers GET /v1/trials/{id}/subjects: the participations, to a signed read by
 // the trial's sponsor or an attested regulator (anyone else: an empty list).
 func (s *server) trialSubjects(w http.ResponseWriter, r *http.Request) {

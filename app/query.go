@@ -72,6 +72,8 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryNotaryLeaf(view, req.Data)
 	case PathTrial:
 		return queryTrial(view, req.Data)
+	case PathTrialBatches:
+		return queryTrialBatches(view, req.Data)
 	case PathTrialSubjects:
 		return queryTrialSubjects(view, req.Data)
 	case PathPatientTrials:

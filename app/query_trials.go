@@ -17,6 +17,27 @@ import (
 // module stores.
 const PathTrial = "/trials/trial"
 
+// PathTrialBatches answers one page of a trial's anchored batches (data: TrialBatchesQuery):
+// public, the part of a regulator's trail besides the trial itself and its participants.
+const PathTrialBatches = "/trials/batches"
+
+// TrialBatchesQuery pages a trial's batches.
+type TrialBatchesQuery struct {
+	Trial string `json:"trial"`
+	Page
+}
+
+func queryTrialBatches(view *state.View, data []byte) (*abci.ResponseQuery, error) {
+	var q TrialBatchesQuery
+	if err := json.Unmarshal(data, &q); err != nil {
+		return nil, codes.Errorf(codes.Malformed, "trial query: %v", err)
+	}
+	if q.Trial == "" || len(q.Trial) > trials.MaxIDBytes {
+		return nil, codes.Errorf(codes.Invalid, "a trial id is 1..%d characters", trials.MaxIDBytes)
+	}
+	return pageResp(listPage[trials.Batch](view, trials.BatchPrefix(q.Trial), q.Page, nil))
+}
+
 func queryTrial(view *state.View, data []byte) (*abci.ResponseQuery, error) {
 	return jsonResp(trials.Get(view, string(data)))
 }

@@ -101,6 +101,15 @@ func TestTrialLifecycle(t *testing.T) {
 	c.expect(w.doc.sign(t, trials.TypeAnchor, trials.AnchorData{Trial: reg.ID, Site: "site-1", Batches: [][]byte{hash("forged")}}), codes.Unauthorized)
 	c.expect(w.inv.sign(t, trials.TypeAnchor, trials.AnchorData{Trial: reg.ID, Site: "site-9", Batches: [][]byte{hash("x")}}), codes.NotFound)
 	c.expect(w.hosp.sign(t, trials.TypeAnchor, trials.AnchorData{Trial: reg.ID, Site: "site-1", Batches: [][]byte{hash("CRF batch 1")}}), codes.AlreadyExists)
+	// The regulator's trail of data: every batch with its site, who anchored it and when (public).
+	var batches []trials.Batch
+	data, _ := json.Marshal(app.TrialBatchesQuery{Trial: reg.ID})
+	if err := json.Unmarshal(query(t, c, app.PathTrialBatches, data), &batches); err != nil {
+		t.Fatal(err)
+	}
+	if len(batches) != 2 || batches[0].Site != "site-1" || batches[0].By != w.inv.addr || batches[0].Height == 0 {
+		t.Fatalf("the anchored batches: %+v", batches)
+	}
 
 	// Results only after the lock; after the lock, no new data.
 	res := trials.Results{Trial: reg.ID, Outcomes: outcomes, Salt: salt, ReportedPrimary: outcomes.Primary, DocumentHash: hash("results")}

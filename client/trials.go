@@ -15,6 +15,11 @@ func (c *Client) Trial(ctx context.Context, id string) (*trials.Trial, error) {
 	return &t, c.do(ctx, http.MethodGet, "/v1/trials/"+url.PathEscape(id), nil, &t)
 }
 
+// TrialBatches returns a trial's anchored batches (public).
+func (c *Client) TrialBatches(ctx context.Context, id string) ([]trials.Batch, error) {
+	return listAll[trials.Batch](ctx, c, "/v1/trials/"+url.PathEscape(id)+"/batches", nil)
+}
+
 // TrialSubjects returns a trial's participations; the node answers its sponsor and attested
 // regulators (a signed read), anyone else an empty list.
 func (c *Client) TrialSubjects(ctx context.Context, id string) ([]trials.Participation, error) {

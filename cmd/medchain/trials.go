@@ -226,6 +226,15 @@ ethics committee that approves amendments (--approval-required).`,
 			}
 			return nil
 		}}
+	batches := &cobra.Command{Use: "batches ID", Short: "List a trial's anchored data batches: hash, site, who, when", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bs, err := client.New(f.nodeURL).TrialBatches(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			printJSON(cmd.OutOrStdout(), bs)
+			return nil
+		}}
 	subjects := &cobra.Command{Use: "subjects ID", Short: "List a trial's participants (its sponsor or a regulator, signing with --from)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
@@ -245,7 +254,7 @@ ethics committee that approves amendments (--approval-required).`,
 			printJSON(cmd.OutOrStdout(), ps)
 			return nil
 		}}
-	cmd.AddCommand(register, amend, approve, anchor, lockCmd, results, consentCmd, withdrawCmd, show, subjects)
+	cmd.AddCommand(register, amend, approve, anchor, lockCmd, results, consentCmd, withdrawCmd, show, batches, subjects)
 	return cmd
 }
 

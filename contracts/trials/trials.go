@@ -11,6 +11,7 @@ package trials
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -173,9 +174,21 @@ var prefixTrial = "tr/t/"
 // TrialKey is the state key of a trial.
 func TrialKey(id string) []byte { return []byte(prefixTrial + id) }
 
-// BatchKey is the state key of an anchored batch (its height, as JSON).
+// Batch is an anchored case-report-form or dataset batch: its hash, its site, when.
+type Batch struct {
+	Hash   []byte     `json:"hash"`
+	Site   string     `json:"site"`
+	By     tx.Address `json:"by"`
+	Height int64      `json:"height"`
+	Time   time.Time  `json:"time"`
+}
+
+// BatchPrefix is the key prefix of a trial's anchored batches (public: the regulator's trail).
+func BatchPrefix(id string) []byte { return []byte("tr/b/" + id + "/") }
+
+// BatchKey is the state key of an anchored batch.
 func BatchKey(id string, hash []byte) []byte {
-	return append([]byte("tr/b/"+id+"/"), hash...)
+	return append(BatchPrefix(id), hex.EncodeToString(hash)...)
 }
 
 // Get reads a trial.
@@ -382,12 +395,12 @@ func anchorData(kv state.KV, ctx contracts.Context, m *AnchorData) ([]contracts.
 	}
 	for _, b := range m.Batches {
 		key := BatchKey(t.ID, b)
-		if ok, err := contracts.GetJSON(kv, key, new(int64)); err != nil {
+		if ok, err := contracts.GetJSON(kv, key, &Batch{}); err != nil {
 			return nil, err
 		} else if ok {
 			return nil, codes.Errorf(codes.AlreadyExists, "batch %x is anchored already", b)
 		}
-		if err := contracts.PutJSON(kv, key, ctx.Height); err != nil {
+		if err := contracts.PutJSON(kv, key, &Batch{Hash: b, Site: s.ID, By: ctx.Signer, Height: ctx.Height, Time: ctx.Time}); err != nil {
 			return nil, err
 		}
 	}

@@ -61,6 +61,9 @@ func TestTrialCLI(t *testing.T) {
 	}
 	run(true, "trials", "approve", "--from", "ethics", "--trial", "MC-1", "--version", "2")
 	run(true, "trials", "anchor", "--from", "doctor", "--trial", "MC-1", "--site", "site-1", file("crf-1.csv", "subject,visit,hba1c\n1,1,7.9\n"))
+	if out := run(true, "trials", "batches", "MC-1"); strings.Count(out, `"site": "site-1"`) != 1 {
+		t.Fatalf("the anchored batches:\n%s", out)
+	}
 	run(true, "trials", "withdraw", "--from", "patient", "--trial", "MC-1")
 	run(true, "trials", "lock", "--from", "sponsor", "--trial", "MC-1")
 	if out := run(false, "trials", "anchor", "--from", "doctor", "--trial", "MC-1", "--site", "site-1", file("crf-2.csv", "late data")); !strings.Contains(out, "locked") {
