@@ -18,10 +18,12 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
-// freeBase finds a base port such that base .. base+10n+2 are free on loopback.
+// freeBase finds a base port such that base .. base+10n+2 are free on loopback. It looks below
+// Linux's ephemeral range (32768-60999), where ports other tests and outgoing connections take
+// at random could be taken between this check and the node's bind.
 func freeBase(t *testing.T, n int) int {
 	t.Helper()
-	for base := 41000 + int(time.Now().UnixNano()%2000)*10; base < 64000; base += 200 {
+	for base := 20000 + int(time.Now().UnixNano()%1000)*10; base < 32000; base += 200 {
 		ok := true
 		for i := 0; i < n && ok; i++ {
 			for j := 0; j < 3; j++ {
