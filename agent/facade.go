@@ -17,6 +17,7 @@ import (
 
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/smart"
@@ -82,6 +83,8 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /fhir/{$}", f.auth(0, anyType, f.postBundle))
 	mux.HandleFunc("POST /fhir/Consent", f.auth('c', "Consent", f.postConsent))
 	mux.HandleFunc("GET /fhir/Consent", f.auth('s', "Consent", f.searchConsent))
+	mux.HandleFunc("PUT /fhir/Consent/{id}", f.auth('u', "Consent", f.putConsent))
+	mux.HandleFunc("GET /fhir/ResearchSubject", f.auth('s', "ResearchSubject", f.searchResearchSubject))
 	mux.HandleFunc("GET /fhir/AuditEvent", f.auth('s', "AuditEvent", f.searchAudit))
 	mux.HandleFunc("GET /fhir/Patient/{id}/$everything", f.auth('s', anyType, f.everything))
 	mux.HandleFunc("POST /fhir/Claim/$submit", f.auth('c', "Claim", f.submitClaim))
@@ -414,7 +417,9 @@ func (f *Facade) metadata(w http.ResponseWriter, _ *http.Request) {
 	rs = append(rs, resource{Type: "Subscription", Interaction: []interaction{{"create"}, {"read"}, {"delete"}}})
 	rs = append(rs, resource{Type: "Provenance", Interaction: []interaction{{"read"}, {"search-type"}},
 		SearchParam: []param{{"target", "reference"}}})
-	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"_count", "number"}}},
+	rs = append(rs, resource{Type: "Consent", Interaction: []interaction{{"create"}, {"update"}, {"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"scope", "token"}, {"_count", "number"}}},
+		resource{Type: "ResearchStudy", Interaction: []interaction{{"read"}}},
+		resource{Type: "ResearchSubject", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"study", "reference"}, {"_count", "number"}}},
 		resource{Type: "AuditEvent", Interaction: []interaction{{"search-type"}}, SearchParam: []param{{"patient", "reference"}, {"agent", "reference"}, {"category", "token"}, {"_count", "number"}}})
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement", "status": "active", "date": time.Now().UTC().Format("2006-01-02"),
@@ -1069,6 +1074,10 @@ func (f *Facade) postConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if isResearchConsent(body) { // a trial participant's e-consent (trials_fhir.go)
+		f.postTrialConsent(w, r, body, "")
+		return
+	}
 	fhirID, m, err := GrantFromConsent(body)
 	if err != nil {
 		f.fail(w, err)
@@ -1121,8 +1130,11 @@ func (f *Facade) onlyParams(w http.ResponseWriter, r *http.Request, names ...str
 	return applied, true
 }
 
+// searchConsent answers GET /fhir/Consent: a patient's consent grants (scope patient-privacy),
+// in pages, and on the last page its research e-consents to trials (scope research); scope
+// narrows to one kind.
 func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
-	applied, ok := f.onlyParams(w, r)
+	applied, ok := f.onlyParams(w, r, "scope")
 	if !ok {
 		return
 	}
@@ -1134,12 +1146,28 @@ func (f *Facade) searchConsent(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	grants, next, err := f.agent.node.GrantsPage(r.Context(), acct, cursor, count)
-	if err != nil {
-		f.fail(w, err)
+	scope := r.URL.Query().Get("scope")
+	scope = scope[strings.LastIndexByte(scope, '|')+1:]
+	if scope != "" && scope != "patient-privacy" && scope != scopeResearch {
+		f.fail(w, &fhir.InvalidError{Msg: "Consent scope is patient-privacy (grants) or research (trial e-consents)"})
 		return
 	}
+	var grants []consent.Grant
+	var next string
+	var err error
+	if scope != scopeResearch {
+		if grants, next, err = f.agent.node.GrantsPage(r.Context(), acct, cursor, count); err != nil {
+			f.fail(w, err)
+			return
+		}
+	}
 	rs := make([][]byte, 0, len(grants))
+	if next == "" && scope != "patient-privacy" {
+		if rs, err = f.trialConsents(r.Context(), acct, fhirID); err != nil {
+			f.fail(w, err)
+			return
+		}
+	}
 	for i := range grants {
 		out, err := ConsentResource(f.agent.namedGrant(r.Context(), &grants[i]), fhirID, time.Now())
 		if err != nil {

@@ -56,15 +56,21 @@ func accountRef(a tx.Address) reference {
 
 // consentJSON is the FHIR R4 Consent view of a grant.
 type consentJSON struct {
-	ResourceType string     `json:"resourceType"`
-	ID           string     `json:"id,omitempty"`
-	Status       string     `json:"status"`
-	Scope        concept    `json:"scope"`
-	Category     []concept  `json:"category"`
-	Patient      *reference `json:"patient,omitempty"`
-	DateTime     string     `json:"dateTime,omitempty"`
-	PolicyRule   *concept   `json:"policyRule,omitempty"`
-	Provision    *provision `json:"provision,omitempty"`
+	ResourceType string          `json:"resourceType"`
+	ID           string          `json:"id,omitempty"`
+	Status       string          `json:"status"`
+	Scope        concept         `json:"scope"`
+	Category     []concept       `json:"category"`
+	Patient      *reference      `json:"patient,omitempty"`
+	DateTime     string          `json:"dateTime,omitempty"`
+	Policy       []consentPolicy `json:"policy,omitempty"`
+	PolicyRule   *concept        `json:"policyRule,omitempty"`
+	Provision    *provision      `json:"provision,omitempty"`
+}
+
+type consentPolicy struct {
+	Authority string `json:"authority,omitempty"`
+	URI       string `json:"uri,omitempty"`
 }
 
 type provision struct {
@@ -274,6 +280,8 @@ func AuditEventResource(ev *records.AccessEvent, patientFHIRID string) ([]byte, 
 		desc = fmt.Sprintf("granted by consent grant %d", ev.Grant)
 	case ev.Emergency != 0:
 		desc = fmt.Sprintf("granted by emergency (break-glass) session %d", ev.Emergency)
+	case ev.Trial != "":
+		desc = fmt.Sprintf("granted by the patient's e-consent to clinical trial %s", ev.Trial)
 	}
 	a.OutcomeDesc = desc
 	if ev.Expires != nil {
@@ -293,6 +301,10 @@ func AuditEventResource(ev *records.AccessEvent, patientFHIRID string) ([]byte, 
 		a.Action = "E"
 	}
 	a.Entity = append(a.Entity, what)
+	if ev.Trial != "" { // the study the read was for
+		a.Entity = append(a.Entity, auditEntity{What: reference{Reference: "ResearchStudy/" + ev.Trial}, Description: "clinical trial " + ev.Trial,
+			Type: &coding{System: systemEntityType, Code: "2", Display: "System Object"}, Role: &coding{System: systemObjectRole, Code: "13", Display: "Security Resource"}})
+	}
 	return json.Marshal(a)
 }
 

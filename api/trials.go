@@ -32,10 +32,16 @@ func (s *server) trialBatches(w http.ResponseWriter, r *http.Request) {
 	s.listQuery(w, r, app.PathTrialBatches, data)
 }
 
-// trialSubjects answers GET /v1/trials/{id}/subjects: the participations, to a signed read by
-// the trial's sponsor or an attested regulator (anyone else: an empty list).
+// trialSubjects answers GET /v1/trials/{id}/subjects: one page of the participations, to a
+// signed read by the trial's sponsor or an attested regulator (anyone else: an empty list).
 func (s *server) trialSubjects(w http.ResponseWriter, r *http.Request) {
 	s.trialRead(w, r, app.PathTrialSubjects, r.PathValue("id"))
+}
+
+// trialReads answers GET /v1/trials/{id}/reads: one page of the research reads the trial's
+// e-consents allowed (the patients' access events), to the same readers as its subjects.
+func (s *server) trialReads(w http.ResponseWriter, r *http.Request) {
+	s.trialRead(w, r, app.PathTrialReads, r.PathValue("id"))
 }
 
 // patientTrials answers GET /v1/patients/{addr}/trials: the patient's participations, to a
@@ -57,6 +63,10 @@ func (s *server) trialRead(w http.ResponseWriter, r *http.Request, path, subject
 		writeCodeErr(w, codes.Invalid, "a trial id is 1..64 characters")
 		return
 	}
-	data, _ := json.Marshal(app.TrialReadQuery{Subject: subject, Reader: reader, At: time.Now()})
+	page, ok := pageParams(w, r)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(app.TrialReadQuery{Subject: subject, Reader: reader, At: time.Now(), Page: page})
 	s.listQuery(w, r, path, data)
 }

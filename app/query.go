@@ -76,6 +76,8 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryTrialBatches(view, req.Data)
 	case PathTrialSubjects:
 		return queryTrialSubjects(view, req.Data)
+	case PathTrialReads:
+		return queryTrialReads(view, req.Data)
 	case PathPatientTrials:
 		return queryPatientTrials(view, req.Data)
 	case PathAttestations:

@@ -11,6 +11,7 @@ import (
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -24,7 +25,8 @@ import (
 //     the read to the patient's trail before it answers);
 //   - to a grantee (an account, or a practitioner of an organization, named by a grant in force)
 //     for the records in the categories its grants cover, or that it wrote, or that an emergency
-//     session it holds opens; its own access events and emergency sessions; the grants that
+//     session it holds opens, or that a trial participant's e-consent lets it read (the trial's
+//     sponsor, and the investigators and organization of the participant's site); its own access events and emergency sessions; the grants that
 //     name it; and the recipients of a record it may write;
 //   - to anyone else, and to a query without a reader, as if the patient did not exist.
 //
@@ -146,7 +148,10 @@ func (s *scope) standing() (bool, error) {
 	if err := s.load(); err != nil {
 		return false, err
 	}
-	return len(s.grants) > 0 || s.emergency, nil
+	if len(s.grants) > 0 || s.emergency {
+		return true, nil
+	}
+	return trials.Studies(s.view, s.patient, s.reader, s.at)
 }
 
 // covers reports whether the reader's grants (with write, its write grants) cover category,
@@ -163,10 +168,16 @@ func (s *scope) covers(category string, write bool) (bool, error) {
 			return true, nil
 		}
 	}
-	if write || !s.emergency {
+	if write {
 		return false, nil
 	}
-	return records.IsEmergencyCategory(s.view, s.patient, category)
+	if s.emergency {
+		if ok, err := records.IsEmergencyCategory(s.view, s.patient, category); err != nil || ok {
+			return ok, err
+		}
+	}
+	trial, err := trials.Allows(s.view, s.patient, s.reader, category, s.at) // a participant's e-consent
+	return trial != "", err
 }
 
 // record reports whether the reader may see rec's anchor.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -50,34 +51,67 @@ const (
 	PathPatientTrials = "/trials/patient"  // Subject: the patient's address
 )
 
-// TrialReadQuery names what to list and who reads it.
+// PathTrialReads answers one page of a trial's research reads (data: TrialReadQuery, Subject
+// the trial id): the access events its e-consents allowed, oldest first, to the trial's sponsor
+// and attested regulators; anyone else gets an empty list.
+const PathTrialReads = "/trials/reads"
+
+// TrialReadQuery names what to list, who reads it and, for a trial's lists, the page.
 type TrialReadQuery struct {
 	Subject string     `json:"subject"`
 	Reader  tx.Address `json:"reader"`
 	At      time.Time  `json:"at"`
+	Page    Page       `json:"page,omitzero"`
 }
 
-func queryTrialSubjects(view *state.View, data []byte) (*abci.ResponseQuery, error) {
+// trialOverseer decodes a trial list query and loads the trial if its reader is the trial's
+// sponsor or an attested regulator (nil otherwise, or for an unknown trial).
+func trialOverseer(view *state.View, data []byte) (*TrialReadQuery, *trials.Trial, error) {
 	var q TrialReadQuery
 	if err := json.Unmarshal(data, &q); err != nil {
-		return nil, codes.Errorf(codes.Malformed, "trial query: %v", err)
+		return nil, nil, codes.Errorf(codes.Malformed, "trial query: %v", err)
 	}
 	t, err := trials.Get(view, q.Subject)
 	if codes.Of(err) == codes.NotFound {
-		return jsonResp([]trials.Participation{}, nil)
+		return &q, nil, nil
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if q.Reader != t.Sponsor {
+		if _, err := identity.RequireOrg(view, q.Reader, q.At, "regulator"); err != nil {
+			return &q, nil, nil
+		}
+	}
+	return &q, t, nil
+}
+
+func queryTrialSubjects(view *state.View, data []byte) (*abci.ResponseQuery, error) {
+	q, t, err := trialOverseer(view, data)
+	if err != nil || t == nil {
+		return pageResp([]trials.Participation{}, "", err)
+	}
+	return pageResp(listPage[trials.Participation](view, trials.SubjectPrefix(t.ID), q.Page, nil))
+}
+
+func queryTrialReads(view *state.View, data []byte) (*abci.ResponseQuery, error) {
+	q, t, err := trialOverseer(view, data)
+	if err != nil || t == nil {
+		return pageResp([]records.AccessEvent{}, "", err)
+	}
+	refs, next, err := listPage[trials.Read](view, trials.ReadPrefix(t.ID), q.Page, nil)
 	if err != nil {
 		return nil, err
 	}
-	may := q.Reader == t.Sponsor
-	if !may {
-		_, err := identity.RequireOrg(view, q.Reader, q.At, "regulator")
-		may = err == nil
+	out := make([]records.AccessEvent, 0, len(refs))
+	for _, ref := range refs {
+		ev, err := records.GetAccess(view, ref.Patient, ref.Access)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *ev)
 	}
-	if !may {
-		return jsonResp([]trials.Participation{}, nil)
-	}
-	return jsonResp(trials.Subjects(view, t.ID))
+	return pageResp(out, next, nil)
 }
 
 func queryPatientTrials(view *state.View, data []byte) (*abci.ResponseQuery, error) {

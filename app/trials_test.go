@@ -9,6 +9,7 @@ import (
 
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/trials"
@@ -265,9 +266,46 @@ func TestTrialConsentAndWithdrawal(t *testing.T) {
 		list(app.PathPatientTrials, string(pat.addr), stranger) != 0 {
 		t.Fatal("the participation is listed to others")
 	}
-	data, _ = json.Marshal(app.KeyQuery{Key: trials.SubjectKey(reg.ID, pat.addr), Reader: pat.addr, At: genesisTime.Add(time.Hour)})
-	if resp, _ := c.app.Query(context.Background(), abciQuery(app.PathScopedKey, data)); resp.Code != uint32(codes.NotFound) {
-		t.Fatalf("the participation read by key: code %d", resp.Code)
+	for _, key := range [][]byte{trials.SubjectKey(reg.ID, pat.addr), append(trials.ReadPrefix(reg.ID), contracts.SeqKey(1)...)} {
+		data, _ = json.Marshal(app.KeyQuery{Key: key, Reader: pat.addr, At: genesisTime.Add(time.Hour)})
+		if resp, _ := c.app.Query(context.Background(), abciQuery(app.PathScopedKey, data)); resp.Code != uint32(codes.NotFound) {
+			t.Fatalf("%s read by key: code %d", key, resp.Code)
+		}
+	}
+
+	// The trial's trail: every research read its e-consents allowed (four granted above), named
+	// in the patient's own audit trail with the trial, to the sponsor and regulators only.
+	reads := func(reader *key) []records.AccessEvent {
+		t.Helper()
+		data, _ := json.Marshal(app.TrialReadQuery{Subject: reg.ID, Reader: reader.addr, At: genesisTime.Add(time.Hour), Page: app.Page{Limit: 3}})
+		var evs []records.AccessEvent
+		if err := json.Unmarshal(query(t, c, app.PathTrialReads, data), &evs); err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	if got := reads(regulator); len(got) != 3 || got[0].Patient != pat.addr || got[0].Requester != w.inv.addr || got[0].Trial != reg.ID ||
+		got[0].Basis != "trial" || got[0].Outcome != records.Granted {
+		t.Fatalf("the regulator's first page of the trial's reads: %+v", got)
+	}
+	if len(reads(w.sponsor)) != 3 || len(reads(w.inv)) != 0 || len(reads(w.other)) != 0 || len(reads(pat)) != 0 {
+		t.Fatal("the trial's reads are listed to someone other than its sponsor and regulators")
+	}
+	var evs []records.AccessEvent
+	data, _ = json.Marshal(app.RecordsQuery{Patient: pat.addr, Reader: pat.addr, Page: app.Page{Limit: 100}})
+	if err := json.Unmarshal(query(t, c, app.PathAudit, data), &evs); err != nil {
+		t.Fatal(err)
+	}
+	var trialReads int
+	for _, ev := range evs {
+		if ev.Trial == reg.ID {
+			trialReads++
+		} else if ev.Basis == "trial" {
+			t.Fatalf("a trial read without its trial: %+v", ev)
+		}
+	}
+	if trialReads != 4 {
+		t.Fatalf("the patient's trail names the trial on %d reads, want 4", trialReads)
 	}
 
 	// Withdrawal: from the next block, no more research access.

@@ -169,27 +169,20 @@ ethics committee that approves amendments (--approval-required).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			a, s, err := f.open(ctx)
+			a, _, err := f.open(ctx)
 			if err != nil {
 				return err
 			}
-			patient := s.Address()
 			if coPatient != "" {
-				if patient, err = resolveAddr(f.home, coPatient); err != nil {
-					return err
-				}
-				co.Patient = patient
-			}
-			for i, c := range co.Categories {
-				if co.Categories[i], err = a.CategoryTag(ctx, patient, c); err != nil {
+				if co.Patient, err = resolveAddr(f.home, coPatient); err != nil {
 					return err
 				}
 			}
-			res, err := s.Send(ctx, trials.TypeConsent, &co)
+			height, err := a.ConsentToTrial(ctx, co)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "committed in block %d: tx %s\n", res.Height, res.Hash)
+			fmt.Fprintf(cmd.OutOrStdout(), "committed in block %d\n", height)
 			return nil
 		}}
 	consentCmd.Flags().StringVar(&co.Trial, "trial", "", "trial id")
@@ -235,26 +228,32 @@ ethics committee that approves amendments (--approval-required).`,
 			printJSON(cmd.OutOrStdout(), bs)
 			return nil
 		}}
-	subjects := &cobra.Command{Use: "subjects ID", Short: "List a trial's participants (its sponsor or a regulator, signing with --from)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			k, err := loadKey(f.home, f.from)
-			if err != nil {
-				return err
-			}
-			s, err := client.NewSigner(ctx, client.New(f.nodeURL), k)
-			if err != nil {
-				return err
-			}
-			ps, err := s.Reads().TrialSubjects(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			printJSON(cmd.OutOrStdout(), ps)
-			return nil
-		}}
-	cmd.AddCommand(register, amend, approve, anchor, lockCmd, results, consentCmd, withdrawCmd, show, batches, subjects)
+	overseer := func(use, short string, list func(ctx context.Context, c *client.Client, id string) (any, error)) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+				defer cancel()
+				k, err := loadKey(f.home, f.from)
+				if err != nil {
+					return err
+				}
+				s, err := client.NewSigner(ctx, client.New(f.nodeURL), k)
+				if err != nil {
+					return err
+				}
+				out, err := list(ctx, s.Reads(), args[0])
+				if err != nil {
+					return err
+				}
+				printJSON(cmd.OutOrStdout(), out)
+				return nil
+			}}
+	}
+	subjects := overseer("subjects ID", "List a trial's participants (its sponsor or a regulator, signing with --from)",
+		func(ctx context.Context, c *client.Client, id string) (any, error) { return c.TrialSubjects(ctx, id) })
+	reads := overseer("reads ID", "List the research reads a trial's e-consents allowed: who read whose records, when (its sponsor or a regulator)",
+		func(ctx context.Context, c *client.Client, id string) (any, error) { return c.TrialReads(ctx, id) })
+	cmd.AddCommand(register, amend, approve, anchor, lockCmd, results, consentCmd, withdrawCmd, show, batches, subjects, reads)
 	return cmd
 }
 

@@ -42,6 +42,7 @@ type Decision struct {
 	Allowed   bool
 	Basis     string // "patient", "guardian", "grant", "trial" or "emergency"
 	Grant     uint64
+	Trial     string // the trial whose e-consent allows it (basis "trial")
 	Emergency uint64
 	Until     time.Time // when the basis itself ends
 }
@@ -74,12 +75,12 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
 	}
 	if !write && purpose == "CLINTRCH" { // a trial participant's e-consent (contracts/trials)
-		ok, err := trials.Allows(r, patient.Address, requester, category, t)
+		trial, err := trials.Allows(r, patient.Address, requester, category, t)
 		if err != nil {
 			return Decision{}, err
 		}
-		if ok {
-			return Decision{Allowed: true, Basis: "trial", Until: forever}, nil
+		if trial != "" {
+			return Decision{Allowed: true, Basis: "trial", Trial: trial, Until: forever}, nil
 		}
 	}
 	if write || purpose != "ETREAT" {
@@ -296,12 +297,17 @@ func access(kv state.KV, ctx contracts.Context, m *Access) ([]contracts.Event, e
 			if d.Until.Before(until) {
 				until = d.Until
 			}
-			ev.Outcome, ev.Basis, ev.Grant, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Emergency, &until
+			ev.Outcome, ev.Basis, ev.Grant, ev.Trial, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Trial, d.Emergency, &until
 		}
 	}
 	id, err := putAccess(kv, &ev)
 	if err != nil {
 		return nil, err
+	}
+	if ev.Trial != "" { // the trial's trail, for its sponsor and regulators
+		if err := trials.RecordRead(kv, ev.Trial, ev.Patient, id); err != nil {
+			return nil, err
+		}
 	}
 	return []contracts.Event{contracts.NewEvent("records.access", "patient", string(m.Patient), "requester", string(ctx.Signer),
 		"id", itoa(id), "outcome", ev.Outcome)}, nil

@@ -92,6 +92,7 @@ type AccessEvent struct {
 	Outcome   string     `json:"outcome"`
 	Basis     string     `json:"basis,omitempty"` // "patient", "guardian", "grant", "trial", "emergency"
 	Grant     uint64     `json:"grant,omitempty"`
+	Trial     string     `json:"trial,omitempty"`     // the trial whose e-consent allowed it
 	Emergency uint64     `json:"emergency,omitempty"` // the emergency session used
 	Height    int64      `json:"height"`
 	Time      time.Time  `json:"time"`

@@ -78,7 +78,7 @@ func patientKey(patient tx.Address, trial string) []byte {
 // PrivateKey reports whether a state key is a participation's (not to be served by key).
 func PrivateKey(key []byte) bool {
 	k := string(key)
-	return len(k) >= 5 && (k[:5] == "tr/s/" || k[:5] == "tr/p/")
+	return len(k) >= 5 && (k[:5] == "tr/s/" || k[:5] == "tr/p/" || k[:5] == "tr/r/")
 }
 
 // lastMaterial is the newest effective version that was a material amendment (1 if none).
@@ -171,48 +171,76 @@ func withdraw(kv state.KV, ctx contracts.Context, m *Withdraw) ([]contracts.Even
 	return []contracts.Event{contracts.NewEvent("trials.withdrawn", "trial", t.ID, "site", p.Site)}, contracts.PutJSON(kv, TrialKey(t.ID), t)
 }
 
-// Allows reports whether requester may read patient's records of category for clinical-trial
-// research at t: the patient takes part (not withdrawn) in a trial whose sponsor, or whose
-// investigators or organization at the patient's site, is requester; the e-consent names the
-// category; it was given to a version no older than the trial's last material amendment; and
-// the requester is attested at t (an investigator whose licence lapsed reads no more).
-func Allows(r state.Reader, patient, requester tx.Address, category string, at time.Time) (bool, error) {
+// Allows reports which trial, if any, lets requester read patient's records of category for
+// clinical-trial research at t (empty: none): the patient takes part (not withdrawn) in a trial
+// whose sponsor, or whose investigators or organization at the patient's site, is requester;
+// the e-consent names the category; it was given to a version no older than the trial's last
+// material amendment; and the requester is attested at t (an investigator whose licence
+// lapsed reads no more).
+func Allows(r state.Reader, patient, requester tx.Address, category string, at time.Time) (string, error) {
+	return allowing(r, patient, requester, at, func(p *Participation) bool { return slices.Contains(p.Categories, category) })
+}
+
+// Studies reports whether some trial lets requester read some of patient's records at t (as
+// Allows, for any category): the requester then stands in the patient's circle.
+func Studies(r state.Reader, patient, requester tx.Address, at time.Time) (bool, error) {
+	trial, err := allowing(r, patient, requester, at, func(*Participation) bool { return true })
+	return trial != "", err
+}
+
+func allowing(r state.Reader, patient, requester tx.Address, at time.Time, covers func(*Participation) bool) (string, error) {
 	if ok, err := identity.Attested(r, requester, at); err != nil || !ok { // a lapsed licence reads nothing
-		return false, err
+		return "", err
 	}
 	var trialsOf []string
 	if err := r.Iterate(PatientPrefix(patient), func(_, v []byte) bool {
 		trialsOf = append(trialsOf, string(v))
 		return false
 	}); err != nil {
-		return false, codes.Errorf(codes.Internal, "read state: %v", err)
+		return "", codes.Errorf(codes.Internal, "read state: %v", err)
 	}
 	for _, id := range trialsOf {
 		t, err := Get(r, id)
 		if err != nil {
-			return false, err
+			return "", err
 		}
 		var p Participation
 		if found, err := contracts.GetJSON(r, SubjectKey(id, patient), &p); err != nil {
-			return false, err
-		} else if !found || p.Withdrawn || !slices.Contains(p.Categories, category) || p.Version < t.lastMaterial() {
+			return "", err
+		} else if !found || p.Withdrawn || !covers(&p) || p.Version < t.lastMaterial() {
 			continue
 		}
 		if requester == t.Sponsor {
-			return true, nil
+			return id, nil
 		}
 		for _, s := range t.Sites {
 			if s.ID == p.Site && (requester == s.Org || slices.Contains(s.Investigators, requester)) {
-				return true, nil
+				return id, nil
 			}
 		}
 	}
-	return false, nil
+	return "", nil
 }
 
-// Subjects lists a trial's participations.
-func Subjects(r state.Reader, trial string) ([]Participation, error) {
-	return contracts.List[Participation](r, SubjectPrefix(trial))
+// Read is one research read of a trial's participant's records, as the trial's trail keeps it:
+// the patient and the access event (records.AccessEvent, basis "trial") in the patient's log.
+type Read struct {
+	Patient tx.Address `json:"patient"`
+	Access  uint64     `json:"access"`
+}
+
+// ReadPrefix is the key prefix of a trial's research reads, in the order they were granted.
+// Like participations, they are readable by the trial's sponsor and attested regulators only.
+func ReadPrefix(trial string) []byte { return []byte("tr/r/" + trial + "/") }
+
+// RecordRead keeps a research read granted under trial's e-consents in the trial's trail (the
+// records module calls it for every access it grants on basis "trial").
+func RecordRead(kv state.KV, trial string, patient tx.Address, access uint64) error {
+	seq, err := contracts.NextSeq(kv, []byte("tr/n/"+trial)) // a count of reads, not who
+	if err != nil {
+		return err
+	}
+	return contracts.PutJSON(kv, append(ReadPrefix(trial), contracts.SeqKey(seq)...), &Read{Patient: patient, Access: access})
 }
 
 // PatientTrials lists a patient's participations.

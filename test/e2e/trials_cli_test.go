@@ -49,6 +49,16 @@ func TestTrialCLI(t *testing.T) {
 		"--protocol", file("protocol.pdf", "protocol v1"), "--sap", file("sap.pdf", "SAP v1"), "--outcomes", outcomes,
 		"--salt-out", salt, "--site", "site-1=hospital:doctor", "--ethics", "ethics", "--approval-required")
 	run(true, "trials", "consent", "--from", "patient", "--trial", "MC-1", "--site", "site-1", "--version", "1", "--category", "laboratory")
+	// The site's investigator reads the participant's laboratory results for the trial.
+	out := run(true, "records", "add", filepath.Join("..", "..", "testdata", "fhir-examples", "Observation-bloodgroup.json"), "--from", "patient", "--for", "patient")
+	rec := regexp.MustCompile(`record ([0-9a-f]{32})`).FindStringSubmatch(out)
+	if rec == nil {
+		t.Fatalf("records add:\n%s", out)
+	}
+	if out := run(true, "records", "get", rec[1], "--from", "doctor", "--purpose", "CLINTRCH", "--patient", "example=patient"); !strings.Contains(out, `"resourceType": "Observation"`) {
+		t.Fatalf("the investigator's research read:\n%s", out)
+	}
+	run(false, "records", "get", rec[1], "--from", "pharmacy", "--purpose", "CLINTRCH", "--patient", "example=patient")
 	run(true, "trials", "amend", "--from", "sponsor", "--trial", "MC-1", "--protocol", file("protocol2.pdf", "protocol v2"),
 		"--reason", "a visit at week 13", "--material")
 	if out := run(true, "trials", "show", "MC-1"); !strings.Contains(out, `"version": 1,`) || !strings.Contains(out, `"effective": false`) {
@@ -96,5 +106,11 @@ func TestTrialCLI(t *testing.T) {
 	}
 	if out := run(true, "trials", "subjects", "MC-1", "--from", "doctor"); strings.Contains(out, `"patient":`) {
 		t.Fatalf("the doctor's list:\n%s", out)
+	}
+	if out := run(true, "trials", "reads", "MC-1", "--from", "regulator"); strings.Count(out, `"trial": "MC-1"`) != 1 || !strings.Contains(out, rec[1]) {
+		t.Fatalf("the regulator's list of the trial's reads:\n%s", out)
+	}
+	if out := run(true, "trials", "reads", "MC-1", "--from", "doctor"); strings.Contains(out, `"trial"`) {
+		t.Fatalf("the doctor's list of the trial's reads:\n%s", out)
 	}
 }
