@@ -33,6 +33,12 @@ func (c *Client) TrialSubjectsPage(ctx context.Context, id, cursor string, limit
 	return listPage[trials.Participation](ctx, c, "/v1/trials/"+url.PathEscape(id)+"/subjects", nil, cursor, limit)
 }
 
+// TrialReadsPage returns one page of a trial's research reads (see TrialReads) and the cursor
+// of the next ("" after the last).
+func (c *Client) TrialReadsPage(ctx context.Context, id, cursor string, limit int) ([]records.AccessEvent, string, error) {
+	return listPage[records.AccessEvent](ctx, c, "/v1/trials/"+url.PathEscape(id)+"/reads", nil, cursor, limit)
+}
+
 // TrialReads returns the research reads a trial's e-consents allowed (the participants' access
 // events, oldest first); the node answers the sponsor and attested regulators (a signed read).
 func (c *Client) TrialReads(ctx context.Context, id string) ([]records.AccessEvent, error) {

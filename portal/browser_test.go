@@ -297,7 +297,7 @@ func TestPortalPhoneViewport(t *testing.T) {
 	}
 	check("/login")
 	w.login(b, "patient")
-	for _, p := range []string{"/records", "/consents", "/audit", "/network"} {
+	for _, p := range []string{"/records", "/consents", "/audit", "/network", "/trials"} {
 		check(p)
 	}
 	w.run(b, chromedp.Navigate(w.url+"/consents"), chromedp.WaitVisible(chromedp.CSS("main")))

@@ -36,6 +36,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /pharmacy/dispense", s.in(s.dispense))
 	s.emergencyRoutes()
 	s.patientRoutes()
+	s.trialRoutes()
 }
 
 // pageTimeout bounds a page's work against the node (an access request waits for its block).
