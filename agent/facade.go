@@ -81,6 +81,8 @@ func NewFacadeWith(a *Agent, cfg FacadeConfig, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /auth/authorize", f.authorize)
 	mux.HandleFunc("POST /fhir", f.auth(0, anyType, f.postBundle))
 	mux.HandleFunc("POST /fhir/{$}", f.auth(0, anyType, f.postBundle))
+	mux.HandleFunc("POST /fhir/$notarize", f.auth('c', anyType, f.notarize))
+	mux.HandleFunc("POST /fhir/$verify-notarized", f.auth(0, anyType, f.verifyNotarized))
 	mux.HandleFunc("POST /fhir/Consent", f.auth('c', "Consent", f.postConsent))
 	mux.HandleFunc("GET /fhir/Consent", f.auth('s', "Consent", f.searchConsent))
 	mux.HandleFunc("PUT /fhir/Consent/{id}", f.auth('u', "Consent", f.putConsent))

@@ -27,6 +27,7 @@ type parameter struct {
 	Name              string `json:"name"`
 	ValueString       string `json:"valueString,omitempty"`
 	ValueDate         string `json:"valueDate,omitempty"`
+	ValueInstant      string `json:"valueInstant,omitempty"`
 	ValueBase64Binary string `json:"valueBase64Binary,omitempty"`
 	ValueBoolean      *bool  `json:"valueBoolean,omitempty"`
 }

@@ -67,3 +67,31 @@ func VerifyNotaryProofOnline(ctx context.Context, home, nodes string, p *notaryp
 	}
 	return p.VerifyUnder(verified, digest)
 }
+
+// VerifyNotaryProof is VerifyNotaryProofOnline through t's light client: the header at the
+// proof's height+1, verified from t's trust anchor (following validator-set changes), must be the
+// proof's header, and the proof must hold under it.
+func (t *Trust) VerifyNotaryProof(ctx context.Context, p *notaryproof.Proof, digest []byte) (*notaryproof.Verified, error) {
+	lb, err := p.Header()
+	if err != nil {
+		return nil, err
+	}
+	if p.ChainID != t.chainID {
+		return nil, fmt.Errorf("the proof is for chain %q, not %q", p.ChainID, t.chainID)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lc == nil {
+		if _, err := t.headerFrom(ctx, lb.Height); err != nil {
+			return nil, err
+		}
+	}
+	verified, err := t.lc.VerifyLightBlockAtHeight(ctx, lb.Height, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("verify header %d: %w", lb.Height, err)
+	}
+	if !bytes.Equal(verified.Hash(), lb.Hash()) {
+		return nil, fmt.Errorf("the proof's header %d is not the one the network signed", lb.Height)
+	}
+	return p.VerifyUnder(verified, digest)
+}
