@@ -110,6 +110,7 @@ func New(c Config) http.Handler {
 	s.route(mux, "GET /v1/trials/{id}/subjects", s.trialSubjects)
 	s.route(mux, "GET /v1/trials/{id}/batches", s.trialBatches)
 	s.route(mux, "GET /v1/trials/{id}/reads", s.trialReads)
+	s.researchRoutes(mux)
 	s.route(mux, "GET /v1/patients/{addr}/trials", s.patientTrials)
 	s.route(mux, "POST /tsa", s.timestamp)
 	s.route(mux, "GET /tsa/certificate", s.tsaCertificate)

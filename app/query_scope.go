@@ -11,6 +11,7 @@ import (
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -177,7 +178,11 @@ func (s *scope) covers(category string, write bool) (bool, error) {
 		}
 	}
 	trial, err := trials.Allows(s.view, s.patient, s.reader, category, s.at) // a participant's e-consent
-	return trial != "", err
+	if err != nil || trial != "" {
+		return trial != "", err
+	}
+	study, err := research.Allows(s.view, s.patient, s.reader, category, s.at) // a contribution to a study
+	return study != "", err
 }
 
 // record reports whether the reader may see rec's anchor.

@@ -13,6 +13,7 @@ import (
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/contracts/supply"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
@@ -208,7 +209,7 @@ func precheck(typ string, msg json.RawMessage) error {
 // KnownType reports whether a contract module handles transactions of type typ.
 func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
-		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ)
+		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -230,6 +231,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return notary.Deliver(kv, ctx, typ, msg)
 	case trials.Handles(typ):
 		return trials.Deliver(kv, ctx, typ, msg)
+	case research.Handles(typ):
+		return research.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -44,16 +44,24 @@ var unmarshallers = sync.Pool{New: func() any {
 	return u
 }}
 
-// Parse validates raw as a FHIR R4 resource and describes it.
-func Parse(raw []byte) (*Resource, error) {
+// Validate validates raw as a FHIR R4 resource (Parse without the description).
+func Validate(raw []byte) error {
 	if len(raw) > MaxResourceBytes {
-		return nil, ErrTooLarge
+		return ErrTooLarge
 	}
 	u := unmarshallers.Get().(*jsonformat.Unmarshaller)
 	_, err := u.Unmarshal(raw)
 	unmarshallers.Put(u)
 	if err != nil {
-		return nil, &InvalidError{Msg: err.Error()}
+		return &InvalidError{Msg: err.Error()}
+	}
+	return nil
+}
+
+// Parse validates raw as a FHIR R4 resource and describes it.
+func Parse(raw []byte) (*Resource, error) {
+	if err := Validate(raw); err != nil {
+		return nil, err
 	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil {

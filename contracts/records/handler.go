@@ -37,12 +37,18 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 	return h(kv, ctx, raw)
 }
 
+// ResearchAllows reports which study, if any, lets requester read patient's category for
+// research (HRESCH) at t; contracts/research sets it (it reads records, so records cannot
+// import it).
+var ResearchAllows func(r state.Reader, patient, requester tx.Address, category string, t time.Time) (string, error)
+
 // Decision is how an access was decided.
 type Decision struct {
 	Allowed   bool
 	Basis     string // "patient", "guardian", "grant", "trial" or "emergency"
 	Grant     uint64
 	Trial     string // the trial whose e-consent allows it (basis "trial")
+	Study     string // the study whose contributions it reads (basis "research")
 	Emergency uint64
 	Until     time.Time // when the basis itself ends
 }
@@ -81,6 +87,15 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 		}
 		if trial != "" {
 			return Decision{Allowed: true, Basis: "trial", Trial: trial, Until: forever}, nil
+		}
+	}
+	if !write && purpose == "HRESCH" && ResearchAllows != nil { // a contribution to a study (contracts/research)
+		study, err := ResearchAllows(r, patient.Address, requester, category, t)
+		if err != nil {
+			return Decision{}, err
+		}
+		if study != "" {
+			return Decision{Allowed: true, Basis: "research", Study: study, Until: forever}, nil
 		}
 	}
 	if write || purpose != "ETREAT" {
@@ -297,7 +312,7 @@ func access(kv state.KV, ctx contracts.Context, m *Access) ([]contracts.Event, e
 			if d.Until.Before(until) {
 				until = d.Until
 			}
-			ev.Outcome, ev.Basis, ev.Grant, ev.Trial, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Trial, d.Emergency, &until
+			ev.Outcome, ev.Basis, ev.Grant, ev.Trial, ev.Study, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Trial, d.Study, d.Emergency, &until
 		}
 	}
 	id, err := putAccess(kv, &ev)

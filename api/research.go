@@ -1,0 +1,77 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/research"
+)
+
+// Research reads (see app.PathStudy...):
+//
+//	GET /v1/research/studies/{id}                                   public
+//	GET /v1/research/studies/{id}/rounds/{round}/contributions      public, paged
+//	GET /v1/research/studies/{id}/datasets                          public, paged
+//	GET /v1/research/studies/{id}/rounds/{round}/sources            signed: the study, regulators; paged
+//	GET /v1/patients/{addr}/research                                signed: the patient, guardians
+func (s *server) researchRoutes(mux *http.ServeMux) {
+	s.route(mux, "GET /v1/research/studies/{id}", s.researchRead(app.PathStudy, false, false))
+	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/contributions", s.researchRead(app.PathStudyContributions, true, false))
+	s.route(mux, "GET /v1/research/studies/{id}/datasets", s.researchRead(app.PathStudyDatasets, true, false))
+	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/sources", s.researchRead(app.PathStudySources, true, true))
+	s.route(mux, "GET /v1/patients/{addr}/research", s.patientResearch)
+}
+
+// researchRead answers a study's reads; signed ones name their reader to the query.
+func (s *server) researchRead(path string, paged, signed bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := app.ResearchQuery{Study: r.PathValue("id"), At: time.Now()}
+		if q.Study == "" || len(q.Study) > research.MaxIDBytes {
+			writeCodeErr(w, codes.Invalid, "a study id is 1..64 characters")
+			return
+		}
+		if v := r.PathValue("round"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				writeCodeErr(w, codes.Invalid, "a round is a number from 1")
+				return
+			}
+			q.Round = n
+		}
+		if paged {
+			page, ok := pageParams(w, r)
+			if !ok {
+				return
+			}
+			q.Page = page
+		}
+		if signed {
+			reader, ok := s.reader(w, r)
+			if !ok {
+				return
+			}
+			q.Reader = reader
+		}
+		data, _ := json.Marshal(q)
+		s.listQuery(w, r, path, data)
+	}
+}
+
+// patientResearch answers a patient's research consents and contributions, to a signed read by
+// the patient or a guardian (anyone else: empty lists).
+func (s *server) patientResearch(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.address(w, r)
+	if !ok {
+		return
+	}
+	reader, ok := s.reader(w, r)
+	if !ok {
+		return
+	}
+	data, _ := json.Marshal(app.ResearchQuery{Patient: a, Reader: reader, At: time.Now()})
+	s.listQuery(w, r, app.PathPatientResearch, data)
+}

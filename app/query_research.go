@@ -1,0 +1,97 @@
+package app
+
+import (
+	"encoding/json"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
+)
+
+// Research paths (data: ResearchQuery). A study, its rounds' contributions and its declared
+// datasets are public; the sources of its contributions (patients and records) answer its owner
+// and attested regulators; a patient's research consents and contributions answer the patient
+// and its guardians. Anyone else gets an empty list, as for a study or patient without any.
+const (
+	PathStudy              = "/research/study"
+	PathStudyContributions = "/research/contributions"
+	PathStudyDatasets      = "/research/datasets"
+	PathStudySources       = "/research/sources"
+	PathPatientResearch    = "/research/patient"
+)
+
+// ResearchQuery names a study (and round) or a patient, its reader, and a list's page.
+type ResearchQuery struct {
+	Study   string     `json:"study,omitempty"`
+	Round   int        `json:"round,omitempty"`
+	Patient tx.Address `json:"patient,omitempty"`
+	Reader  tx.Address `json:"reader,omitempty"`
+	At      time.Time  `json:"at,omitzero"`
+	Page    Page       `json:"page,omitzero"`
+}
+
+// PatientResearch is a patient's research consents and contributions.
+type PatientResearch struct {
+	Consents      []research.Consent `json:"consents"`
+	Contributions []research.Source  `json:"contributions"`
+}
+
+func researchQuery(data []byte) (*ResearchQuery, error) {
+	var q ResearchQuery
+	if err := json.Unmarshal(data, &q); err != nil {
+		return nil, codes.Errorf(codes.Malformed, "research query: %v", err)
+	}
+	if len(q.Study) > research.MaxIDBytes || q.Round < 0 {
+		return nil, codes.Errorf(codes.Invalid, "a study id is 1..%d characters, a round 1 or more", research.MaxIDBytes)
+	}
+	return &q, nil
+}
+
+func queryResearch(view *state.View, path string, data []byte) (*abci.ResponseQuery, error) {
+	q, err := researchQuery(data)
+	if err != nil {
+		return nil, err
+	}
+	switch path {
+	case PathStudy:
+		return jsonResp(research.Get(view, q.Study))
+	case PathStudyContributions:
+		return pageResp(listPage[research.Contribution](view, research.ContributionPrefix(q.Study, q.Round), q.Page, nil))
+	case PathStudyDatasets:
+		return pageResp(listPage[research.Dataset](view, research.DatasetPrefix(q.Study), q.Page, nil))
+	case PathStudySources:
+		s, err := research.Get(view, q.Study)
+		if codes.Of(err) == codes.NotFound {
+			return pageResp([]research.Source{}, "", nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if q.Reader != s.Owner {
+			if _, err := identity.RequireOrg(view, q.Reader, q.At, "regulator"); err != nil {
+				return pageResp([]research.Source{}, "", nil)
+			}
+		}
+		return pageResp(listPage[research.Source](view, research.SourcePrefix(s.ID, q.Round), q.Page, nil))
+	case PathPatientResearch:
+		acc, err := identity.GetAccount(view, q.Patient)
+		out := PatientResearch{Consents: []research.Consent{}, Contributions: []research.Source{}}
+		if err != nil || (q.Reader != q.Patient && !acc.HasGuardian(q.Reader)) {
+			return jsonResp(out, nil)
+		}
+		if out.Consents, err = contracts.List[research.Consent](view, research.ConsentPrefix(q.Patient)); err != nil {
+			return nil, err
+		}
+		if out.Contributions, err = research.Sources(view, q.Patient); err != nil {
+			return nil, err
+		}
+		return jsonResp(out, nil)
+	}
+	return nil, codes.Errorf(codes.NotFound, "no query %s", path)
+}

@@ -1,0 +1,43 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/tx"
+)
+
+func studyPath(id string) string { return "/v1/research/studies/" + url.PathEscape(id) }
+
+// Study returns a registered study (public).
+func (c *Client) Study(ctx context.Context, id string) (*research.Study, error) {
+	var s research.Study
+	return &s, c.do(ctx, http.MethodGet, studyPath(id), nil, &s)
+}
+
+// StudyContributions returns a round's contributions (public: tags, counts, hashes).
+func (c *Client) StudyContributions(ctx context.Context, id string, round int) ([]research.Contribution, error) {
+	return listAll[research.Contribution](ctx, c, studyPath(id)+"/rounds/"+strconv.Itoa(round)+"/contributions", nil)
+}
+
+// StudyDatasets returns a study's declared datasets (public).
+func (c *Client) StudyDatasets(ctx context.Context, id string) ([]research.Dataset, error) {
+	return listAll[research.Dataset](ctx, c, studyPath(id)+"/datasets", nil)
+}
+
+// StudySources returns where a round's contributions are (patients and records); the node
+// answers the study and attested regulators (a signed read), anyone else an empty list.
+func (c *Client) StudySources(ctx context.Context, id string, round int) ([]research.Source, error) {
+	return listAll[research.Source](ctx, c, studyPath(id)+"/rounds/"+strconv.Itoa(round)+"/sources", nil)
+}
+
+// PatientResearch returns a patient's research consents and contributions; the node answers the
+// patient and its guardians (a signed read).
+func (c *Client) PatientResearch(ctx context.Context, patient tx.Address) (*app.PatientResearch, error) {
+	var out app.PatientResearch
+	return &out, c.do(ctx, http.MethodGet, patientPath(patient, "research"), nil, &out)
+}
