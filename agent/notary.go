@@ -90,6 +90,10 @@ func digestsOf(p *parameters) ([][]byte, error) {
 }
 
 func (f *Facade) notarize(w http.ResponseWriter, r *http.Request) {
+	if !f.patientAllowed(r.Context(), "", anyType, 'c') { // the organization's documents: not an app's for one patient
+		writeOutcome(w, http.StatusForbidden, "forbidden", "$notarize needs a scope that is not limited to one patient")
+		return
+	}
 	p, ok := f.readParameters(w, r)
 	if !ok {
 		return

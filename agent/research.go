@@ -248,9 +248,10 @@ type Dataset struct {
 	Round         int               `json:"round"`
 	Contributions int               `json:"contributions"`
 	K             int               `json:"k"`
-	Files         map[string][]byte `json:"-"`     // resource type -> NDJSON
-	Hash          []byte            `json:"hash"`  // DatasetHash(Files)
-	Counts        map[string]int    `json:"count"` // resources per type
+	Files         map[string][]byte `json:"-"`                  // resource type -> NDJSON
+	Hash          []byte            `json:"hash"`               // DatasetHash(Files)
+	Counts        map[string]int    `json:"count"`              // resources per type
+	Rejected      []string          `json:"rejected,omitempty"` // contributions left out, and why
 }
 
 // ErrBelowK says a round has fewer contributors than the study's k: nothing is released.
@@ -290,26 +291,10 @@ func (a *Agent) StudyDataset(ctx context.Context, studyID string, round int) (*D
 		if !ok {
 			continue
 		}
-		p, err := reader.Read(ctx, src.Record)
-		if err != nil {
-			return nil, fmt.Errorf("agent: contribution %x: %w", src.Tag, err)
-		}
-		var b struct {
-			Entry []struct {
-				Resource json.RawMessage `json:"resource"`
-			} `json:"entry"`
-		}
-		if err := json.Unmarshal(p.JSON, &b); err != nil {
-			return nil, fmt.Errorf("agent: contribution %x: %w", src.Tag, err)
-		}
-		lines := make([][]byte, len(b.Entry))
-		for i, e := range b.Entry {
-			var compact bytes.Buffer
-			json.Compact(&compact, e.Resource)
-			lines[i] = compact.Bytes()
-		}
-		if !bytes.Equal(NDJSONHash(lines), c.DatasetHash) {
-			return nil, fmt.Errorf("agent: contribution %x does not match the hash its contributor anchored", src.Tag)
+		lines, err := readContribution(ctx, reader, &s.Request, src, c)
+		if err != nil { // one bad contribution is left out, not the round
+			ds.Rejected = append(ds.Rejected, fmt.Sprintf("%x: %v", src.Tag, err))
+			continue
 		}
 		for _, l := range lines {
 			var r struct{ ResourceType string }
@@ -324,6 +309,44 @@ func (a *Agent) StudyDataset(ctx context.Context, studyID string, round int) (*D
 	}
 	ds.Hash = DatasetHash(ds.Files)
 	return ds, nil
+}
+
+// readContribution reads one contribution for research and checks it: the hash its contributor
+// anchored, and every resource valid FHIR of a type the study asked for.
+func readContribution(ctx context.Context, reader *Agent, q *research.Request, src research.Source, c research.Contribution) ([][]byte, error) {
+	p, err := reader.Read(ctx, src.Record)
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(p.JSON, &b); err != nil {
+		return nil, err
+	}
+	lines := make([][]byte, len(b.Entry))
+	for i, e := range b.Entry {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, e.Resource); err != nil {
+			return nil, err
+		}
+		lines[i] = compact.Bytes()
+	}
+	if !bytes.Equal(NDJSONHash(lines), c.DatasetHash) {
+		return nil, errors.New("it does not match the hash its contributor anchored")
+	}
+	for _, l := range lines {
+		var r struct{ ResourceType string }
+		if err := json.Unmarshal(l, &r); err != nil || !slices.Contains(q.Types, r.ResourceType) {
+			return nil, fmt.Errorf("it holds a resource of type %q, which the study did not ask for", r.ResourceType)
+		}
+		if err := fhir.Validate(l); err != nil {
+			return nil, err
+		}
+	}
+	return lines, nil
 }
 
 // DatasetHash is a dataset's hash: SHA-256 over its files in resource-type order, each as its

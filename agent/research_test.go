@@ -8,6 +8,7 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/fhir"
@@ -18,8 +19,9 @@ import (
 // researchObservation is a patient's hemoglobin result carrying identifiers that must not reach
 // a study: a name, an address, a phone number, an MRN and a full date.
 func researchObservation(i int) []byte {
-	return []byte(`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/example","display":"Canary Patient` + string(rune('A'+i)) + `"},
+	return []byte(`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/p` + string(rune('0'+i)) + `","display":"Canary Patient` + string(rune('A'+i)) + `"},
 		"identifier":[{"system":"urn:mrn","value":"MRN-CANARY-00` + string(rune('0'+i)) + `"}],
+		"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],
 		"code":{"coding":[{"system":"http://loinc.org","code":"718-7","display":"Hemoglobin [Mass/volume] in Blood"}]},
 		"effectiveDateTime":"2026-03-1` + string(rune('0'+i)) + `T08:30:00Z",
 		"note":[{"text":"Called the patient at +31 6 5555 000` + string(rune('0'+i)) + `, 12 Canary Lane"}],
@@ -43,6 +45,9 @@ func TestResearchEndToEnd(t *testing.T) {
 	w.send("irb", research.TypeApprove, research.Approve{Study: "HB-1"})
 	w.send("institute", research.TypeOpenRound, research.OpenRound{Study: "HB-1"})
 
+	// Each patient is in care: the doctor writes its hemoglobin result under a write grant.
+	doctorPatients := map[string]tx.Address{}
+	doc := agent.New(w.keys["doctor"], agent.Config{Patients: doctorPatients, Trust: w.trust})
 	patients := make([]*agent.Agent, 6)
 	for i := range patients {
 		k, err := keyring.Generate("rp" + string(rune('a'+i)))
@@ -52,7 +57,12 @@ func TestResearchEndToEnd(t *testing.T) {
 		s := w.signer(k.Name, k)
 		w.send(k.Name, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: k.Encryption.PublicKey().Bytes()})
 		patients[i] = agent.New(s, agent.Config{Patients: map[string]tx.Address{"example": s.Address()}, Trust: w.trust})
-		if _, err := patients[i].Add(ctx, researchObservation(i)); err != nil {
+		if _, err := patients[i].Grant(ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{"laboratory"},
+			Purposes: []string{"TREAT"}, Write: true, Expiry: w.later(24)}); err != nil {
+			t.Fatal(err)
+		}
+		doc.SetPatient("p"+string(rune('0'+i)), s.Address())
+		if _, err := doc.Add(ctx, researchObservation(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -107,7 +117,7 @@ func TestResearchEndToEnd(t *testing.T) {
 		if err := fhir.Validate(l); err != nil {
 			t.Fatalf("an invalid resource in the dataset: %v", err)
 		}
-		for _, canary := range []string{"Canary", "MRN-", "5555", "2026-03", "Patient/example", "Lane"} {
+		for _, canary := range []string{"Canary", "MRN-", "5555", "2026-03", "Patient/p", "Lane"} {
 			if bytes.Contains(l, []byte(canary)) {
 				t.Fatalf("%q survives in the dataset: %s", canary, l)
 			}
@@ -139,9 +149,15 @@ func TestResearchEndToEnd(t *testing.T) {
 	if err != nil || len(trail) == 0 || trail[len(trail)-1].Study != "HB-1" || trail[len(trail)-1].Basis != "research" {
 		t.Fatalf("the patient's audit of the study's reads: %+v %v", trail, err)
 	}
-	// Nobody else lists the sources.
+	// The study's trail of reads: its own, one per contribution; nobody else lists it, nor the sources.
+	if reads, err := study.Reads().StudyReads(ctx, "HB-1"); err != nil || len(reads) != 5 || reads[0].Study != "HB-1" || reads[0].Requester != study.Address() {
+		t.Fatalf("the study's reads: %+v %v", reads, err)
+	}
 	if srcs, err := w.keys["doctor"].Reads().StudySources(ctx, "HB-1", 1); err != nil || len(srcs) != 0 {
 		t.Fatalf("a stranger lists the sources: %+v %v", srcs, err)
+	}
+	if reads, err := w.keys["doctor"].Reads().StudyReads(ctx, "HB-1"); err != nil || len(reads) != 0 {
+		t.Fatalf("a stranger lists the reads: %+v %v", reads, err)
 	}
 
 	// Withdrawal: the next extract is below k, and the patient contributes no more.

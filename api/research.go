@@ -17,12 +17,14 @@ import (
 //	GET /v1/research/studies/{id}/rounds/{round}/contributions      public, paged
 //	GET /v1/research/studies/{id}/datasets                          public, paged
 //	GET /v1/research/studies/{id}/rounds/{round}/sources            signed: the study, regulators; paged
+//	GET /v1/research/studies/{id}/reads                             signed: the study, regulators; paged
 //	GET /v1/patients/{addr}/research                                signed: the patient, guardians
 func (s *server) researchRoutes(mux *http.ServeMux) {
 	s.route(mux, "GET /v1/research/studies/{id}", s.researchRead(app.PathStudy, false, false))
 	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/contributions", s.researchRead(app.PathStudyContributions, true, false))
 	s.route(mux, "GET /v1/research/studies/{id}/datasets", s.researchRead(app.PathStudyDatasets, true, false))
 	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/sources", s.researchRead(app.PathStudySources, true, true))
+	s.route(mux, "GET /v1/research/studies/{id}/reads", s.researchRead(app.PathStudyReads, true, true))
 	s.route(mux, "GET /v1/patients/{addr}/research", s.patientResearch)
 }
 

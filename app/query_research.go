@@ -9,6 +9,7 @@ import (
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -16,13 +17,14 @@ import (
 
 // Research paths (data: ResearchQuery). A study, its rounds' contributions and its declared
 // datasets are public; the sources of its contributions (patients and records) answer its owner
-// and attested regulators; a patient's research consents and contributions answer the patient
+// (once a round reaches k, those not withdrawn) and attested regulators; a patient's research consents and contributions answer the patient
 // and its guardians. Anyone else gets an empty list, as for a study or patient without any.
 const (
 	PathStudy              = "/research/study"
 	PathStudyContributions = "/research/contributions"
 	PathStudyDatasets      = "/research/datasets"
 	PathStudySources       = "/research/sources"
+	PathStudyReads         = "/research/reads"
 	PathPatientResearch    = "/research/patient"
 )
 
@@ -65,20 +67,44 @@ func queryResearch(view *state.View, path string, data []byte) (*abci.ResponseQu
 		return pageResp(listPage[research.Contribution](view, research.ContributionPrefix(q.Study, q.Round), q.Page, nil))
 	case PathStudyDatasets:
 		return pageResp(listPage[research.Dataset](view, research.DatasetPrefix(q.Study), q.Page, nil))
-	case PathStudySources:
+	case PathStudySources, PathStudyReads:
 		s, err := research.Get(view, q.Study)
-		if codes.Of(err) == codes.NotFound {
-			return pageResp([]research.Source{}, "", nil)
+		if err != nil && codes.Of(err) != codes.NotFound {
+			return nil, err
 		}
+		if s == nil || q.Reader != s.Owner {
+			if _, rerr := identity.RequireOrg(view, q.Reader, q.At, "regulator"); s == nil || rerr != nil {
+				return pageResp([]struct{}{}, "", nil)
+			}
+		}
+		if path == PathStudySources {
+			// The study sees a round's sources once the round reaches k, and those still in it;
+			// a regulator sees them all.
+			if q.Reader == s.Owner && s.Contributors[q.Round] < s.K() {
+				return pageResp([]research.Source{}, "", nil)
+			}
+			keep := func(src *research.Source) (bool, bool) {
+				if q.Reader != s.Owner {
+					return true, false
+				}
+				c, err := research.GetContribution(view, s.ID, src.Round, src.Tag)
+				return err == nil && !c.Withdrawn, false
+			}
+			return pageResp(scopedPage(view, research.SourcePrefix(s.ID, q.Round), q.Page, keep))
+		}
+		refs, next, err := listPage[research.Read](view, research.ReadPrefix(s.ID), q.Page, nil)
 		if err != nil {
 			return nil, err
 		}
-		if q.Reader != s.Owner {
-			if _, err := identity.RequireOrg(view, q.Reader, q.At, "regulator"); err != nil {
-				return pageResp([]research.Source{}, "", nil)
+		out := make([]records.AccessEvent, 0, len(refs))
+		for _, ref := range refs {
+			ev, err := records.GetAccess(view, ref.Patient, ref.Access)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, *ev)
 		}
-		return pageResp(listPage[research.Source](view, research.SourcePrefix(s.ID, q.Round), q.Page, nil))
+		return pageResp(out, next, nil)
 	case PathPatientResearch:
 		acc, err := identity.GetAccount(view, q.Patient)
 		out := PatientResearch{Consents: []research.Consent{}, Contributions: []research.Source{}}

@@ -17,14 +17,18 @@ import (
 // an organization that is not a research one, a committee that is the study, a k below the
 // floor; approval by anyone but the committee; an opt-in for another patient; contributions
 // without consent, of another patient's record, of a record filed for other data, to a round
-// not open, twice; a research read below k; a declared dataset below k; and the sources and the
-// patient's research readable by those they concern only. The blocks replay to the same app hash.
+// not open, twice, or by a patient no one in care wrote for (a self-made cohort); a research read
+// below k; a declared dataset below k; the sources hidden from the study below k; the sources and
+// the patient's research readable by those they concern only; an erased contribution leaving its
+// round. The blocks replay to the same app hash.
 func TestAttackResearch(t *testing.T) {
 	w := newRecordsWorld(t)
 	c := w.c
-	inst, stranger := newMember("institute"), newMember("stranger")
-	c.block(inst.register(t, identity.RoleOrganization, "research"), stranger.register(t, identity.RolePatient, ""))
-	c.must(w.reg.sign(t, identity.TypeAttest, identity.Attest{Subject: inst.addr, Licence: "R-1", Jurisdiction: "NL", ExpiresAt: w.exp}))
+	inst, stranger, agency := newMember("institute"), newMember("stranger"), newMember("agency")
+	c.block(inst.register(t, identity.RoleOrganization, "research"), stranger.register(t, identity.RolePatient, ""),
+		agency.register(t, identity.RoleOrganization, "regulator"))
+	c.block(w.reg.sign(t, identity.TypeAttest, identity.Attest{Subject: inst.addr, Licence: "R-1", Jurisdiction: "NL", ExpiresAt: w.exp}),
+		w.reg.sign(t, identity.TypeAttest, identity.Attest{Subject: agency.addr, Licence: "REG-1", Jurisdiction: "NL", ExpiresAt: w.exp}))
 	req := research.Request{Types: []string{"Observation"}, Level: research.LevelSafeHarbor}
 	reg := research.Register{ID: "S-1", Title: "A study", Topic: "hematology", Ethics: w.hospital.addr, Request: req}
 	c.expect(w.lab.sign(t, research.TypeRegister, reg), codes.Unauthorized) // a lab is no research organization
@@ -43,6 +47,11 @@ func TestAttackResearch(t *testing.T) {
 	c.must(w.hospital.sign(t, research.TypeApprove, research.Approve{Study: "S-1"}))
 	c.must(inst.sign(t, research.TypeOpenRound, research.OpenRound{Study: "S-1"}))
 
+	// The patient is in care: the lab wrote one of its records. The stranger is not.
+	w.grant(t, w.lab, []string{"laboratory"}, "TREAT", true, w.exp)
+	labRec, _ := w.seal(t, w.lab, "rec-lab", 1, "laboratory", []byte(`{"resourceType":"Observation"}`), nil, nil)
+	c.must(w.lab.sign(t, records.TypeAnchor, labRec))
+
 	// The patient's contribution record, filed under its tag of the round's category.
 	anchor, _ := w.seal(t, w.patient, "rec-contrib", 1, consent.CategoryTag(testTagKey, research.ContributionCategory("S-1", 1)), []byte(`{"resourceType":"Bundle"}`), nil, nil)
 	c.must(w.patient.sign(t, records.TypeAnchor, anchor))
@@ -51,7 +60,7 @@ func TestAttackResearch(t *testing.T) {
 	c.expect(stranger.sign(t, research.TypeOptIn, research.OptIn{Patient: w.patient.addr, Study: "S-1"}), codes.Unauthorized)
 	c.must(w.patient.sign(t, research.TypeOptIn, research.OptIn{Topic: "hematology"}))
 	c.must(stranger.sign(t, research.TypeOptIn, research.OptIn{Study: "S-1"}))
-	c.expect(stranger.sign(t, research.TypeContribute, contrib), codes.Invalid) // the patient's record, not the stranger's
+	c.expect(stranger.sign(t, research.TypeContribute, contrib), codes.Unauthorized) // no one in care wrote for it (a self-made cohort)
 	wrongRound := contrib
 	wrongRound.Round = 2
 	c.expect(w.patient.sign(t, research.TypeContribute, wrongRound), codes.Invalid)
@@ -80,9 +89,10 @@ func TestAttackResearch(t *testing.T) {
 		return len(out)
 	}
 	at := genesisTime.Add(time.Hour)
-	if list(app.PathStudySources, app.ResearchQuery{Study: "S-1", Round: 1, Reader: inst.addr, At: at}) != 1 ||
+	if list(app.PathStudySources, app.ResearchQuery{Study: "S-1", Round: 1, Reader: agency.addr, At: at}) != 1 ||
+		list(app.PathStudySources, app.ResearchQuery{Study: "S-1", Round: 1, Reader: inst.addr, At: at}) != 0 || // below k
 		list(app.PathStudySources, app.ResearchQuery{Study: "S-1", Round: 1, Reader: w.lab.addr, At: at}) != 0 {
-		t.Fatal("the sources are not the study's alone")
+		t.Fatal("the sources: a regulator sees them, the study not below k, nobody else ever")
 	}
 	if list(app.PathPatientResearch, app.ResearchQuery{Patient: w.patient.addr, Reader: w.patient.addr}) != 2 ||
 		list(app.PathPatientResearch, app.ResearchQuery{Patient: w.patient.addr, Reader: inst.addr}) != 0 {
@@ -91,13 +101,21 @@ func TestAttackResearch(t *testing.T) {
 	if list(app.PathStudyContributions, app.ResearchQuery{Study: "S-1", Round: 1}) != 1 {
 		t.Fatal("the round's public contributions")
 	}
-	// Withdrawal leaves the round's count.
+	contributors := func() int {
+		var s research.Study
+		data, _ := json.Marshal(app.ResearchQuery{Study: "S-1"})
+		json.Unmarshal(query(t, c, app.PathStudy, data), &s)
+		return s.Contributors[1]
+	}
+	// Erasing the contribution's record takes it out of the round, once; a withdrawal then
+	// changes nothing more.
+	c.must(w.patient.sign(t, records.TypeErase, records.Erase{ID: "rec-contrib"}))
+	if n := contributors(); n != 0 {
+		t.Fatalf("contributors after the erasure: %d", n)
+	}
 	c.must(w.patient.sign(t, research.TypeWithdraw, research.Withdraw{Study: "S-1"}))
-	var s research.Study
-	data, _ := json.Marshal(app.ResearchQuery{Study: "S-1"})
-	json.Unmarshal(query(t, c, app.PathStudy, data), &s)
-	if s.Contributors[1] != 0 {
-		t.Fatalf("contributors after the withdrawal: %v", s.Contributors)
+	if n := contributors(); n != 0 {
+		t.Fatalf("contributors after the withdrawal: %d", n)
 	}
 	c.expect(w.patient.sign(t, research.TypeWithdraw, research.Withdraw{Study: "S-1"}), codes.NotFound)
 }

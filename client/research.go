@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/tx"
 )
@@ -40,4 +41,10 @@ func (c *Client) StudySources(ctx context.Context, id string, round int) ([]rese
 func (c *Client) PatientResearch(ctx context.Context, patient tx.Address) (*app.PatientResearch, error) {
 	var out app.PatientResearch
 	return &out, c.do(ctx, http.MethodGet, patientPath(patient, "research"), nil, &out)
+}
+
+// StudyReads returns the research reads of a study (the contributors' access events, oldest
+// first); the node answers the study and attested regulators (a signed read).
+func (c *Client) StudyReads(ctx context.Context, id string) ([]records.AccessEvent, error) {
+	return listAll[records.AccessEvent](ctx, c, studyPath(id)+"/reads", nil)
 }

@@ -116,6 +116,7 @@ var removed = map[string]bool{
 	"valueString": true, "valueUri": true, "valueUrl": true, "valueHumanName": true, "valueContactPoint": true,
 	"valueIdentifier": true, "valueAttachment": true, "valueMarkdown": true, "valueBase64Binary": true,
 	"patientInstruction": true, "fullUrl": true, "implicitRules": true, "progress": true,
+	"conclusion": true, "summary": true, "modelNumber": true, "partNumber": true,
 }
 
 // instants are elements of type instant: they must be full, so SafeHarbor removes them.
@@ -137,7 +138,7 @@ func (d *Deidentifier) Resource(raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("deid: %w", err)
 	}
 	typ, _ := doc["resourceType"].(string)
-	if typ == "Bundle" || typ == "" || hasModifier(doc) { // a Bundle's entries go one by one
+	if typ == "Bundle" || typ == "Device" || typ == "" || hasModifier(doc) { // a Bundle's entries go one by one; a Device is its identifiers
 		return nil, ErrNotReleasable
 	}
 	if id, ok := doc["id"].(string); ok {
@@ -175,13 +176,17 @@ func hasModifier(v any) bool {
 // object de-identifies the elements of one JSON object in place; it reports whether anything
 // is left.
 func (d *Deidentifier) object(o map[string]any) bool {
-	_, coding := o["code"]
+	if isAddress(o) {
+		return generalize(o)
+	}
+	system, _ := o["system"].(string)
+	terminology := o["code"] != nil && standardSystem(system)
 	for k, v := range o {
 		switch {
-		case removed[k]:
-			delete(o, k)
+		case removed[k] || strings.HasSuffix(k, "String") || strings.HasSuffix(k, "Markdown"):
+			delete(o, k) // free text (valueString, onsetString, contentString, ...)
 			continue
-		case k == "display" && !coding: // a reference's display text (a Coding's display is terminology)
+		case k == "display" && !terminology: // a reference's display, or a local code's: free text
 			delete(o, k)
 			continue
 		case k == "id" && o["resourceType"] == nil: // an element's id (a resource's is pseudonymized)
@@ -192,7 +197,7 @@ func (d *Deidentifier) object(o map[string]any) bool {
 				delete(o, k)
 				continue
 			}
-		case k == "address" || k == "valueAddress":
+		case k == "address" || strings.HasSuffix(k, "Address"): // valueAddress, locationAddress, ...
 			if !d.addresses(o, k) {
 				delete(o, k)
 			}
@@ -267,46 +272,72 @@ func (d *Deidentifier) array(a []any) []any {
 
 // addresses generalizes o[k], an Address or a list of them; false when nothing is left.
 func (d *Deidentifier) addresses(o map[string]any, k string) bool {
-	one := func(a map[string]any) bool {
-		for f := range a {
-			if f != "state" && f != "country" && f != "postalCode" && f != "use" && f != "type" {
-				delete(a, f)
-			}
-		}
-		if pc, ok := a["postalCode"].(string); ok {
-			digits := strings.Map(func(r rune) rune {
-				if r >= '0' && r <= '9' {
-					return r
-				}
-				return -1
-			}, pc)
-			if len(digits) >= 5 && len(digits) <= 9 { // a US ZIP (or ZIP+4): its first three digits
-				if z := digits[:3]; slices.Contains(restrictedZIP3, z) {
-					a["postalCode"] = "000"
-				} else {
-					a["postalCode"] = z
-				}
-			} else {
-				delete(a, "postalCode") // another country's code may name a street
-			}
-		}
-		_, state := a["state"]
-		_, country := a["country"]
-		_, pc := a["postalCode"]
-		return state || country || pc
-	}
 	switch x := o[k].(type) {
 	case map[string]any:
-		return one(x)
+		return generalize(x)
 	case []any:
 		kept := x[:0]
 		for _, v := range x {
-			if a, ok := v.(map[string]any); ok && one(a) {
+			if a, ok := v.(map[string]any); ok && generalize(a) {
 				kept = append(kept, a)
 			}
 		}
 		o[k] = kept
 		return len(kept) > 0
+	}
+	return false
+}
+
+// isAddress reports whether o looks like an Address, whatever element holds it.
+func isAddress(o map[string]any) bool {
+	for _, f := range []string{"line", "city", "district", "postalCode"} {
+		if _, ok := o[f]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// generalize keeps an Address's state, country and a US ZIP's first three digits (000 for the
+// small areas); false when nothing is left.
+func generalize(a map[string]any) bool {
+	for f := range a {
+		if f != "state" && f != "country" && f != "postalCode" && f != "use" && f != "type" {
+			delete(a, f)
+		}
+	}
+	if pc, ok := a["postalCode"].(string); ok {
+		digits := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, pc)
+		if len(digits) >= 5 && len(digits) <= 9 { // a US ZIP (or ZIP+4): its first three digits
+			if z := digits[:3]; slices.Contains(restrictedZIP3, z) {
+				a["postalCode"] = "000"
+			} else {
+				a["postalCode"] = z
+			}
+		} else {
+			delete(a, "postalCode") // another country's code may name a street
+		}
+	}
+	_, state := a["state"]
+	_, country := a["country"]
+	_, pc := a["postalCode"]
+	return state || country || pc
+}
+
+// standardSystem reports whether a code system is a published terminology, whose displays are
+// vocabulary; a local system's display is treated as free text.
+func standardSystem(system string) bool {
+	for _, p := range []string{"http://loinc.org", "http://snomed.info/sct", "http://www.nlm.nih.gov/research/umls/rxnorm",
+		"http://unitsofmeasure.org", "http://hl7.org/fhir/", "http://terminology.hl7.org/", "urn:oid:2.16.840.1.113883.6.",
+		"http://www.whocc.no/atc", "http://www.ama-assn.org/go/cpt", "urn:iso:std:iso:3166"} {
+		if strings.HasPrefix(system, p) {
+			return true
+		}
 	}
 	return false
 }
@@ -343,7 +374,7 @@ func uuidOf(h string) string {
 func (d *Deidentifier) date(k, s string) (string, bool) {
 	m := dateRE.FindStringSubmatch(s)
 	year := m[1]
-	if k == "birthDate" {
+	if k == "birthDate" || k == "bornDate" {
 		if y := capBirthYear(year, d.now); y != year {
 			return y, true // over 89: the year only, whatever the level
 		}
@@ -384,20 +415,39 @@ func shiftDate(s string, days int) (string, bool) {
 		}
 		return t.Format(layout), true
 	}
-	if len(s) <= 7 { // YYYY or YYYY-MM
+	if t, err := time.Parse("2006-01", s); err == nil { // a month: shifted from its first day
+		return t.AddDate(0, 0, days).Format("2006-01"), true
+	}
+	if len(s) == 4 { // a year alone
 		return s, true
 	}
 	return "", false
 }
 
-// age turns a UCUM age in years over 89 into 90.
+// perYear is how many of a unit (a UCUM code, or words) make a year.
+var perYear = map[string]float64{"a": 1, "mo": 12, "wk": 52.1775, "d": 365.25,
+	"year": 1, "years": 1, "yr": 1, "yrs": 1, "y": 1, "month": 12, "months": 12, "week": 52.1775, "weeks": 52.1775, "day": 365.25, "days": 365.25}
+
+// age turns an age over 89 years (a Quantity in years, months, weeks or days, by its UCUM code
+// or its unit's words) into 90 years.
 func (d *Deidentifier) age(o map[string]any) {
-	if o["system"] != "http://unitsofmeasure.org" || o["code"] != "a" {
+	n, ok := o["value"].(json.Number)
+	if !ok {
 		return
 	}
-	if n, ok := o["value"].(json.Number); ok {
-		if f, err := n.Float64(); err == nil && f > 89 {
-			o["value"] = json.Number("90")
+	code, _ := o["code"].(string)
+	unit, _ := o["unit"].(string)
+	per, ok := perYear[code]
+	if !ok || o["system"] != "http://unitsofmeasure.org" {
+		per, ok = perYear[strings.ToLower(strings.TrimSpace(unit))]
+	}
+	if !ok {
+		return
+	}
+	if f, err := n.Float64(); err == nil && f/per > 89 {
+		o["value"], o["unit"] = json.Number("90"), "years"
+		if _, coded := o["code"]; coded {
+			o["system"], o["code"] = "http://unitsofmeasure.org", "a"
 		}
 	}
 }

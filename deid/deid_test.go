@@ -310,6 +310,47 @@ func TestResearchPseudonymsDifferAcrossStudies(t *testing.T) {
 	}
 }
 
+// TestAttackResearchIdentifiersElsewhere: identifiers in places the obvious elements do not
+// cover are removed or generalized too: an Address under another name (an accident's
+// location), free text in string-typed choices and conclusions, a local code's display, an age
+// over 89 in months or in words, a relative's birth date, a month under shifted dates.
+func TestAttackResearchIdentifiersElsewhere(t *testing.T) {
+	d := deid.New([]byte("k"), "S", deid.SafeHarbor, now)
+	for name, c := range map[string]struct{ raw, leak string }{
+		"an accident's address": {`{"resourceType":"ExplanationOfBenefit","status":"active","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/claim-type","code":"oral"}]},
+			"use":"claim","patient":{"reference":"Patient/p"},"created":"2026-01-02","insurer":{"reference":"Organization/i"},"provider":{"reference":"Organization/p"},
+			"outcome":"complete","insurance":[{"focal":true,"coverage":{"reference":"Coverage/c"}}],
+			"accident":{"date":"2026-01-01","locationAddress":{"line":["12 Canary Lane"],"city":"Springfield","postalCode":"05401","state":"VT"}}}`, "Canary"},
+		"a report's conclusion": {`{"resourceType":"DiagnosticReport","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p"},
+			"conclusion":"John Canary, SSN 123-45-6789, is fine"}`, "Canary"},
+		"a string onset": {`{"resourceType":"Condition","subject":{"reference":"Patient/p"},"code":{"text":"x"},"onsetString":"since Canary's wedding"}`, "Canary"},
+		"a local code's display": {`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/p"},
+			"code":{"coding":[{"system":"http://hospital.example/codes","code":"x1","display":"Canary's note"}]}}`, "Canary"},
+		"an age in months": {`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/p"},"code":{"text":"age"},
+			"valueQuantity":{"value":1150,"unit":"mo","system":"http://unitsofmeasure.org","code":"mo"}}`, "1150"},
+		"an age in words": {`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/p"},"code":{"text":"age"},
+			"valueQuantity":{"value":97,"unit":"years"}}`, "97"},
+		"a relative's birth": {`{"resourceType":"FamilyMemberHistory","status":"completed","patient":{"reference":"Patient/p"},
+			"relationship":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"FTH"}]},"bornDate":"1920-04-02"}`, "1920"},
+	} {
+		out, err := d.Resource([]byte(c.raw))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if bytes.Contains(out, []byte(c.leak)) {
+			t.Errorf("%s: %q survives: %s", name, c.leak, out)
+		}
+	}
+	s := deid.New([]byte("k"), "S", deid.ShiftedDates, now)
+	out, err := s.Resource([]byte(`{"resourceType":"Patient","birthDate":"1980-05"}`))
+	if err != nil || bytes.Contains(out, []byte(`"1980-05"`)) && (s.ShiftDays() >= 31 || s.ShiftDays() <= -31) {
+		t.Fatalf("a month under shifted dates (shift %d days): %s %v", s.ShiftDays(), out, err)
+	}
+	if _, err := d.Resource([]byte(`{"resourceType":"Device","serialNumber":"SN-1"}`)); !errors.Is(err, deid.ErrNotReleasable) {
+		t.Fatalf("a Device: %v", err)
+	}
+}
+
 // TestAttackResearchRefusesWhatItCannotVet: a modifierExtension, a Bundle, and input that is
 // not a resource are not released.
 func TestAttackResearchRefusesWhatItCannotVet(t *testing.T) {

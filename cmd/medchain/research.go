@@ -119,6 +119,9 @@ func researchCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "wrote %d contributions (%v) to %s; dataset hash %s\n", ds.Contributions, ds.Counts, out, hex.EncodeToString(ds.Hash))
+				for _, r := range ds.Rejected {
+					fmt.Fprintf(cmd.OutOrStdout(), "left out contribution %s\n", r)
+				}
 				if declareToo {
 					h, err := a.DeclareDataset(ctx, ds)
 					if err != nil {
@@ -153,7 +156,10 @@ func researchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printJSON(cmd.OutOrStdout(), ds)
+			fmt.Fprintf(cmd.OutOrStdout(), "declared datasets: %d\n", len(ds))
+			if len(ds) > 0 {
+				printJSON(cmd.OutOrStdout(), ds)
+			}
 			return nil
 		}}
 	mine := &cobra.Command{Use: "mine", Short: "List your research consents and which studies your contributions went to", Args: cobra.NoArgs,
@@ -171,6 +177,21 @@ func researchCmd() *cobra.Command {
 			printJSON(cmd.OutOrStdout(), pr)
 			return nil
 		}}
-	cmd.AddCommand(register, approve, openRound, optIn, withdraw, contribute, extract, show, mine)
+	reads := &cobra.Command{Use: "reads STUDY", Short: "List a study's research reads: whose contribution it read, when (the study or a regulator)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			_, s, err := f.open(ctx)
+			if err != nil {
+				return err
+			}
+			evs, err := s.Reads().StudyReads(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			printJSON(cmd.OutOrStdout(), evs)
+			return nil
+		}}
+	cmd.AddCommand(register, approve, openRound, optIn, withdraw, contribute, extract, show, mine, reads)
 	return cmd
 }

@@ -42,6 +42,14 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 // import it).
 var ResearchAllows func(r state.Reader, patient, requester tx.Address, category string, t time.Time) (string, error)
 
+// ResearchErased takes an erased record out of the study round it was contributed to, if any;
+// contracts/research sets it.
+var ResearchErased func(kv state.KV, patient tx.Address, record string) error
+
+// ResearchRead keeps a research read granted for study in the study's trail; contracts/research
+// sets it.
+var ResearchRead func(kv state.KV, study string, patient tx.Address, access uint64) error
+
 // Decision is how an access was decided.
 type Decision struct {
 	Allowed   bool
@@ -324,6 +332,11 @@ func access(kv state.KV, ctx contracts.Context, m *Access) ([]contracts.Event, e
 			return nil, err
 		}
 	}
+	if ev.Study != "" && ResearchRead != nil { // the study's trail, for it and regulators
+		if err := ResearchRead(kv, ev.Study, ev.Patient, id); err != nil {
+			return nil, err
+		}
+	}
 	return []contracts.Event{contracts.NewEvent("records.access", "patient", string(m.Patient), "requester", string(ctx.Signer),
 		"id", itoa(id), "outcome", ev.Outcome)}, nil
 }
@@ -371,6 +384,11 @@ func erase(kv state.KV, ctx contracts.Context, m *Erase) ([]contracts.Event, err
 	receipt := Receipt{Height: ctx.Height, TxHash: txHash(ctx), Time: ctx.Time}
 	var events []contracts.Event
 	for _, id := range ids {
+		if ResearchErased != nil { // an erased contribution leaves its round's count
+			if err := ResearchErased(kv, patient, id); err != nil {
+				return nil, err
+			}
+		}
 		versions, err := History(kv, id)
 		if err != nil {
 			return nil, err

@@ -237,7 +237,7 @@ func DatasetPrefix(study string) []byte { return []byte("rs/d/" + study + "/") }
 // PrivateKey reports whether a state key is one not to be served by key.
 func PrivateKey(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, "rs/x/") || strings.HasPrefix(k, "rs/p/") || strings.HasPrefix(k, "rs/o/")
+	return strings.HasPrefix(k, "rs/x/") || strings.HasPrefix(k, "rs/p/") || strings.HasPrefix(k, "rs/o/") || strings.HasPrefix(k, "rs/r/")
 }
 
 // ContributionCategory is the name of the category a contribution to round of study is filed
@@ -250,6 +250,11 @@ func ContributionCategory(study string, round int) string {
 // Get reads a study.
 func Get(r state.Reader, id string) (*Study, error) {
 	return contracts.Load[Study](r, studyKey(id), "study %q not found", id)
+}
+
+// GetContribution reads a round's public contribution by its tag.
+func GetContribution(r state.Reader, study string, round int, tag []byte) (*Contribution, error) {
+	return contracts.Load[Contribution](r, contributionKey(study, round, tag), "contribution %x not found", tag)
 }
 
 // K is the smallest cohort the study releases.
@@ -278,7 +283,28 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 	return h(kv, ctx, raw)
 }
 
-func init() { records.ResearchAllows = Allows }
+func init() {
+	records.ResearchAllows, records.ResearchRead, records.ResearchErased = Allows, recordRead, erased
+}
+
+// Read is one research read of a study, as its trail keeps it: the patient and the access event
+// (records.AccessEvent, basis "research") in the patient's log.
+type Read struct {
+	Patient tx.Address `json:"patient"`
+	Access  uint64     `json:"access"`
+}
+
+// ReadPrefix is the key prefix of a study's research reads, in the order they were granted:
+// readable by the study and attested regulators only.
+func ReadPrefix(study string) []byte { return []byte("rs/r/" + study + "/") }
+
+func recordRead(kv state.KV, study string, patient tx.Address, access uint64) error {
+	seq, err := contracts.NextSeq(kv, []byte("rs/n/"+study)) // a count of reads, not who
+	if err != nil {
+		return err
+	}
+	return contracts.PutJSON(kv, append(ReadPrefix(study), contracts.SeqKey(seq)...), &Read{Patient: patient, Access: access})
+}
 
 func checkID(field, id string, max int) error {
 	if id == "" || len(id) > max {
@@ -456,23 +482,75 @@ func withdraw(kv state.KV, ctx contracts.Context, m *Withdraw) ([]contracts.Even
 			}
 			continue // still in, by the other consent
 		}
-		var pub Contribution
-		if found, err := contracts.GetJSON(kv, contributionKey(s.ID, src.Round, src.Tag), &pub); err != nil || !found || pub.Withdrawn {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		pub.Withdrawn = true
-		s.Contributors[src.Round]--
-		if err := contracts.PutJSON(kv, contributionKey(s.ID, src.Round, src.Tag), &pub); err != nil {
-			return nil, err
-		}
-		if err := contracts.PutJSON(kv, studyKey(s.ID), s); err != nil {
+		if err := leave(kv, s, &src); err != nil {
 			return nil, err
 		}
 	}
 	return []contracts.Event{contracts.NewEvent("research.withdrawn")}, nil
+}
+
+// leave marks a contribution withdrawn and takes it out of its round's count (once).
+func leave(kv state.KV, s *Study, src *Source) error {
+	var pub Contribution
+	if found, err := contracts.GetJSON(kv, contributionKey(s.ID, src.Round, src.Tag), &pub); err != nil || !found || pub.Withdrawn {
+		return err
+	}
+	pub.Withdrawn = true
+	s.Contributors[src.Round]--
+	if err := contracts.PutJSON(kv, contributionKey(s.ID, src.Round, src.Tag), &pub); err != nil {
+		return err
+	}
+	return contracts.PutJSON(kv, studyKey(s.ID), s)
+}
+
+// erased takes the contribution whose record the patient erased out of its round.
+func erased(kv state.KV, patient tx.Address, record string) error {
+	srcs, err := contracts.List[Source](kv, PatientPrefix(patient))
+	if err != nil {
+		return err
+	}
+	for _, src := range srcs {
+		if src.Record != record {
+			continue
+		}
+		s, err := Get(kv, src.Study)
+		if err != nil {
+			return err
+		}
+		return leave(kv, s, &src)
+	}
+	return nil
+}
+
+// careKinds are the organizations whose records make a patient a real one for the k rule.
+var careKinds = []string{"hospital", "lab", "pharmacy"}
+
+// inCare reports whether someone other than the patient and the study, an attested practitioner
+// or care organization, has written a record of the patient's: only such a patient counts
+// toward a study's k, so a study cannot fill its cohort with accounts it registered itself.
+func inCare(r state.Reader, patient tx.Address, s *Study, at time.Time) (bool, error) {
+	recs, err := records.List(r, patient)
+	if err != nil {
+		return false, err
+	}
+	for _, rec := range recs {
+		if rec.Author == patient || rec.Author == s.Owner {
+			continue
+		}
+		acc, err := identity.GetAccount(r, rec.Author)
+		if err != nil {
+			continue
+		}
+		if acc.Role == identity.RoleOrganization && !slices.Contains(careKinds, acc.OrgKind) || acc.Role != identity.RoleOrganization && acc.Role != identity.RolePractitioner {
+			continue
+		}
+		if ok, err := identity.Attested(r, rec.Author, at); err != nil {
+			return false, err
+		} else if ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // optedIn reports whether patient's research consent covers study s now: an opt-in to the
@@ -512,6 +590,11 @@ func contribute(kv state.KV, ctx contracts.Context, m *Contribute) ([]contracts.
 		return nil, err
 	} else if !ok {
 		return nil, codes.Errorf(codes.Unauthorized, "the patient has not opted in to study %q (or has withdrawn)", s.ID)
+	}
+	if ok, err := inCare(kv, patient, s, ctx.Time); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, codes.Errorf(codes.Unauthorized, "a contributor is a patient in care: an attested practitioner or care organization (not the study) must have written one of its records")
 	}
 	rec, err := records.Get(kv, m.Record)
 	if err != nil {
@@ -563,8 +646,8 @@ func declare(kv state.KV, ctx contracts.Context, m *Declare) ([]contracts.Event,
 	if len(m.Hash) != sha256.Size || m.Round < 1 || m.Round > s.Round {
 		return nil, codes.Errorf(codes.Invalid, "a dataset is declared by its SHA-256 for a round opened (1..%d)", s.Round)
 	}
-	if m.Contributions < s.K() {
-		return nil, codes.Errorf(codes.Invalid, "a dataset of %d contributions is below the study's k (%d)", m.Contributions, s.K())
+	if m.Contributions < s.K() || m.Contributions > s.Contributors[m.Round] {
+		return nil, codes.Errorf(codes.Invalid, "a dataset holds k (%d) to the round's %d contributions, not %d", s.K(), s.Contributors[m.Round], m.Contributions)
 	}
 	key := append(DatasetPrefix(s.ID), contracts.SeqKey(uint64(m.Round))...)
 	if ok, err := contracts.GetJSON(kv, key, &Dataset{}); err != nil {
@@ -578,10 +661,14 @@ func declare(kv state.KV, ctx contracts.Context, m *Declare) ([]contracts.Event,
 
 // Allows reports which study, if any, lets requester read patient's records of category for
 // research (purpose HRESCH) at t: category is the one the patient filed a contribution to a
-// round of the study under, requester is the study's owner, the patient's research consent
-// still covers the study, and the round has at least k contributors who have not withdrawn
-// (the small-cell rule: a smaller cohort is not released).
+// round of the study under, requester is the study's owner and attested at t, the contribution
+// has not been withdrawn or erased, the patient's research consent still covers the study, and
+// the round has at least k contributors who have not withdrawn (the small-cell rule: a smaller
+// cohort is not released).
 func Allows(r state.Reader, patient, requester tx.Address, category string, t time.Time) (string, error) {
+	if ok, err := identity.Attested(r, requester, t); err != nil || !ok { // a lapsed licence reads nothing
+		return "", err
+	}
 	srcs, err := contracts.List[Source](r, PatientPrefix(patient))
 	if err != nil {
 		return "", err
@@ -596,6 +683,13 @@ func Allows(r state.Reader, patient, requester tx.Address, category string, t ti
 		}
 		if s.Owner != requester || s.Contributors[src.Round] < s.K() {
 			continue
+		}
+		var pub Contribution
+		if found, err := contracts.GetJSON(r, contributionKey(s.ID, src.Round, src.Tag), &pub); err != nil || !found || pub.Withdrawn {
+			if err != nil {
+				return "", err
+			}
+			continue // withdrawn (or erased) stays out, even after a new opt-in
 		}
 		if ok, err := optedIn(r, patient, s); err != nil || !ok {
 			return "", err
