@@ -454,6 +454,9 @@ func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
 	case "Subscription":
 		f.postSubscription(w, r)
 		return
+	case "Appointment": // a telemedicine consultation (telemed.go)
+		f.bookAppointment(w, r)
+		return
 	}
 	var exists func(*fhir.Resource) (*Plain, error)
 	if cond := r.Header.Get("If-None-Exist"); cond != "" {

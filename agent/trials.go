@@ -20,6 +20,9 @@ func (a *Agent) ConsentToTrial(ctx context.Context, m trials.Consent) (int64, er
 	if patient == "" || patient == a.Address() {
 		patient, m.Patient = a.Address(), ""
 	}
+	if _, err := a.EnsureTagKey(ctx, patient); err != nil { // the patient's (or a guardian's) agent draws it
+		return 0, err
+	}
 	m.Categories = slices.Clone(m.Categories)
 	for i, c := range m.Categories {
 		tag, err := a.CategoryTag(ctx, patient, c)

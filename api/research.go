@@ -19,13 +19,15 @@ import (
 //	GET /v1/research/studies/{id}/rounds/{round}/sources            signed: the study, regulators; paged
 //	GET /v1/research/studies/{id}/reads                             signed: the study, regulators; paged
 //	GET /v1/patients/{addr}/research                                signed: the patient, guardians
+//	GET /v1/patients/{addr}/consultations                           signed: the patient, guardians, its practitioners
 func (s *server) researchRoutes(mux *http.ServeMux) {
 	s.route(mux, "GET /v1/research/studies/{id}", s.researchRead(app.PathStudy, false, false))
 	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/contributions", s.researchRead(app.PathStudyContributions, true, false))
 	s.route(mux, "GET /v1/research/studies/{id}/datasets", s.researchRead(app.PathStudyDatasets, true, false))
 	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/sources", s.researchRead(app.PathStudySources, true, true))
 	s.route(mux, "GET /v1/research/studies/{id}/reads", s.researchRead(app.PathStudyReads, true, true))
-	s.route(mux, "GET /v1/patients/{addr}/research", s.patientResearch)
+	s.route(mux, "GET /v1/patients/{addr}/research", s.patientRead(app.PathPatientResearch))
+	s.route(mux, "GET /v1/patients/{addr}/consultations", s.patientRead(app.PathConsultations))
 }
 
 // researchRead answers a study's reads; signed ones name their reader to the query.
@@ -63,17 +65,20 @@ func (s *server) researchRead(path string, paged, signed bool) http.HandlerFunc 
 	}
 }
 
-// patientResearch answers a patient's research consents and contributions, to a signed read by
-// the patient or a guardian (anyone else: empty lists).
-func (s *server) patientResearch(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.address(w, r)
-	if !ok {
-		return
+// patientRead answers a signed read of a patient's research (consents and contributions: the
+// patient and guardians) or consultations (also the practitioner, its own); anyone else gets
+// empty lists.
+func (s *server) patientRead(path string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, ok := s.address(w, r)
+		if !ok {
+			return
+		}
+		reader, ok := s.reader(w, r)
+		if !ok {
+			return
+		}
+		data, _ := json.Marshal(app.ResearchQuery{Patient: a, Reader: reader, At: time.Now()})
+		s.listQuery(w, r, path, data)
 	}
-	reader, ok := s.reader(w, r)
-	if !ok {
-		return
-	}
-	data, _ := json.Marshal(app.ResearchQuery{Patient: a, Reader: reader, At: time.Now()})
-	s.listQuery(w, r, app.PathPatientResearch, data)
 }

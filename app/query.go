@@ -78,7 +78,7 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryTrialSubjects(view, req.Data)
 	case PathTrialReads:
 		return queryTrialReads(view, req.Data)
-	case PathStudy, PathStudyContributions, PathStudyDatasets, PathStudySources, PathStudyReads, PathPatientResearch:
+	case PathStudy, PathStudyContributions, PathStudyDatasets, PathStudySources, PathStudyReads, PathPatientResearch, PathConsultations:
 		return queryResearch(view, req.Path, req.Data)
 	case PathPatientTrials:
 		return queryPatientTrials(view, req.Data)

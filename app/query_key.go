@@ -14,6 +14,7 @@ import (
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/contracts/telemed"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -36,7 +37,7 @@ type KeyQuery struct {
 // PathScopedKey.
 func ScopedKey(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key) || trials.PrivateKey(key) || research.PrivateKey(key)
+	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key) || trials.PrivateKey(key) || research.PrivateKey(key) || telemed.PrivateKey(key)
 }
 
 func queryScopedKey(view *state.View, req *abci.RequestQuery) (*abci.ResponseQuery, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/contracts/telemed"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
 )
@@ -26,6 +27,9 @@ const (
 	PathStudySources       = "/research/sources"
 	PathStudyReads         = "/research/reads"
 	PathPatientResearch    = "/research/patient"
+	// PathConsultations answers a patient's consultations (data: ResearchQuery's Patient and
+	// Reader): all of them to the patient and its guardians, its own to a practitioner.
+	PathConsultations = "/telemed/consultations"
 )
 
 // ResearchQuery names a study (and round) or a patient, its reader, and a list's page.
@@ -105,6 +109,8 @@ func queryResearch(view *state.View, path string, data []byte) (*abci.ResponseQu
 			out = append(out, *ev)
 		}
 		return pageResp(out, next, nil)
+	case PathConsultations:
+		return jsonResp(telemed.Visible(view, q.Patient, q.Reader))
 	case PathPatientResearch:
 		acc, err := identity.GetAccount(view, q.Patient)
 		out := PatientResearch{Consents: []research.Consent{}, Contributions: []research.Source{}}

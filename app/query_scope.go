@@ -12,6 +12,7 @@ import (
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/contracts/telemed"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -26,7 +27,8 @@ import (
 //     the read to the patient's trail before it answers);
 //   - to a grantee (an account, or a practitioner of an organization, named by a grant in force)
 //     for the records in the categories its grants cover, or that it wrote, or that an emergency
-//     session it holds opens, or that a trial participant's e-consent lets it read (the trial's
+//     session it holds opens, or that a consultation booked with it opens now, or that a trial
+//     participant's e-consent lets it read (the trial's
 //     sponsor, and the investigators and organization of the participant's site); its own access events and emergency sessions; the grants that
 //     name it; and the recipients of a record it may write;
 //   - to anyone else, and to a query without a reader, as if the patient did not exist.
@@ -152,6 +154,9 @@ func (s *scope) standing() (bool, error) {
 	if len(s.grants) > 0 || s.emergency {
 		return true, nil
 	}
+	if ok, err := telemed.Consulting(s.view, s.patient, s.reader, s.at); err != nil || ok {
+		return ok, err
+	}
 	return trials.Studies(s.view, s.patient, s.reader, s.at)
 }
 
@@ -168,6 +173,9 @@ func (s *scope) covers(category string, write bool) (bool, error) {
 		if (!write || g.Write) && g.Covers(category) {
 			return true, nil
 		}
+	}
+	if id, _, err := telemed.Allows(s.view, s.patient, s.reader, category, s.at); err != nil || id != 0 { // a consultation
+		return id != 0, err
 	}
 	if write {
 		return false, nil

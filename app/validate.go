@@ -15,6 +15,7 @@ import (
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/contracts/supply"
+	"github.com/medchain/medchain/contracts/telemed"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -209,7 +210,7 @@ func precheck(typ string, msg json.RawMessage) error {
 // KnownType reports whether a contract module handles transactions of type typ.
 func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
-		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ)
+		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ) || telemed.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -233,6 +234,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return trials.Deliver(kv, ctx, typ, msg)
 	case research.Handles(typ):
 		return research.Deliver(kv, ctx, typ, msg)
+	case telemed.Handles(typ):
+		return telemed.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

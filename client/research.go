@@ -9,6 +9,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/contracts/telemed"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -47,4 +48,11 @@ func (c *Client) PatientResearch(ctx context.Context, patient tx.Address) (*app.
 // first); the node answers the study and attested regulators (a signed read).
 func (c *Client) StudyReads(ctx context.Context, id string) ([]records.AccessEvent, error) {
 	return listAll[records.AccessEvent](ctx, c, studyPath(id)+"/reads", nil)
+}
+
+// Consultations returns a patient's telemedicine consultations; the node answers the patient
+// and its guardians (all), and a practitioner (its own) (a signed read).
+func (c *Client) Consultations(ctx context.Context, patient tx.Address) ([]telemed.Consultation, error) {
+	var out []telemed.Consultation
+	return out, c.do(ctx, http.MethodGet, patientPath(patient, "consultations"), nil, &out)
 }

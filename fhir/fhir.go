@@ -106,7 +106,7 @@ var byType = map[string]string{
 	"MedicationRequest": "medications", "MedicationStatement": "medications", "MedicationAdministration": "medications",
 	"MedicationDispense": "medications", "Medication": "medications",
 	"Immunization": "immunizations", "ImmunizationRecommendation": "immunizations", "ImmunizationEvaluation": "immunizations",
-	"Procedure": "procedures", "Encounter": "encounters", "EpisodeOfCare": "encounters",
+	"Procedure": "procedures", "Encounter": "encounters", "EpisodeOfCare": "encounters", "Appointment": "encounters",
 	"DiagnosticReport": "diagnostic-reports", "DocumentReference": "documents", "Composition": "documents",
 	"CarePlan": "care-plans", "CareTeam": "care-plans", "Goal": "care-plans", "ServiceRequest": "care-plans",
 	"Patient": "demographics", "RelatedPerson": "demographics",

@@ -13,6 +13,7 @@ import (
 	"github.com/medchain/medchain/contracts"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/telemed"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/state"
 	"github.com/medchain/medchain/tx"
@@ -57,6 +58,8 @@ type Decision struct {
 	Grant     uint64
 	Trial     string // the trial whose e-consent allows it (basis "trial")
 	Study     string // the study whose contributions it reads (basis "research")
+	// Consultation is the consultation that opens it (basis "consultation").
+	Consultation uint64
 	Emergency uint64
 	Until     time.Time // when the basis itself ends
 }
@@ -87,6 +90,15 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 			return Decision{}, err
 		}
 		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
+	}
+	if purpose == "TREAT" { // a booked consultation (contracts/telemed), to read and to write notes
+		id, until, err := telemed.Allows(r, patient.Address, requester, category, t)
+		if err != nil {
+			return Decision{}, err
+		}
+		if id != 0 {
+			return Decision{Allowed: true, Basis: "consultation", Consultation: id, Until: until}, nil
+		}
 	}
 	if !write && purpose == "CLINTRCH" { // a trial participant's e-consent (contracts/trials)
 		trial, err := trials.Allows(r, patient.Address, requester, category, t)
@@ -321,6 +333,7 @@ func access(kv state.KV, ctx contracts.Context, m *Access) ([]contracts.Event, e
 				until = d.Until
 			}
 			ev.Outcome, ev.Basis, ev.Grant, ev.Trial, ev.Study, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Trial, d.Study, d.Emergency, &until
+			ev.Consultation = d.Consultation
 		}
 	}
 	id, err := putAccess(kv, &ev)

@@ -90,10 +90,12 @@ type AccessEvent struct {
 	Category  string     `json:"category"`
 	Purpose   string     `json:"purpose"`
 	Outcome   string     `json:"outcome"`
-	Basis     string     `json:"basis,omitempty"` // "patient", "guardian", "grant", "trial", "research", "emergency"
+	Basis     string     `json:"basis,omitempty"` // "patient", "guardian", "grant", "consultation", "trial", "research", "emergency"
 	Grant     uint64     `json:"grant,omitempty"`
 	Trial     string     `json:"trial,omitempty"`     // the trial whose e-consent allowed it
 	Study     string     `json:"study,omitempty"`     // the study whose contribution it reads
+	// Consultation is the telemedicine consultation that opened it.
+	Consultation uint64 `json:"consultation,omitempty"`
 	Emergency uint64     `json:"emergency,omitempty"` // the emergency session used
 	Height    int64      `json:"height"`
 	Time      time.Time  `json:"time"`
