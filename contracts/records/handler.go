@@ -53,15 +53,15 @@ var ResearchRead func(kv state.KV, study string, patient tx.Address, access uint
 
 // Decision is how an access was decided.
 type Decision struct {
-	Allowed   bool
-	Basis     string // "patient", "guardian", "grant", "trial" or "emergency"
-	Grant     uint64
-	Trial     string // the trial whose e-consent allows it (basis "trial")
-	Study     string // the study whose contributions it reads (basis "research")
+	Allowed bool
+	Basis   string // "patient", "guardian", "grant", "trial" or "emergency"
+	Grant   uint64
+	Trial   string // the trial whose e-consent allows it (basis "trial")
+	Study   string // the study whose contributions it reads (basis "research")
 	// Consultation is the consultation that opens it (basis "consultation").
 	Consultation uint64
-	Emergency uint64
-	Until     time.Time // when the basis itself ends
+	Emergency    uint64
+	Until        time.Time // when the basis itself ends
 }
 
 // Decide evaluates whether requester may read (or, with write, add to) patient's category for
