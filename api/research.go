@@ -20,6 +20,7 @@ import (
 //	GET /v1/research/studies/{id}/reads                             signed: the study, regulators; paged
 //	GET /v1/patients/{addr}/research                                signed: the patient, guardians
 //	GET /v1/patients/{addr}/consultations                           signed: the patient, guardians, its practitioners
+//	GET /v1/patients/{addr}/care                                    signed: the patient, guardians, the care team (app.PathCare)
 func (s *server) researchRoutes(mux *http.ServeMux) {
 	s.route(mux, "GET /v1/research/studies/{id}", s.researchRead(app.PathStudy, false, false))
 	s.route(mux, "GET /v1/research/studies/{id}/rounds/{round}/contributions", s.researchRead(app.PathStudyContributions, true, false))
@@ -28,6 +29,7 @@ func (s *server) researchRoutes(mux *http.ServeMux) {
 	s.route(mux, "GET /v1/research/studies/{id}/reads", s.researchRead(app.PathStudyReads, true, true))
 	s.route(mux, "GET /v1/patients/{addr}/research", s.patientRead(app.PathPatientResearch))
 	s.route(mux, "GET /v1/patients/{addr}/consultations", s.patientRead(app.PathConsultations))
+	s.route(mux, "GET /v1/patients/{addr}/care", s.patientRead(app.PathCare))
 }
 
 // researchRead answers a study's reads; signed ones name their reader to the query.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/care"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/records"
@@ -37,7 +38,7 @@ type KeyQuery struct {
 // PathScopedKey.
 func ScopedKey(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key) || trials.PrivateKey(key) || research.PrivateKey(key) || telemed.PrivateKey(key)
+	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key) || trials.PrivateKey(key) || research.PrivateKey(key) || telemed.PrivateKey(key) || care.PrivateKey(key)
 }
 
 func queryScopedKey(view *state.View, req *abci.RequestQuery) (*abci.ResponseQuery, error) {

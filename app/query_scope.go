@@ -8,6 +8,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medchain/medchain/codes"
+	"github.com/medchain/medchain/contracts/care"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
@@ -27,7 +28,7 @@ import (
 //     the read to the patient's trail before it answers);
 //   - to a grantee (an account, or a practitioner of an organization, named by a grant in force)
 //     for the records in the categories its grants cover, or that it wrote, or that an emergency
-//     session it holds opens, or that a consultation booked with it opens now, or that a trial
+//     session it holds opens, or that a consultation booked with it or a referral to it opens now, or that a trial
 //     participant's e-consent lets it read (the trial's
 //     sponsor, and the investigators and organization of the participant's site); its own access events and emergency sessions; the grants that
 //     name it; and the recipients of a record it may write;
@@ -176,6 +177,11 @@ func (s *scope) covers(category string, write bool) (bool, error) {
 	}
 	if id, _, err := telemed.Allows(s.view, s.patient, s.reader, category, s.at); err != nil || id != 0 { // a consultation
 		return id != 0, err
+	}
+	if !write {
+		if id, _, err := care.Referred(s.view, s.patient, s.reader, category, s.at); err != nil || id != 0 { // a referral
+			return id != 0, err
+		}
 	}
 	if write {
 		return false, nil

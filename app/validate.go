@@ -7,6 +7,7 @@ import (
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/care"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/insurance"
@@ -210,7 +211,7 @@ func precheck(typ string, msg json.RawMessage) error {
 // KnownType reports whether a contract module handles transactions of type typ.
 func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
-		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ) || telemed.Handles(typ)
+		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ) || telemed.Handles(typ) || care.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -236,6 +237,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return research.Deliver(kv, ctx, typ, msg)
 	case telemed.Handles(typ):
 		return telemed.Deliver(kv, ctx, typ, msg)
+	case care.Handles(typ):
+		return care.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

@@ -56,3 +56,10 @@ func (c *Client) Consultations(ctx context.Context, patient tx.Address) ([]telem
 	var out []telemed.Consultation
 	return out, c.do(ctx, http.MethodGet, patientPath(patient, "consultations"), nil, &out)
 }
+
+// Care returns a patient's care coordination as the reader sees it (a signed read; see
+// app.PathCare).
+func (c *Client) Care(ctx context.Context, patient tx.Address) (*app.CareView, error) {
+	var out app.CareView
+	return &out, c.do(ctx, http.MethodGet, patientPath(patient, "care"), nil, &out)
+}

@@ -108,7 +108,7 @@ var byType = map[string]string{
 	"Immunization": "immunizations", "ImmunizationRecommendation": "immunizations", "ImmunizationEvaluation": "immunizations",
 	"Procedure": "procedures", "Encounter": "encounters", "EpisodeOfCare": "encounters", "Appointment": "encounters",
 	"DiagnosticReport": "diagnostic-reports", "DocumentReference": "documents", "Composition": "documents",
-	"CarePlan": "care-plans", "CareTeam": "care-plans", "Goal": "care-plans", "ServiceRequest": "care-plans",
+	"CarePlan": "care-plans", "CareTeam": "care-plans", "Goal": "care-plans", "ServiceRequest": "care-plans", "Task": "care-plans",
 	"Patient": "demographics", "RelatedPerson": "demographics",
 	"ImagingStudy": "imaging", "Media": "imaging",
 	"FamilyMemberHistory": "family-history",

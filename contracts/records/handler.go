@@ -11,6 +11,7 @@ import (
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts"
+	"github.com/medchain/medchain/contracts/care"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/telemed"
@@ -38,6 +39,21 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 	return h(kv, ctx, raw)
 }
 
+func init() { care.RecordOf = taskRecord }
+
+// taskRecord checks that id is a live record of patient's that signer wrote, or the patient's
+// (or a guardian's) own: a care task anchors a Task its requester recorded.
+func taskRecord(r state.Reader, patient tx.Address, id string, signer tx.Address) error {
+	rec, err := Get(r, id)
+	if err != nil || rec.Patient != patient || rec.Status == StatusErased {
+		return codes.Errorf(codes.NotFound, "record %s not found", id)
+	}
+	if rec.Author != signer && signer != patient {
+		return codes.Errorf(codes.Unauthorized, "a task is anchored by the author of its Task record or by the patient")
+	}
+	return nil
+}
+
 // ResearchAllows reports which study, if any, lets requester read patient's category for
 // research (HRESCH) at t; contracts/research sets it (it reads records, so records cannot
 // import it).
@@ -60,8 +76,10 @@ type Decision struct {
 	Study   string // the study whose contributions it reads (basis "research")
 	// Consultation is the consultation that opens it (basis "consultation").
 	Consultation uint64
-	Emergency    uint64
-	Until        time.Time // when the basis itself ends
+	// Referral is the referral that opens it (basis "referral").
+	Referral  uint64
+	Emergency uint64
+	Until     time.Time // when the basis itself ends
 }
 
 // Decide evaluates whether requester may read (or, with write, add to) patient's category for
@@ -90,6 +108,15 @@ func Decide(r state.Reader, patient *identity.Account, requester tx.Address, cat
 			return Decision{}, err
 		}
 		return Decision{Allowed: true, Basis: "grant", Grant: d.Grant, Until: g.Expiry}, nil
+	}
+	if !write && purpose == "TREAT" { // a referral under the patient's standing rule (contracts/care)
+		id, until, err := care.Referred(r, patient.Address, requester, category, t)
+		if err != nil {
+			return Decision{}, err
+		}
+		if id != 0 {
+			return Decision{Allowed: true, Basis: "referral", Referral: id, Until: until}, nil
+		}
 	}
 	if purpose == "TREAT" { // a booked consultation (contracts/telemed), to read and to write notes
 		id, until, err := telemed.Allows(r, patient.Address, requester, category, t)
@@ -333,7 +360,7 @@ func access(kv state.KV, ctx contracts.Context, m *Access) ([]contracts.Event, e
 				until = d.Until
 			}
 			ev.Outcome, ev.Basis, ev.Grant, ev.Trial, ev.Study, ev.Emergency, ev.Expires = Granted, d.Basis, d.Grant, d.Trial, d.Study, d.Emergency, &until
-			ev.Consultation = d.Consultation
+			ev.Consultation, ev.Referral = d.Consultation, d.Referral
 		}
 	}
 	id, err := putAccess(kv, &ev)
