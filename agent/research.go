@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/deid"
@@ -439,4 +440,44 @@ func (ds *Dataset) CellCounts() (map[string]int, int) {
 		out[c] = len(who)
 	}
 	return out, suppressed
+}
+
+// Custodian is the agent of a custodial patient this organization's agent holds the key of (the
+// patient has not claimed its account): it acts as the patient, as the patient's own agent would.
+func (a *Agent) Custodian(patient tx.Address) (*Agent, error) {
+	if a.cfg.Custody == nil {
+		return nil, ErrNoCustody
+	}
+	k, err := a.cfg.Custody.Key(patient)
+	if err != nil {
+		return nil, err
+	}
+	ps := &client.Signer{C: a.signer.C, ChainID: a.signer.ChainID, Key: k, Log: a.signer.Log}
+	return New(ps, Config{Purpose: a.cfg.Purpose, ReleaseTimeout: a.cfg.ReleaseTimeout, MinCopies: a.cfg.MinCopies,
+		CopiesWait: a.cfg.CopiesWait, Trust: a.cfg.Trust}), nil
+}
+
+// ContributeForCustody contributes to a study for every custodial patient whose research
+// consent covers it (the custodial organization's agent extracting at the edge for the patients
+// it holds): it returns the contributions made and, by patient, why others were not (not opted
+// in, nothing matching, claimed, or an error).
+func (a *Agent) ContributeForCustody(ctx context.Context, study string, now time.Time) ([]*Contributed, map[tx.Address]error) {
+	var done []*Contributed
+	skipped := map[tx.Address]error{}
+	for _, p := range a.RegisteredPatients() {
+		if p.Claimed {
+			skipped[p.Address] = errors.New("the patient has claimed its account: its own agent contributes")
+			continue
+		}
+		c, err := a.Custodian(p.Address)
+		if err == nil {
+			var made *Contributed
+			if made, err = c.Contribute(ctx, study, now); err == nil {
+				done = append(done, made)
+				continue
+			}
+		}
+		skipped[p.Address] = err
+	}
+	return done, skipped
 }

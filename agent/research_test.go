@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -173,5 +174,49 @@ func TestResearchEndToEnd(t *testing.T) {
 	}
 	if c, err := patients[1].Contribute(ctx, "HB-1", time.Now()); err != nil || c.Round != 2 {
 		t.Fatalf("the next round: %+v %v", c, err)
+	}
+}
+
+// TestResearchCustodialContribution: an organization holding a custodial patient's key (the
+// patient registered through its facade and has not claimed its account) contributes for that
+// patient at the edge, as the patient's own agent would, once the patient's research consent
+// covers the study; a second run of the same round contributes nothing more.
+func TestResearchCustodialContribution(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	w.account("institute2", identity.RoleOrganization, "research")
+	w.account("irb2", identity.RoleOrganization, "hospital")
+	w.send("institute2", research.TypeRegister, research.Register{ID: "HB-2", Title: "Custodial data", Topic: "hematology",
+		Ethics: w.keys["irb2"].Address(), Request: research.Request{Types: []string{"Observation"}, Level: research.LevelSafeHarbor, K: 5}})
+	w.send("irb2", research.TypeApprove, research.Approve{Study: "HB-2"})
+	w.send("institute2", research.TypeOpenRound, research.OpenRound{Study: "HB-2"})
+
+	fc, hosp, store := w.custodialFacade("hospital", agent.Config{Trust: w.trust})
+	status, hdr, body := fc.do("POST", "/fhir/Patient", patientWithMRN("MRN-RES-1", "Custodial"), true)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /Patient = %d %s", status, body)
+	}
+	id := idOf(hdr.Get("Location"))
+	obs := bytes.Replace(researchObservation(1), []byte("Patient/p1"), []byte("Patient/"+id), 1)
+	if status, _, body := fc.do("POST", "/fhir/Observation", obs, true); status != http.StatusCreated {
+		t.Fatalf("the hospital's observation: %d %s", status, body)
+	}
+	patient := store.Patients()[0].Address
+	if done, skipped := hosp.ContributeForCustody(ctx, "HB-2", time.Now()); len(done) != 0 || !errors.Is(skipped[patient], agent.ErrNotOptedIn) {
+		t.Fatalf("before the patient's consent: %v %v", done, skipped)
+	}
+	custodian, err := hosp.Custodian(patient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := custodian.OptInResearch(ctx, patient, "HB-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	done, skipped := hosp.ContributeForCustody(ctx, "HB-2", time.Now())
+	if len(done) != 1 || done[0].Resources != 1 || len(skipped) != 0 {
+		t.Fatalf("the custodial contribution: %v %v", done, skipped)
+	}
+	if done, skipped := hosp.ContributeForCustody(ctx, "HB-2", time.Now()); len(done) != 0 || skipped[patient] == nil {
+		t.Fatalf("a second run of the same round: %v %v", done, skipped)
 	}
 }
