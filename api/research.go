@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/medchain/medchain/app"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/research"
+	"github.com/medchain/medchain/tx"
 )
 
 // Research reads (see app.PathStudy...):
@@ -30,6 +32,7 @@ func (s *server) researchRoutes(mux *http.ServeMux) {
 	s.route(mux, "GET /v1/patients/{addr}/research", s.patientRead(app.PathPatientResearch))
 	s.route(mux, "GET /v1/patients/{addr}/consultations", s.patientRead(app.PathConsultations))
 	s.route(mux, "GET /v1/patients/{addr}/care", s.patientRead(app.PathCare))
+	s.route(mux, "GET /v1/programs/{id}", s.program)
 }
 
 // researchRead answers a study's reads; signed ones name their reader to the query.
@@ -83,4 +86,36 @@ func (s *server) patientRead(path string) http.HandlerFunc {
 		data, _ := json.Marshal(app.ResearchQuery{Patient: a, Reader: reader, At: time.Now()})
 		s.listQuery(w, r, path, data)
 	}
+}
+
+// program answers GET /v1/programs/{id}[?patient=&key=]: the program, and with a signed read
+// the patient's enrollment and whether a device key (hex) is the patient's (app.PathProgram).
+func (s *server) program(w http.ResponseWriter, r *http.Request) {
+	q := app.ProgramQuery{Program: r.PathValue("id")}
+	if len(q.Program) == 0 || len(q.Program) > 64 {
+		writeCodeErr(w, codes.Invalid, "a program id is 1..64 bytes")
+		return
+	}
+	if p := r.URL.Query().Get("patient"); p != "" {
+		q.Patient = tx.Address(p)
+		if err := q.Patient.Validate(); err != nil {
+			writeCodeErr(w, codes.Invalid, err.Error())
+			return
+		}
+		reader, ok := s.reader(w, r)
+		if !ok {
+			return
+		}
+		q.Reader = reader
+		if k := r.URL.Query().Get("key"); k != "" {
+			key, err := hex.DecodeString(k)
+			if err != nil || len(key) != 32 {
+				writeCodeErr(w, codes.Invalid, "key is an ed25519 public key in hex")
+				return
+			}
+			q.Key = key
+		}
+	}
+	data, _ := json.Marshal(q)
+	s.listQuery(w, r, app.PathProgram, data)
 }

@@ -80,6 +80,8 @@ func (a *App) query(view *state.View, req *abci.RequestQuery) (*abci.ResponseQue
 		return queryTrialReads(view, req.Data)
 	case PathCare:
 		return queryCare(view, req.Data)
+	case PathProgram:
+		return queryProgram(view, req.Data)
 	case PathStudy, PathStudyContributions, PathStudyDatasets, PathStudySources, PathStudyReads, PathPatientResearch, PathConsultations:
 		return queryResearch(view, req.Path, req.Data)
 	case PathPatientTrials:

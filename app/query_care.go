@@ -7,8 +7,11 @@ import (
 
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/care"
+	"github.com/medchain/medchain/contracts/identity"
+	"github.com/medchain/medchain/contracts/programs"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/state"
+	"github.com/medchain/medchain/tx"
 )
 
 // PathCare answers a patient's care coordination (data: ResearchQuery's Patient, Reader and At):
@@ -70,6 +73,59 @@ func queryCare(view *state.View, data []byte) (*abci.ResponseQuery, error) {
 		}
 		if ok {
 			out.Tasks = append(out.Tasks, t)
+		}
+	}
+	return jsonResp(out, nil)
+}
+
+// PathProgram answers a program (public) and, for a patient (data: ProgramQuery), the patient's
+// enrollment and whether a device key is the patient's, to the patient, its guardians and the
+// program's sponsor (while the patient is enrolled); to anyone else only the program.
+const PathProgram = "/programs/program"
+
+// ProgramQuery names a program, a patient, a device key and the reader.
+type ProgramQuery struct {
+	Program string     `json:"program"`
+	Patient tx.Address `json:"patient,omitempty"`
+	Key     []byte     `json:"key,omitempty"`
+	Reader  tx.Address `json:"reader,omitempty"`
+}
+
+// ProgramView is a program and what the reader may see of one patient in it.
+type ProgramView struct {
+	Program          *programs.Program    `json:"program"`
+	Enrollment       *programs.Enrollment `json:"enrollment,omitempty"`
+	DeviceRegistered bool                 `json:"device_registered,omitempty"`
+}
+
+func queryProgram(view *state.View, data []byte) (*abci.ResponseQuery, error) {
+	var q ProgramQuery
+	if err := json.Unmarshal(data, &q); err != nil {
+		return nil, codes.Errorf(codes.Malformed, "program query: %v", err)
+	}
+	p, err := programs.Get(view, q.Program)
+	if err != nil {
+		return nil, err
+	}
+	out := ProgramView{Program: p}
+	if q.Patient == "" || q.Reader == "" {
+		return jsonResp(out, nil)
+	}
+	e, err := programs.GetEnrollment(view, q.Program, q.Patient)
+	if err != nil {
+		return jsonResp(out, nil)
+	}
+	acc, err := identity.GetAccount(view, q.Patient)
+	if err != nil {
+		return jsonResp(out, nil)
+	}
+	if q.Reader != q.Patient && !acc.HasGuardian(q.Reader) && (q.Reader != p.Sponsor || e.Left) {
+		return jsonResp(out, nil)
+	}
+	out.Enrollment = e
+	if len(q.Key) > 0 {
+		if out.DeviceRegistered, err = programs.DeviceRegistered(view, q.Patient, q.Key); err != nil {
+			return nil, err
 		}
 	}
 	return jsonResp(out, nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/medchain/medchain/contracts/care"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/insurance"
+	"github.com/medchain/medchain/contracts/programs"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/contracts/telemed"
@@ -38,7 +39,7 @@ type KeyQuery struct {
 // PathScopedKey.
 func ScopedKey(key []byte) bool {
 	k := string(key)
-	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key) || trials.PrivateKey(key) || research.PrivateKey(key) || telemed.PrivateKey(key) || care.PrivateKey(key)
+	return strings.HasPrefix(k, "rc/") || strings.HasPrefix(k, "cs/") || insurance.PatientKey(key) || trials.PrivateKey(key) || research.PrivateKey(key) || telemed.PrivateKey(key) || care.PrivateKey(key) || programs.PrivateKey(key)
 }
 
 func queryScopedKey(view *state.View, req *abci.RequestQuery) (*abci.ResponseQuery, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/medchain/medchain/contracts/insurance"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/notary"
+	"github.com/medchain/medchain/contracts/programs"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/contracts/research"
 	"github.com/medchain/medchain/contracts/supply"
@@ -211,7 +212,7 @@ func precheck(typ string, msg json.RawMessage) error {
 // KnownType reports whether a contract module handles transactions of type typ.
 func KnownType(typ string) bool {
 	return identity.Handles(typ) || supply.Handles(typ) || consent.Handles(typ) || records.Handles(typ) || network.Handles(typ) ||
-		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ) || telemed.Handles(typ) || care.Handles(typ)
+		insurance.Handles(typ) || notary.Handles(typ) || trials.Handles(typ) || research.Handles(typ) || telemed.Handles(typ) || care.Handles(typ) || programs.Handles(typ)
 }
 
 // route hands a validated tx to its module.
@@ -239,6 +240,8 @@ func route(kv state.KV, ctx contracts.Context, typ string, msg json.RawMessage) 
 		return telemed.Deliver(kv, ctx, typ, msg)
 	case care.Handles(typ):
 		return care.Deliver(kv, ctx, typ, msg)
+	case programs.Handles(typ):
+		return programs.Deliver(kv, ctx, typ, msg)
 	}
 	return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", typ)
 }

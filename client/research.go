@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -62,4 +63,18 @@ func (c *Client) Consultations(ctx context.Context, patient tx.Address) ([]telem
 func (c *Client) Care(ctx context.Context, patient tx.Address) (*app.CareView, error) {
 	var out app.CareView
 	return &out, c.do(ctx, http.MethodGet, patientPath(patient, "care"), nil, &out)
+}
+
+// Program returns a program and, for a patient (a signed read by the patient, a guardian or the
+// program's sponsor), its enrollment and whether key (if any) is one of its devices' keys.
+func (c *Client) Program(ctx context.Context, id string, patient tx.Address, key []byte) (*app.ProgramView, error) {
+	q := url.Values{}
+	if patient != "" {
+		q.Set("patient", string(patient))
+	}
+	if key != nil {
+		q.Set("key", hex.EncodeToString(key))
+	}
+	var out app.ProgramView
+	return &out, c.do(ctx, http.MethodGet, "/v1/programs/"+url.PathEscape(id)+"?"+q.Encode(), nil, &out)
 }

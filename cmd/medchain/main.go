@@ -37,7 +37,7 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(devCmd(), patientCmd(), nodeCmd(), testnetCmd(), keysCmd(), txCmd(), queryCmd(), lightCmd(), networkCmd(), statusCmd(), benchCmd(), supplyCmd(),
 		agentCmd(), recordsCmd(), consentCmd(), accessCmd(), auditCmd(), emergencyCmd(), coverageCmd(), claimsCmd(),
-		notarizeCmd(), verifyNotarizedCmd(), trialsCmd(), researchCmd(), telemedCmd(), careCmd())
+		notarizeCmd(), verifyNotarizedCmd(), trialsCmd(), researchCmd(), telemedCmd(), careCmd(), programsCmd())
 	strictGroups(root)
 	return root
 }

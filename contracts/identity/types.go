@@ -31,7 +31,7 @@ const (
 )
 
 // OrgKinds lists the kinds of organization, in a stable order.
-var OrgKinds = []string{"hospital", "lab", "pharmacy", "insurer", "manufacturer", "distributor", "trial_sponsor", "regulator", "research"}
+var OrgKinds = []string{"hospital", "lab", "pharmacy", "insurer", "manufacturer", "distributor", "trial_sponsor", "regulator", "research", "employer"}
 
 // Account is a registered participant. Nonce is the next nonce its transactions must carry.
 type Account struct {

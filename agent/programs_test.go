@@ -1,0 +1,108 @@
+package agent_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/contracts/programs"
+)
+
+func steps(n int, at time.Time) []byte {
+	return []byte(fmt.Sprintf(`{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/example"},
+		"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+		"code":{"coding":[{"system":"http://loinc.org","code":"55423-8","display":"Number of steps"}]},
+		"effectiveDateTime":"%s","valueQuantity":{"value":%d,"unit":"steps"}}`, at.UTC().Format(time.RFC3339), n))
+}
+
+// TestProgramAchievement: an insurer's 8,000-steps program; the patient enrolls and registers
+// its wearable. Readings that are unsigned, signed by an unregistered device or altered after
+// signing earn nothing; two good days are not enough; the third achieves the period and credits
+// the points once (the same period again is refused); the patient redeems part of them, not more
+// than it has; points have no transfer.
+func TestProgramAchievement(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	w.insurer()
+	insurer := agent.New(w.keys["insurer"], agent.Config{Trust: w.trust})
+	w.send("insurer", programs.TypeDefine, programs.Define{ID: "STEPS-1", Title: "8,000 steps, three days a month", Points: 100, PeriodDays: 30,
+		Rule: `readings.filter(r, r.code == "http://loinc.org|55423-8" && r.value >= 8000.0).size() >= 3`, Categories: []string{"vital-signs"}})
+	patient := w.keys["patient"].Address()
+	pat := w.agent("patient", "TREAT")
+	if err := pat.EnrollProgram(ctx, "STEPS-1", time.Now().AddDate(0, 2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	wearable, other := newDevice(t), newDevice(t)
+	if err := pat.RegisterDevice(ctx, wearable.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	chain := w.keys["patient"].ChainID
+	add := func(raw []byte) {
+		t.Helper()
+		if _, err := pat.Add(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed := func(dev ed25519.PrivateKey, n int, at time.Time) []byte {
+		t.Helper()
+		raw, err := agent.SignReading(dev, chain, patient, steps(n, at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	now := time.Now().Add(time.Hour)
+	add(signed(wearable, 9000, now))
+	add(signed(wearable, 8500, now.Add(24*time.Hour)))
+	add(steps(10000, now.Add(48*time.Hour)))                                                                // unsigned
+	add(signed(other, 11000, now.Add(72*time.Hour)))                                                        // an unregistered device
+	add([]byte(strings.Replace(string(signed(wearable, 3000, now.Add(96*time.Hour))), "3000", "13000", 1))) // altered
+	res, err := insurer.EvaluateProgram(ctx, "STEPS-1", patient, 0)
+	if err != nil || res.Achieved || res.Counted != 2 || res.Rejected != 3 {
+		t.Fatalf("two good days: %+v %v", res, err)
+	}
+	add(signed(wearable, 12000, now.Add(120*time.Hour)))
+	res, err = insurer.EvaluateProgram(ctx, "STEPS-1", patient, 0)
+	if err != nil || !res.Achieved || res.Points != 100 || res.Counted != 3 {
+		t.Fatalf("three good days: %+v %v", res, err)
+	}
+	if _, err := insurer.EvaluateProgram(ctx, "STEPS-1", patient, 0); err == nil {
+		t.Fatal("the same period credited twice")
+	}
+	balance := func() int64 {
+		t.Helper()
+		v, err := w.reads(patient).Program(ctx, "STEPS-1", patient, nil)
+		if err != nil || v.Enrollment == nil {
+			t.Fatalf("the patient's enrollment: %+v %v", v, err)
+		}
+		return v.Enrollment.Balance
+	}
+	if b := balance(); b != 100 {
+		t.Fatalf("balance %d", b)
+	}
+	w.send("patient", programs.TypeRedeem, programs.Redeem{Program: "STEPS-1", Points: 60, Benefit: "gym membership discount"})
+	if _, err := w.keys["patient"].Send(ctx, programs.TypeRedeem, programs.Redeem{Program: "STEPS-1", Points: 50, Benefit: "more"}); err == nil {
+		t.Fatal("redeemed more than the balance")
+	}
+	if _, err := w.keys["patient"].Send(ctx, "programs/transfer", map[string]any{"program": "STEPS-1", "to": string(w.keys["doctor"].Address()), "points": 10}); err == nil {
+		t.Fatal("points were transferred")
+	}
+	if b := balance(); b != 40 {
+		t.Fatalf("balance after redeeming 60: %d", b)
+	}
+	if v, err := w.keys["doctor"].Reads().Program(ctx, "STEPS-1", patient, nil); err != nil || v.Enrollment != nil {
+		t.Fatalf("a stranger sees the enrollment: %+v %v", v, err)
+	}
+}
+
+func newDevice(t *testing.T) ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
