@@ -203,4 +203,3 @@ func (a *Agent) EvaluateProgram(ctx context.Context, program string, patient tx.
 	res.Achieved, res.Points, res.Height = true, p.Points, sent.Height
 	return res, nil
 }
-
