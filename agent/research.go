@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -293,6 +294,14 @@ func (a *Agent) StudyDataset(ctx context.Context, studyID string, round int) (*D
 			continue
 		}
 		lines, err := readContribution(ctx, reader, &s.Request, src, c)
+		if err != nil && !errors.Is(err, errBadContribution) { // a transient failure (a node, a key release): once more
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			lines, err = readContribution(ctx, reader, &s.Request, src, c)
+		}
 		if err != nil { // one bad contribution is left out, not the round
 			ds.Rejected = append(ds.Rejected, fmt.Sprintf("%x: %v", src.Tag, err))
 			continue
@@ -306,11 +315,14 @@ func (a *Agent) StudyDataset(ctx context.Context, studyID string, round int) (*D
 		ds.Contributions++
 	}
 	if ds.Contributions < s.K() {
-		return nil, fmt.Errorf("%w: %d contributions could be read, k is %d", ErrBelowK, ds.Contributions, s.K())
+		return nil, fmt.Errorf("%w: %d contributions could be read, k is %d (left out: %s)", ErrBelowK, ds.Contributions, s.K(), strings.Join(ds.Rejected, "; "))
 	}
 	ds.Hash = DatasetHash(ds.Files)
 	return ds, nil
 }
+
+// errBadContribution marks a contribution that was read but does not check out.
+var errBadContribution = errors.New("a bad contribution")
 
 // readContribution reads one contribution for research and checks it: the hash its contributor
 // anchored, and every resource valid FHIR of a type the study asked for.
@@ -325,26 +337,26 @@ func readContribution(ctx context.Context, reader *Agent, q *research.Request, s
 		} `json:"entry"`
 	}
 	if err := json.Unmarshal(p.JSON, &b); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", errBadContribution, err)
 	}
 	lines := make([][]byte, len(b.Entry))
 	for i, e := range b.Entry {
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, e.Resource); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %v", errBadContribution, err)
 		}
 		lines[i] = compact.Bytes()
 	}
 	if !bytes.Equal(NDJSONHash(lines), c.DatasetHash) {
-		return nil, errors.New("it does not match the hash its contributor anchored")
+		return nil, fmt.Errorf("%w: it does not match the hash its contributor anchored", errBadContribution)
 	}
 	for _, l := range lines {
 		var r struct{ ResourceType string }
 		if err := json.Unmarshal(l, &r); err != nil || !slices.Contains(q.Types, r.ResourceType) {
-			return nil, fmt.Errorf("it holds a resource of type %q, which the study did not ask for", r.ResourceType)
+			return nil, fmt.Errorf("%w: it holds a resource of type %q, which the study did not ask for", errBadContribution, r.ResourceType)
 		}
 		if err := fhir.Validate(l); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %v", errBadContribution, err)
 		}
 	}
 	return lines, nil
