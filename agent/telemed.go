@@ -86,16 +86,56 @@ func (a *Agent) BookConsultation(ctx context.Context, patient tx.Address, b Book
 }
 
 // CancelConsultation cancels a consultation before it starts (the patient, a guardian or the
-// practitioner).
+// practitioner), then marks the patient's Appointment record cancelled.
 func (a *Agent) CancelConsultation(ctx context.Context, patient tx.Address, id uint64) error {
-	_, err := a.signer.Send(ctx, telemed.TypeCancel, telemed.Cancel{Patient: patient, ID: id})
-	return err
+	if _, err := a.signer.Send(ctx, telemed.TypeCancel, telemed.Cancel{Patient: patient, ID: id}); err != nil {
+		return err
+	}
+	return a.appointmentStatus(ctx, patient, id, "cancelled")
 }
 
-// CompleteConsultation completes a consultation (its practitioner): the follow-up period starts.
+// CompleteConsultation completes a consultation (its practitioner): the follow-up period starts,
+// and the patient's Appointment record is marked fulfilled.
 func (a *Agent) CompleteConsultation(ctx context.Context, patient tx.Address, id uint64) error {
-	_, err := a.signer.Send(ctx, telemed.TypeComplete, telemed.Complete{Patient: patient, ID: id})
-	return err
+	if _, err := a.signer.Send(ctx, telemed.TypeComplete, telemed.Complete{Patient: patient, ID: id}); err != nil {
+		return err
+	}
+	return a.appointmentStatus(ctx, patient, id, "fulfilled")
+}
+
+// appointmentStatus sets the status of the patient's Appointment record of consultation id (as
+// a new version), so that the Appointment a client reads says what the ledger says. An agent
+// that may not read or write it any more (a cancelled consultation's practitioner) leaves it:
+// the ledger's consultation is the truth.
+func (a *Agent) appointmentStatus(ctx context.Context, patient tx.Address, id uint64, status string) error {
+	plains, err := a.Search(ctx, patient, "Appointment", nil)
+	if err != nil {
+		return nil
+	}
+	want := strconv.FormatUint(id, 10)
+	for _, p := range plains {
+		var doc map[string]any
+		if json.Unmarshal(p.JSON, &doc) != nil {
+			continue
+		}
+		ids, _ := doc["identifier"].([]any)
+		if !slices.ContainsFunc(ids, func(v any) bool {
+			m, _ := v.(map[string]any)
+			return m["system"] == systemConsultation && m["value"] == want
+		}) {
+			continue
+		}
+		doc["status"] = status
+		raw, err := json.Marshal(doc)
+		if err != nil {
+			return err
+		}
+		if _, err := a.Update(ctx, p.Record.ID, raw); err != nil {
+			return fmt.Errorf("agent: the consultation is %s on the ledger, but its Appointment record was not updated: %w", status, err)
+		}
+		return nil
+	}
+	return nil
 }
 
 // appointmentOf is the FHIR Appointment of a booking made without one.
@@ -103,7 +143,7 @@ func appointmentOf(b Booking, patient tx.Address) []byte {
 	doc := map[string]any{"resourceType": "Appointment", "status": "booked", "start": b.Start.UTC().Format(time.RFC3339),
 		"end": b.Start.UTC().Add(time.Duration(b.Minutes) * time.Minute).Format(time.RFC3339), "minutesDuration": b.Minutes,
 		"participant": []any{
-			map[string]any{"actor": map[string]any{"identifier": map[string]any{"system": systemAccount, "value": string(patient)}}, "status": "accepted"},
+			map[string]any{"actor": map[string]any{"reference": "Patient/" + string(patient)}, "status": "accepted"},
 			map[string]any{"actor": map[string]any{"identifier": map[string]any{"system": systemAccount, "value": string(b.Practitioner)}}, "status": "accepted"},
 		}}
 	var cats []any

@@ -66,6 +66,9 @@ func TestTelemedThroughFacade(t *testing.T) {
 	if err := pat.CancelConsultation(ctx, patient, mine[0].ID); err != nil {
 		t.Fatal(err)
 	}
+	if status, _, out := pc.do("GET", "/fhir/Appointment/"+recordID, nil, true); status != http.StatusOK || !strings.Contains(string(out), `"status":"cancelled"`) {
+		t.Fatalf("the patient's Appointment after the cancellation: %d %s", status, out)
+	}
 	fresh := agent.New(dr, agent.Config{Patients: map[string]tx.Address{"example": patient}, Trust: w.trust}) // no session left over
 	if _, err := fresh.Read(ctx, recordID); !errors.Is(err, agent.ErrNotFound) {
 		t.Fatalf("after the cancellation: %v", err)

@@ -82,10 +82,24 @@ func IsInvalid(err error) bool {
 }
 
 // patientOf finds the patient a resource is about: itself for a Patient, else the reference in
-// subject, patient or beneficiary when it points at a Patient.
+// subject, patient or beneficiary when it points at a Patient (for an Appointment, its
+// participant that is a Patient).
 func patientOf(typ, id string, doc map[string]json.RawMessage) string {
 	if typ == "Patient" {
 		return id
+	}
+	if typ == "Appointment" {
+		var ps []struct {
+			Actor struct {
+				Reference string `json:"reference"`
+			} `json:"actor"`
+		}
+		json.Unmarshal(doc["participant"], &ps)
+		for _, p := range ps {
+			if rest, ok := strings.CutPrefix(p.Actor.Reference, "Patient/"); ok {
+				return rest
+			}
+		}
 	}
 	for _, field := range []string{"subject", "patient", "beneficiary"} {
 		var ref struct {
