@@ -71,6 +71,16 @@ type scope struct {
 	names     []tx.Address    // the reader and the organizations it acts for
 	grants    []consent.Grant // the patient's grants in force that name one of names
 	emergency bool            // the reader holds an emergency session that lets it read now
+
+	// others remembers, per category and write, what the bases besides grants decided
+	// (consultations, referrals, emergencies, trials, studies): a list asks per record, and a
+	// patient has few categories.
+	others map[othersKey]bool
+}
+
+type othersKey struct {
+	category string
+	write    bool
 }
 
 // readScope returns what reader may see of patient's metadata at at. An absent patient, a
@@ -175,6 +185,23 @@ func (s *scope) covers(category string, write bool) (bool, error) {
 			return true, nil
 		}
 	}
+	k := othersKey{category, write}
+	if ok, seen := s.others[k]; seen {
+		return ok, nil
+	}
+	ok, err := s.coversOtherwise(category, write)
+	if err != nil {
+		return false, err
+	}
+	if s.others == nil {
+		s.others = map[othersKey]bool{}
+	}
+	s.others[k] = ok
+	return ok, nil
+}
+
+// coversOtherwise is covers by the bases besides grants.
+func (s *scope) coversOtherwise(category string, write bool) (bool, error) {
 	if id, _, err := telemed.Allows(s.view, s.patient, s.reader, category, s.at); err != nil || id != 0 { // a consultation
 		return id != 0, err
 	}
