@@ -12,13 +12,13 @@ import (
 	"github.com/medchain/medchain/contracts/records"
 )
 
-// TestCarePlanReferralAndTasks: under the patient's standing rule the GP refers the patient to
+// TestAttackCarePlanReferralAndTasks: under the patient's standing rule the GP refers the patient to
 // a specialist carrying exactly the consented categories (laboratory, not conditions; a
 // category outside the rule is refused, and only the rule's referrer refers); revoking the rule
 // ends the referral. A Task of the shared care plan is anchored, accepted and completed by its
 // owner only, each change kept; the care team (whose grant covers care plans) sees it while the
 // grant stands, others never. The blocks replay to the same app hash.
-func TestCarePlanReferralAndTasks(t *testing.T) {
+func TestAttackCarePlanReferralAndTasks(t *testing.T) {
 	w := newRecordsWorld(t)
 	c := w.c
 	gp, specialist, team := w.docA, w.docB, w.hospital

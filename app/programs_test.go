@@ -12,12 +12,12 @@ import (
 	"github.com/medchain/medchain/contracts/programs"
 )
 
-// TestProgramLedgerRules: only an attested insurer or employer defines a program, with a
+// TestAttackProgramLedgerRules: only an attested insurer or employer defines a program, with a
 // boolean CEL rule; only its sponsor credits, an enrolled patient, a period that has begun, once,
 // and never with a reading that counted before; a patient who left earns nothing and keeps its
 // points on return; redemption is bounded by the balance; there is no transfer. The blocks
 // replay to the same app hash.
-func TestProgramLedgerRules(t *testing.T) {
+func TestAttackProgramLedgerRules(t *testing.T) {
 	w := newRecordsWorld(t)
 	c := w.c
 	ins := newMember("insurer")

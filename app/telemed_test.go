@@ -12,12 +12,12 @@ import (
 	"github.com/medchain/medchain/contracts/telemed"
 )
 
-// TestTelemedConsultationWindow: a consultation booked for laboratory data lets its
+// TestAttackTelemedConsultationWindow: a consultation booked for laboratory data lets its
 // practitioner read and write that category only from 15 minutes before its start until its
 // end plus the follow-up period (or its completion plus the follow-up), names itself on every
 // access event, and gives nothing once cancelled; only the parties close it, and only the
 // patient, guardians and the practitioner see it. The blocks replay to the same app hash.
-func TestTelemedConsultationWindow(t *testing.T) {
+func TestAttackTelemedConsultationWindow(t *testing.T) {
 	w := newRecordsWorld(t)
 	c := w.c
 	now := func() time.Time { return genesisTime.Add(time.Duration(c.height+1)*time.Second + c.skew) }

@@ -379,3 +379,20 @@ func (s *syslogFlags) open(log *slog.Logger) (*atna.Forwarder, error) {
 	}
 	return fw, nil
 }
+
+// sendMsg signs and submits one message as --from.
+func (f *txFlags) sendMsg(cmd *cobra.Command, typ string, msg any) error {
+	_, _, err := f.send(cmd, typ, func(*keyring.Key, string, uint64) (any, error) { return msg, nil })
+	return err
+}
+
+// withAgent runs fn with the --from account's agent, within timeout.
+func (f *agentFlags) withAgent(cmd *cobra.Command, timeout time.Duration, fn func(ctx context.Context, a *agent.Agent) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	a, _, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, a)
+}

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/medchain/medchain/contracts/care"
-	"github.com/medchain/medchain/keyring"
 	"github.com/medchain/medchain/tx"
 )
 
@@ -46,8 +45,7 @@ func careCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		_, _, err = f.send(cmd, typ, func(*keyring.Key, string, uint64) (any, error) { return msg, nil })
-		return err
+		return f.sendMsg(cmd, typ, msg)
 	}
 	addr := func(s string) (tx.Address, error) { return resolveAddr(f.home, s) }
 	rule := &cobra.Command{Use: "rule", Short: "Let a referrer refer you on, carrying these categories for so many days (a patient)", Args: cobra.NoArgs,

@@ -11,25 +11,15 @@ import (
 
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/contracts/programs"
-	"github.com/medchain/medchain/keyring"
 )
 
 func programsCmd() *cobra.Command {
 	f := &agentFlags{}
 	cmd := &cobra.Command{Use: "programs", Short: "Healthy-behaviour programs: define, enroll, devices, evaluate, redeem (points never transfer)"}
 	f.register(cmd)
-	send := func(cmd *cobra.Command, typ string, msg any) error {
-		_, _, err := f.send(cmd, typ, func(*keyring.Key, string, uint64) (any, error) { return msg, nil })
-		return err
-	}
+	send := f.sendMsg
 	withAgent := func(cmd *cobra.Command, run func(ctx context.Context, a *agent.Agent) error) error {
-		ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
-		defer cancel()
-		a, _, err := f.open(ctx)
-		if err != nil {
-			return err
-		}
-		return run(ctx, a)
+		return f.withAgent(cmd, 5*time.Minute, run)
 	}
 	var def programs.Define
 	define := &cobra.Command{Use: "define", Short: "Define a program (an attested insurer or employer)", Args: cobra.NoArgs,

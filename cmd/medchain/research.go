@@ -11,25 +11,15 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/research"
-	"github.com/medchain/medchain/keyring"
 )
 
 func researchCmd() *cobra.Command {
 	f := &agentFlags{}
 	cmd := &cobra.Command{Use: "research", Short: "Research on de-identified data: studies, opt-in, contributions at the edge, datasets"}
 	f.register(cmd)
-	send := func(cmd *cobra.Command, typ string, msg any) error {
-		_, _, err := f.send(cmd, typ, func(*keyring.Key, string, uint64) (any, error) { return msg, nil })
-		return err
-	}
+	send := f.sendMsg
 	withAgent := func(cmd *cobra.Command, run func(ctx context.Context, a *agent.Agent) error) error {
-		ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-		defer cancel()
-		a, _, err := f.open(ctx)
-		if err != nil {
-			return err
-		}
-		return run(ctx, a)
+		return f.withAgent(cmd, 10*time.Minute, run)
 	}
 
 	var reg research.Register

@@ -16,13 +16,7 @@ func telemedCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "telemed", Short: "Telemedicine consultations: book, cancel, complete, list"}
 	f.register(cmd)
 	withAgent := func(cmd *cobra.Command, run func(ctx context.Context, a *agent.Agent) error) error {
-		ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
-		defer cancel()
-		a, _, err := f.open(ctx)
-		if err != nil {
-			return err
-		}
-		return run(ctx, a)
+		return f.withAgent(cmd, 2*time.Minute, run)
 	}
 	var b agent.Booking
 	var practitioner, start, forPatient string

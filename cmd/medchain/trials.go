@@ -15,17 +15,13 @@ import (
 	"github.com/medchain/medchain/contracts/notary"
 	"github.com/medchain/medchain/contracts/trials"
 	"github.com/medchain/medchain/fsutil"
-	"github.com/medchain/medchain/keyring"
 )
 
 func trialsCmd() *cobra.Command {
 	f := &agentFlags{}
 	cmd := &cobra.Command{Use: "trials", Short: "Clinical trials: registration, amendments, e-consent, data anchoring, lock, results"}
 	f.register(cmd)
-	send := func(cmd *cobra.Command, typ string, msg any) error {
-		_, _, err := f.send(cmd, typ, func(*keyring.Key, string, uint64) (any, error) { return msg, nil })
-		return err
-	}
+	send := f.sendMsg
 	fileHash := func(name string) ([]byte, error) { return hashFile(name, notary.SHA256) }
 
 	var reg trials.Register

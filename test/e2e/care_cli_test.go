@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -16,23 +13,12 @@ func TestCarePlanReferralCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	p, home, ports := startDev(t)
-	defer p.stop(t)
-	nodeFlags := []string{"--home", home, "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API)}
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		return medchain(t, wantOK, append(args, nodeFlags...)...)
-	}
-	medchain(t, true, "keys", "add", "specialist", "--home", home)
-	run(true, "tx", "register", "--from", "specialist", "--role", "practitioner", "--name", "Dr. Special")
-	run(true, "tx", "attest", "--from", "registrar", "--subject", "specialist", "--licence", "MD-SPEC", "--jurisdiction", "NL")
-	out := run(true, "records", "add", filepath.Join("..", "..", "testdata", "fhir-examples", "Observation-bloodgroup.json"), "--from", "patient", "--for", "patient")
-	rec := regexp.MustCompile(`record ([0-9a-f]{32})`).FindStringSubmatch(out)
-	if rec == nil {
-		t.Fatalf("records add:\n%s", out)
-	}
+	d := startDevCLI(t)
+	run := d.run
+	d.party("specialist", "practitioner", "")
+	rec := d.patientRecord("Observation-bloodgroup.json")
 	get := func(wantOK bool) string {
-		return run(wantOK, "records", "get", rec[1], "--from", "specialist", "--patient", "example=patient")
+		return run(wantOK, "records", "get", rec, "--from", "specialist", "--patient", "example=patient")
 	}
 	get(false)
 	run(true, "care", "rule", "--from", "patient", "--referrer", "doctor", "--category", "laboratory", "--days", "30")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -164,4 +165,49 @@ func medchain(t *testing.T, wantOK bool, args ...string) string {
 		t.Fatalf("medchain %s: err=%v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// devCLI is a dev network started for a CLI test, and the binary pointed at it.
+type devCLI struct {
+	t    *testing.T
+	home string
+	node []string // --home and --node
+}
+
+// startDevCLI starts a dev network (stopped when the test ends) for CLI commands.
+func startDevCLI(t *testing.T) *devCLI {
+	t.Helper()
+	p, home, ports := startDev(t)
+	t.Cleanup(func() { p.stop(t) })
+	return &devCLI{t: t, home: home, node: []string{"--home", home, "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API)}}
+}
+
+// run runs a command against the network; it fails the test unless it exits as wantOK says.
+func (d *devCLI) run(wantOK bool, args ...string) string {
+	d.t.Helper()
+	return medchain(d.t, wantOK, append(args, d.node...)...)
+}
+
+// party adds a key, registers it with role (and, for an organization, kind) and has the dev
+// registrar attest it.
+func (d *devCLI) party(key, role, kind string) {
+	d.t.Helper()
+	medchain(d.t, true, "keys", "add", key, "--home", d.home)
+	args := []string{"tx", "register", "--from", key, "--role", role, "--name", "Example " + key}
+	if kind != "" {
+		args = append(args, "--org-kind", kind)
+	}
+	d.run(true, args...)
+	d.run(true, "tx", "attest", "--from", "registrar", "--subject", key, "--licence", "L-"+key, "--jurisdiction", "NL")
+}
+
+// patientRecord adds a testdata FHIR example as the demo patient's own record; its id.
+func (d *devCLI) patientRecord(example string) string {
+	d.t.Helper()
+	out := d.run(true, "records", "add", filepath.Join("..", "..", "testdata", "fhir-examples", example), "--from", "patient", "--for", "patient")
+	rec := regexp.MustCompile(`record ([0-9a-f]{32})`).FindStringSubmatch(out)
+	if rec == nil {
+		d.t.Fatalf("records add:\n%s", out)
+	}
+	return rec[1]
 }

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,18 +14,10 @@ func TestResearchCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	p, home, ports := startDev(t)
-	defer p.stop(t)
-	nodeFlags := []string{"--home", home, "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API)}
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		return medchain(t, wantOK, append(args, nodeFlags...)...)
-	}
-	for _, org := range []struct{ key, kind string }{{"institute", "research"}, {"irb", "hospital"}} {
-		medchain(t, true, "keys", "add", org.key, "--home", home)
-		run(true, "tx", "register", "--from", org.key, "--role", "organization", "--org-kind", org.kind, "--name", "Example "+org.key)
-		run(true, "tx", "attest", "--from", "registrar", "--subject", org.key, "--licence", "L-"+org.key, "--jurisdiction", "NL")
-	}
+	d := startDevCLI(t)
+	run := d.run
+	d.party("institute", "organization", "research")
+	d.party("irb", "organization", "hospital")
 	run(true, "research", "register", "--from", "institute", "--id", "HB-1", "--title", "Hemoglobin and outcomes", "--topic", "hematology",
 		"--ethics", "irb", "--type", "Observation", "--code", "http://loinc.org|29463-7", "--k", "5")
 	if out := run(false, "research", "open-round", "--from", "institute", "--study", "HB-1"); !strings.Contains(out, "approval") {
@@ -35,7 +25,7 @@ func TestResearchCLI(t *testing.T) {
 	}
 	run(true, "research", "approve", "--from", "irb", "--study", "HB-1")
 	run(true, "research", "open-round", "--from", "institute", "--study", "HB-1")
-	run(true, "records", "add", filepath.Join("..", "..", "testdata", "fhir-examples", "Observation-example.json"), "--from", "patient", "--for", "patient")
+	d.patientRecord("Observation-example.json")
 	if out := run(false, "research", "contribute", "HB-1", "--from", "patient"); !strings.Contains(out, "not opted in") {
 		t.Fatalf("a contribution without consent:\n%s", out)
 	}

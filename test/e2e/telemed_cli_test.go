@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,26 +15,15 @@ func TestTelemedCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	p, home, ports := startDev(t)
-	defer p.stop(t)
-	nodeFlags := []string{"--home", home, "--node", fmt.Sprintf("http://127.0.0.1:%d", ports.API)}
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		return medchain(t, wantOK, append(args, nodeFlags...)...)
-	}
-	medchain(t, true, "keys", "add", "drt", "--home", home)
-	run(true, "tx", "register", "--from", "drt", "--role", "practitioner", "--name", "Dr. Tele")
-	run(true, "tx", "attest", "--from", "registrar", "--subject", "drt", "--licence", "MD-TELE", "--jurisdiction", "NL")
-	out := run(true, "records", "add", filepath.Join("..", "..", "testdata", "fhir-examples", "Observation-bloodgroup.json"), "--from", "patient", "--for", "patient")
-	rec := regexp.MustCompile(`record ([0-9a-f]{32})`).FindStringSubmatch(out)
-	if rec == nil {
-		t.Fatalf("records add:\n%s", out)
-	}
+	d := startDevCLI(t)
+	run := d.run
+	d.party("drt", "practitioner", "")
+	rec := d.patientRecord("Observation-bloodgroup.json")
 	get := func(wantOK bool) string {
-		return run(wantOK, "records", "get", rec[1], "--from", "drt", "--patient", "example=patient")
+		return run(wantOK, "records", "get", rec, "--from", "drt", "--patient", "example=patient")
 	}
 	get(false) // no consultation yet
-	out = run(true, "telemed", "book", "--from", "patient", "--practitioner", "drt", "--category", "laboratory",
+	out := run(true, "telemed", "book", "--from", "patient", "--practitioner", "drt", "--category", "laboratory",
 		"--start", time.Now().Add(10*time.Minute).UTC().Format(time.RFC3339), "--minutes", "20", "--link", "https://meet.example/r/1")
 	id := regexp.MustCompile(`consultation (\d+) booked`).FindStringSubmatch(out)
 	if id == nil {
