@@ -458,11 +458,15 @@ func (f *Facade) create(w http.ResponseWriter, r *http.Request) {
 		f.bookAppointment(w, r)
 		return
 	}
+	add := f.agent.AddResource
+	if r.PathValue("type") == "Task" { // anchored with its owner (care.go)
+		add = f.agent.AddTask
+	}
 	var exists func(*fhir.Resource) (*Plain, error)
 	if cond := r.Header.Get("If-None-Exist"); cond != "" {
 		exists = func(res *fhir.Resource) (*Plain, error) { return f.existing(r.Context(), res, cond) }
 	}
-	f.store(w, r, exists, func(res *fhir.Resource) (*Stored, error) { return f.agent.AddResource(r.Context(), res) })
+	f.store(w, r, exists, func(res *fhir.Resource) (*Stored, error) { return add(r.Context(), res) })
 }
 
 // errManyMatches is a conditional create whose search matches more than one resource.
@@ -500,8 +504,12 @@ func (f *Facade) existing(ctx context.Context, res *fhir.Resource, cond string) 
 }
 
 func (f *Facade) update(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("type") == "Patient" {
+	switch r.PathValue("type") {
+	case "Patient":
 		f.updatePatient(w, r)
+		return
+	case "Task": // its status moves on the ledger (care.go)
+		f.updateTask(w, r)
 		return
 	}
 	ifVersion, ok := ifMatch(w, r)
@@ -644,6 +652,11 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 	p, err := f.agent.ReadVersion(r.Context(), recordID, version)
 	if err == nil && (!f.agent.isType(r.Context(), p.Record, r.PathValue("type")) || !f.permits(r.Context(), 'r', p.Record)) {
 		err = ErrNotFound
+	}
+	if err == nil && r.PathValue("type") == "Task" {
+		ps := []Plain{*p}
+		err = f.taskStatuses(r.Context(), p.Record.Patient, ps)
+		p = &ps[0]
 	}
 	if err != nil {
 		f.fail(w, err)
@@ -964,6 +977,12 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 			if next == "" {
 				break
 			}
+		}
+	}
+	if typ == "Task" {
+		if err := f.taskStatuses(r.Context(), patient, found); err != nil {
+			f.fail(w, err)
+			return
 		}
 	}
 	matches := make([]served, len(found))

@@ -27,7 +27,10 @@ import (
 //   - TopicRecordAdded: a record (or a new version) of the patient was anchored that the
 //     subscriber may read (optionally of one type: criteria "Observation?patient=...");
 //   - TopicConsentChanged: one of the patient's consent grants that the account sees (the patient's
-//     and a guardian's agent see them all, a grantee those that name it) was made or revoked.
+//     and a guardian's agent see them all, a grantee those that name it) was made or revoked;
+//   - TopicCareTask (care.go): one of the patient's anchored tasks that the account sees (its
+//     owner, its requester, the patient's side, a team member who may read its Task) was
+//     anchored or changed status (criteria "Task?patient=...").
 //
 // Notifications are id-only (the focus reference; the subscriber reads it with its token), so no
 // clinical content leaves in them. Subscriptions live in the agent's memory: a restart ends them.
@@ -141,8 +144,8 @@ func (f *Facade) postSubscription(w http.ResponseWriter, r *http.Request) {
 		f.fail(w, &fhir.InvalidError{Msg: err.Error()})
 		return
 	}
-	if in.Criteria != TopicRecordAdded && in.Criteria != TopicConsentChanged {
-		f.fail(w, &fhir.InvalidError{Msg: "criteria must be a topic this server has: " + TopicRecordAdded + " or " + TopicConsentChanged})
+	if in.Criteria != TopicRecordAdded && in.Criteria != TopicConsentChanged && in.Criteria != TopicCareTask {
+		f.fail(w, &fhir.InvalidError{Msg: "criteria must be a topic this server has: " + TopicRecordAdded + ", " + TopicConsentChanged + " or " + TopicCareTask})
 		return
 	}
 	if in.Channel.Type != "rest-hook" {
@@ -173,13 +176,17 @@ func (f *Facade) postSubscription(w http.ResponseWriter, r *http.Request) {
 	typ, query, _ := strings.Cut(criteria, "?")
 	params, err := url.ParseQuery(query)
 	patientID := strings.TrimPrefix(params.Get("patient"), "Patient/")
-	if err != nil || patientID == "" || len(params) != 1 || typ != "" && (in.Criteria != TopicRecordAdded || !fhir.ValidID(typ)) {
-		f.fail(w, &fhir.InvalidError{Msg: "the filter criteria (extension " + backportFilter + ") names one patient: [Type]?patient=Patient/id (a type for record-added only)"})
+	typeOK := typ == "" || in.Criteria == TopicRecordAdded && fhir.ValidID(typ) || in.Criteria == TopicCareTask && typ == "Task"
+	if err != nil || patientID == "" || len(params) != 1 || !typeOK {
+		f.fail(w, &fhir.InvalidError{Msg: "the filter criteria (extension " + backportFilter + ") names one patient: [Type]?patient=Patient/id (a type for record-added only, Task for care-task-changed)"})
 		return
 	}
 	perm, scopeType := byte('r'), typ
-	if in.Criteria == TopicConsentChanged {
+	switch in.Criteria {
+	case TopicConsentChanged:
 		perm, scopeType = 's', "Consent"
+	case TopicCareTask:
+		perm, scopeType, typ = 's', "Task", ""
 	}
 	if scopeType == "" {
 		scopeType = anyType
@@ -321,6 +328,11 @@ func (f *Facade) poll(s *subscription) error {
 				break
 			}
 			cursor = next
+		}
+	case TopicCareTask:
+		var err error
+		if focus, err = f.pollTasks(s, current); err != nil {
+			return err
 		}
 	}
 	s.mu.Lock()

@@ -82,8 +82,8 @@ func IsInvalid(err error) bool {
 }
 
 // patientOf finds the patient a resource is about: itself for a Patient, else the reference in
-// subject, patient or beneficiary when it points at a Patient (for an Appointment, its
-// participant that is a Patient).
+// subject, patient, beneficiary or for (a Task's) when it points at a Patient (for an
+// Appointment, its participant that is a Patient).
 func patientOf(typ, id string, doc map[string]json.RawMessage) string {
 	if typ == "Patient" {
 		return id
@@ -101,7 +101,7 @@ func patientOf(typ, id string, doc map[string]json.RawMessage) string {
 			}
 		}
 	}
-	for _, field := range []string{"subject", "patient", "beneficiary"} {
+	for _, field := range []string{"subject", "patient", "beneficiary", "for"} {
 		var ref struct {
 			Reference string `json:"reference"`
 		}
