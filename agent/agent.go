@@ -174,6 +174,9 @@ func New(signer *client.Signer, cfg Config) *Agent {
 // Address is the agent's account.
 func (a *Agent) Address() tx.Address { return a.signer.Address() }
 
+// ChainID is the chain the agent's transactions are for.
+func (a *Agent) ChainID() string { return a.signer.ChainID }
+
 // SetPatient maps a FHIR Patient id to an account.
 func (a *Agent) SetPatient(fhirID string, acct tx.Address) {
 	a.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/programs"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/tx"
@@ -22,7 +23,8 @@ import (
 // registers its devices' keys; a device signs each reading (SignReading) and the reading is
 // stored as the patient's Observation. The sponsor's agent (EvaluateProgram) reads the patient's
 // Observations of the period under that grant, counts only readings signed by a registered
-// device of the patient's, evaluates the program's rule off the ledger and credits the points
+// device of the patient's (and, for a program that reads immunizations, completed Immunizations
+// written by an attested provider), evaluates the program's rule off the ledger and credits the points
 // with the counted readings' hashes, so that no reading counts twice.
 
 // Extensions carrying a device's key and signature on an Observation.
@@ -184,11 +186,20 @@ func (a *Agent) EvaluateProgram(ctx context.Context, program string, patient tx.
 	for _, b := range best {
 		readings = append(readings, b)
 	}
+	immunizations := []any{}
+	if slices.Contains(p.Categories, "immunizations") {
+		vax, vaxHashes, rejected, err := a.programImmunizations(ctx, patient, from, to)
+		if err != nil {
+			return nil, err
+		}
+		immunizations, hashes = vax, append(hashes, vaxHashes...)
+		res.Counted, res.Rejected = res.Counted+len(vaxHashes), res.Rejected+rejected
+	}
 	rule, err := programs.CompileRule(p.Rule)
 	if err != nil {
 		return nil, err
 	}
-	out, _, err := rule.Eval(map[string]any{"readings": readings, "days": int64(p.PeriodDays)})
+	out, _, err := rule.Eval(map[string]any{"readings": readings, "immunizations": immunizations, "days": int64(p.PeriodDays)})
 	if err != nil {
 		return nil, fmt.Errorf("agent: program %s's rule: %w", program, err)
 	}
@@ -202,4 +213,73 @@ func (a *Agent) EvaluateProgram(ctx context.Context, program string, patient tx.
 	}
 	res.Achieved, res.Points, res.Height = true, p.Points, sent.Height
 	return res, nil
+}
+
+// programImmunizations reads the patient's completed Immunizations of [from, to) under the
+// program's grant and keeps those an attested practitioner or organization other than the
+// patient wrote (attested when the record was anchored): a patient's own record of a
+// vaccination earns nothing. It returns them as rule input ({code, day}), with their statements'
+// hashes, and how many it left out.
+func (a *Agent) programImmunizations(ctx context.Context, patient tx.Address, from, to time.Time) ([]any, [][]byte, int, error) {
+	plains, err := a.WithPurpose(programPurpose).Search(ctx, patient, "Immunization", nil)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	var (
+		out      []any
+		hashes   [][]byte
+		rejected int
+		authors  = map[tx.Address][]identity.Attestation{}
+	)
+	for _, pl := range plains {
+		var im struct {
+			Status      string `json:"status"`
+			VaccineCode struct {
+				Coding []struct{ System, Code string } `json:"coding"`
+			} `json:"vaccineCode"`
+			OccurrenceDateTime string `json:"occurrenceDateTime"`
+		}
+		if json.Unmarshal(pl.JSON, &im) != nil || im.Status != "completed" || len(im.VaccineCode.Coding) == 0 {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339, im.OccurrenceDateTime)
+		if err != nil {
+			at, err = time.Parse(time.DateOnly, im.OccurrenceDateTime)
+		}
+		if err != nil || at.Before(from) || !at.Before(to) {
+			continue
+		}
+		ok, err := a.attestedProvider(ctx, pl.Record.Author, pl.Record.CreatedAt, authors)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		if pl.Record.Author == patient || !ok {
+			rejected++
+			continue
+		}
+		c := im.VaccineCode.Coding[0]
+		out = append(out, map[string]any{"code": c.System + "|" + c.Code, "day": at.Unix() / 86400})
+		h := sha256.Sum256(programs.ImmunizationStatement(a.signer.ChainID, patient, pl.Record.ID))
+		hashes = append(hashes, h[:])
+	}
+	return out, hashes, rejected, nil
+}
+
+// attestedProvider reports whether author is a practitioner or an organization with an
+// attestation active at t (what the ledger says of each author is kept in seen).
+func (a *Agent) attestedProvider(ctx context.Context, author tx.Address, t time.Time, seen map[tx.Address][]identity.Attestation) (bool, error) {
+	list, known := seen[author]
+	if !known {
+		acc, _, err := a.node.Account(ctx, author, false)
+		if err != nil {
+			return false, fmt.Errorf("agent: the author of an immunization: %w", err)
+		}
+		if acc.Role == identity.RolePractitioner || acc.Role == identity.RoleOrganization {
+			if list, _, err = a.node.Attestations(ctx, author, false); err != nil {
+				return false, fmt.Errorf("agent: the attestations of an immunization's author: %w", err)
+			}
+		}
+		seen[author] = list
+	}
+	return slices.ContainsFunc(list, func(at identity.Attestation) bool { return at.ActiveAt(t) }), nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/agent"
+	"github.com/medchain/medchain/contracts/consent"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/programs"
 )
 
@@ -96,6 +98,50 @@ func TestProgramAchievement(t *testing.T) {
 	}
 	if v, err := w.keys["doctor"].Reads().Program(ctx, "STEPS-1", patient, nil); err != nil || v.Enrollment != nil {
 		t.Fatalf("a stranger sees the enrollment: %+v %v", v, err)
+	}
+}
+
+// TestProgramVaccination: an employer's flu-vaccination program counts a completed
+// Immunization written by an attested practitioner, not one the patient wrote about itself nor
+// one not completed.
+func TestProgramVaccination(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	employer := w.account("employer", identity.RoleOrganization, "employer")
+	sponsor := agent.New(employer, agent.Config{Trust: w.trust})
+	w.send("employer", programs.TypeDefine, programs.Define{ID: "FLU-1", Title: "Flu vaccination", Points: 50, PeriodDays: 1,
+		Rule: `immunizations.exists(i, i.code == "http://hl7.org/fhir/sid/cvx|141")`, Categories: []string{"immunizations"}})
+	patient := w.keys["patient"].Address()
+	pat := w.agent("patient", "TREAT")
+	if err := pat.EnrollProgram(ctx, "FLU-1", time.Now().AddDate(0, 2, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{"immunizations"},
+		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+		t.Fatal(err)
+	}
+	vaccination := func(status string) []byte {
+		return []byte(`{"resourceType":"Immunization","status":"` + status + `","patient":{"reference":"Patient/example"},` +
+			`"vaccineCode":{"coding":[{"system":"http://hl7.org/fhir/sid/cvx","code":"141"}]},"occurrenceDateTime":"` +
+			time.Now().UTC().Format(time.RFC3339) + `"}`)
+	}
+	if _, err := pat.Add(ctx, vaccination("completed")); err != nil { // the patient's own word
+		t.Fatal(err)
+	}
+	doc := w.agent("doctor", "TREAT")
+	if _, err := doc.Add(ctx, vaccination("not-done")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sponsor.EvaluateProgram(ctx, "FLU-1", patient, 0)
+	if err != nil || res.Achieved || res.Rejected != 1 {
+		t.Fatalf("the patient's own record and a vaccination not done: %+v %v", res, err)
+	}
+	if _, err := doc.Add(ctx, vaccination("completed")); err != nil {
+		t.Fatal(err)
+	}
+	res, err = sponsor.EvaluateProgram(ctx, "FLU-1", patient, 0)
+	if err != nil || !res.Achieved || res.Counted != 1 || res.Points != 50 {
+		t.Fatalf("the doctor's vaccination: %+v %v", res, err)
 	}
 }
 

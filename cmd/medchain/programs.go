@@ -3,8 +3,13 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,16 +47,67 @@ length), for example: readings.filter(r, r.code == "http://loinc.org|55423-8" &&
 			})
 		}}
 	enroll.Flags().IntVar(&days, "days", 365, "how long the sponsor may read")
-	var keyHex string
+	var keyHex, newKey string
 	device := &cobra.Command{Use: "device", Short: "Register a device's ed25519 public key: readings it signs count (a patient)", Args: cobra.NoArgs,
+		Long: `Registers a device's public key (--key, hex), or makes a new device key, writes it to
+--new-key (PKCS#8 PEM, mode 0600; an existing file is never overwritten) and registers its
+public key: "medchain programs reading" then signs readings with that file, as the device would.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if newKey != "" {
+				pub, err := newDeviceKey(newKey)
+				if err != nil {
+					return err
+				}
+				keyHex = hex.EncodeToString(pub)
+				fmt.Fprintf(cmd.OutOrStdout(), "device key %s written to %s\n", keyHex, newKey)
+			}
 			key, err := hex.DecodeString(keyHex)
 			if err != nil || len(key) != ed25519.PublicKeySize {
-				return fmt.Errorf("--key is an ed25519 public key in hex (64 characters)")
+				return fmt.Errorf("--key is an ed25519 public key in hex (64 characters), or --new-key names a file to create")
 			}
 			return send(cmd, programs.TypeDevice, programs.Device{Key: key})
 		}}
 	device.Flags().StringVar(&keyHex, "key", "", "the device's public key (hex)")
+	device.Flags().StringVar(&newKey, "new-key", "", "make a new device key in this file and register it")
+	var deviceKey, readingFor string
+	readingCmd := &cobra.Command{Use: "reading OBSERVATION.json|-", Short: "Sign an Observation's reading with a device key and store it as the patient's record", Args: cobra.ExactArgs(1),
+		Long: `Plays the patient's device: signs the Observation's reading (its code, valueQuantity and
+effectiveDateTime) with --device-key (from "programs device --new-key") for the patient (--for,
+else the --from account) and stores it through the --from account's agent. Only readings signed
+by a device registered for the patient count in a program.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := readInput(args[0])
+			if err != nil {
+				return err
+			}
+			dev, err := readDeviceKey(deviceKey)
+			if err != nil {
+				return err
+			}
+			return withAgent(cmd, func(ctx context.Context, a *agent.Agent) error {
+				patient := a.Address()
+				if readingFor != "" {
+					if patient, err = resolveAddr(f.home, readingFor); err != nil {
+						return err
+					}
+				}
+				if ref, err := parseRef(raw); err == nil && ref != "" {
+					a.SetPatient(ref, patient)
+				}
+				signed, err := agent.SignReading(dev, a.ChainID(), patient, raw)
+				if err != nil {
+					return err
+				}
+				s, err := a.Add(ctx, signed)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "signed reading stored as record %s in block %d\n", s.Anchor.ID, s.Height)
+				return nil
+			})
+		}}
+	readingCmd.Flags().StringVar(&deviceKey, "device-key", "", "the device's key file (PKCS#8 PEM)")
+	readingCmd.Flags().StringVar(&readingFor, "for", "", "the patient (address or key name; default the --from account)")
 	var patient string
 	var period int
 	evaluate := &cobra.Command{Use: "evaluate PROGRAM", Short: "Evaluate a patient's period and credit it if achieved (the sponsor)", Args: cobra.ExactArgs(1),
@@ -100,6 +156,52 @@ length), for example: readings.filter(r, r.code == "http://loinc.org|55423-8" &&
 			return nil
 		}}
 	show.Flags().StringVar(&patient, "patient", "", "the patient")
-	cmd.AddCommand(define, enroll, device, evaluate, redeemCmd, show)
+	cmd.AddCommand(define, enroll, device, readingCmd, evaluate, redeemCmd, show)
 	return cmd
+}
+
+// newDeviceKey makes an ed25519 device key and writes it to path (PKCS#8 PEM, 0600; never over
+// an existing file); it returns the public key.
+func newDeviceKey(path string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("device key: %w", err)
+	}
+	if err := errors.Join(pem.Encode(out, &pem.Block{Type: "PRIVATE KEY", Bytes: der}), out.Sync(), out.Close()); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("device key %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// readDeviceKey reads a device key file that newDeviceKey wrote.
+func readDeviceKey(path string) (ed25519.PrivateKey, error) {
+	if path == "" {
+		return nil, errors.New("--device-key names the device's key file")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("device key: %w", err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("device key %s: not a PEM private key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("device key %s: %w", path, err)
+	}
+	dev, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("device key %s: not an ed25519 key", path)
+	}
+	return dev, nil
 }

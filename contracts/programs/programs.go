@@ -2,7 +2,8 @@
 // or employer defines a program (a CEL rule over a patient's readings in a period, the points an
 // achievement earns, the categories it reads); a patient enrolls and registers its devices' keys;
 // the sponsor's agent reads the patient's signed device readings under the patient's
-// program-scoped grant, evaluates the rule off the ledger (the readings never reach it), and
+// program-scoped grant (and the Immunizations attested providers wrote, for a program that reads
+// immunizations), evaluates the rule off the ledger (the readings never reach it), and
 // credits the points, naming the readings by their hashes so that none counts twice; the points
 // are a non-transferable balance the patient redeems with the sponsor. There is no token and no
 // transfer.
@@ -48,7 +49,9 @@ var SponsorKinds = []string{"insurer", "employer"}
 
 // Define defines a program. Rule is CEL over `readings` (a list of maps with code, a
 // "system|code" string; value, a double; day, an int: days since 1970, one reading per code and
-// day, the day's highest) and `days` (the period's length), true when achieved.
+// day, the day's highest), `immunizations` (a list of maps with code, the vaccine's "system|code",
+// and day: completed Immunizations of the period that an attested practitioner or organization
+// wrote) and `days` (the period's length), true when achieved.
 type Define struct {
 	ID         string   `json:"id"`
 	Title      string   `json:"title"`
@@ -81,7 +84,8 @@ type Device struct {
 }
 
 // Credit credits an achievement (the sponsor): the period's index since the patient enrolled,
-// and the SHA-256 of every reading statement that counted (ReadingStatement).
+// and the SHA-256 of every reading statement that counted (ReadingStatement, or
+// ImmunizationStatement).
 type Credit struct {
 	Program  string     `json:"program"`
 	Patient  tx.Address `json:"patient"`
@@ -147,6 +151,12 @@ func ReadingStatement(chainID string, patient tx.Address, code, value, at string
 	return []byte("medchain/reading/v1\n" + chainID + "\n" + string(patient) + "\n" + code + "\n" + value + "\n" + at)
 }
 
+// ImmunizationStatement names an Immunization record that counted for a program (its hash is
+// what a credit carries, so that one vaccination counts once).
+func ImmunizationStatement(chainID string, patient tx.Address, record string) []byte {
+	return []byte("medchain/immunization/v1\n" + chainID + "\n" + string(patient) + "\n" + record)
+}
+
 // VerifyReading checks a device's signature over a reading statement.
 func VerifyReading(key, statement, sig []byte) bool {
 	return len(key) == ed25519.PublicKeySize && ed25519.Verify(key, statement, sig)
@@ -171,6 +181,7 @@ func Deliver(kv state.KV, ctx contracts.Context, typ string, raw json.RawMessage
 
 var ruleEnv = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(cel.Variable("readings", cel.ListType(cel.MapType(cel.StringType, cel.DynType))), cel.Variable("days", cel.IntType),
+		cel.Variable("immunizations", cel.ListType(cel.MapType(cel.StringType, cel.DynType))),
 		cel.ParserExpressionSizeLimit(MaxRuleBytes), cel.ParserRecursionLimit(16), cel.ExpressionNodeLimit(256))
 })
 
