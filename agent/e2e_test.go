@@ -25,7 +25,7 @@ import (
 
 // world is a real in-process dev node with signers for its demo accounts and extra ones.
 type world struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	node  *node.Node
 	c     *client.Client
@@ -34,19 +34,19 @@ type world struct {
 	trust *client.Trust // the home's light client: world agents verify what they rely on
 }
 
-func startWorld(t *testing.T) *world {
+func startWorld(t testing.TB) *world {
 	t.Helper()
 	return startWorldWith(t, nil)
 }
 
 // startWorldWith is startWorld with a chance to change the dev home before the node starts.
-func startWorldWith(t *testing.T, prepare func(home string)) *world {
+func startWorldWith(t testing.TB, prepare func(home string)) *world {
 	t.Helper()
 	return startWorldLogged(t, prepare, slog.New(slog.DiscardHandler))
 }
 
 // startWorldLogged is startWorldWith with the node logging to log.
-func startWorldLogged(t *testing.T, prepare func(home string), log *slog.Logger) *world {
+func startWorldLogged(t testing.TB, prepare func(home string), log *slog.Logger) *world {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real node")
@@ -286,7 +286,7 @@ func TestRecordsEndToEnd(t *testing.T) {
 }
 
 // readAll returns a response body.
-func readAll(t *testing.T, r io.Reader) []byte {
+func readAll(t testing.TB, r io.Reader) []byte {
 	t.Helper()
 	b, err := io.ReadAll(r)
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 const token = "test-token-0123456789abcdef0123456789abcdef"
 
 type facadeClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 }
 

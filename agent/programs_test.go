@@ -145,10 +145,62 @@ func TestProgramVaccination(t *testing.T) {
 	}
 }
 
-func newDevice(t *testing.T) ed25519.PrivateKey {
+func newDevice(t testing.TB) ed25519.PrivateKey {
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// BenchmarkProgramEvaluate: the sponsor's whole evaluation of a month of 31 signed readings on
+// a real node (the rule is not achieved, so nothing is credited): by a fresh agent each time
+// (its access request for the category commits first, then the reads, signature and device
+// checks and the rule), and by one agent within its access session.
+func BenchmarkProgramEvaluate(b *testing.B) {
+	w := startWorld(b)
+	ctx := w.ctx
+	w.insurer()
+	w.send("insurer", programs.TypeDefine, programs.Define{ID: "STEPS-B", Title: "every day", Points: 1, PeriodDays: 31,
+		Rule: `readings.size() > 31`, Categories: []string{"vital-signs"}})
+	patient := w.keys["patient"].Address()
+	pat := w.agent("patient", "TREAT")
+	if err := pat.EnrollProgram(ctx, "STEPS-B", time.Now().AddDate(0, 2, 0)); err != nil {
+		b.Fatal(err)
+	}
+	dev := newDevice(b)
+	if err := pat.RegisterDevice(ctx, dev.Public().(ed25519.PublicKey)); err != nil {
+		b.Fatal(err)
+	}
+	errs := make(chan error, 31)
+	start := time.Now().Add(time.Hour)
+	for day := range 31 {
+		go func() {
+			raw, err := agent.SignReading(dev, w.keys["patient"].ChainID, patient, steps(9000+day, start.Add(time.Duration(day)*24*time.Hour)))
+			if err == nil {
+				_, err = pat.Add(ctx, raw)
+			}
+			errs <- err
+		}()
+	}
+	for range 31 {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	warm := agent.New(w.keys["insurer"], agent.Config{Trust: w.trust})
+	for _, fresh := range []bool{true, false} {
+		b.Run(map[bool]string{true: "fresh-agent", false: "in-session"}[fresh], func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				sponsor := warm
+				if fresh {
+					sponsor = agent.New(w.keys["insurer"], agent.Config{Trust: w.trust})
+				}
+				res, err := sponsor.EvaluateProgram(ctx, "STEPS-B", patient, 0)
+				if err != nil || res.Counted != 31 || res.Achieved {
+					b.Fatalf("%+v %v", res, err)
+				}
+			}
+		})
+	}
 }
