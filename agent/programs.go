@@ -141,6 +141,7 @@ func (a *Agent) EvaluateProgram(ctx context.Context, program string, patient tx.
 	best := map[string]map[string]any{} // code and day -> the day's highest reading
 	var hashes [][]byte
 	devices := map[string]bool{}
+	counted := map[[sha256.Size]byte]bool{}
 	for _, pl := range plains {
 		r, ok := readingOf(pl.JSON)
 		if !ok {
@@ -173,12 +174,17 @@ func (a *Agent) EvaluateProgram(ctx context.Context, program string, patient tx.
 			res.Rejected++
 			continue
 		}
+		h := sha256.Sum256(statement)
+		if counted[h] { // the same signed reading stored again: it counts once
+			res.Rejected++
+			continue
+		}
+		counted[h] = true
 		day := at.Unix() / 86400
 		k := fmt.Sprintf("%s\n%d", r.code, day)
 		if b, ok := best[k]; !ok || b["value"].(float64) < value {
 			best[k] = map[string]any{"code": r.code, "value": value, "day": day}
 		}
-		h := sha256.Sum256(statement)
 		hashes = append(hashes, h[:])
 		res.Counted++
 	}

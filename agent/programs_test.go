@@ -22,9 +22,9 @@ func steps(n int, at time.Time) []byte {
 }
 
 // TestProgramAchievement: an insurer's 8,000-steps program; the patient enrolls and registers
-// its wearable. Readings that are unsigned, signed by an unregistered device or altered after
-// signing earn nothing; two good days are not enough; the third achieves the period and credits
-// the points once (the same period again is refused); the patient redeems part of them, not more
+// its wearable. Readings that are unsigned, signed by an unregistered device, altered after
+// signing or replayed (stored twice) earn nothing; two good days are not enough; the third
+// achieves the period and credits the points once (the same period again is refused); the patient redeems part of them, not more
 // than it has; points have no transfer.
 func TestProgramAchievement(t *testing.T) {
 	w := startWorld(t)
@@ -58,13 +58,15 @@ func TestProgramAchievement(t *testing.T) {
 		return raw
 	}
 	now := time.Now().Add(time.Hour)
-	add(signed(wearable, 9000, now))
+	first := signed(wearable, 9000, now)
+	add(first)
+	add(first) // replayed: the same signed reading stored again
 	add(signed(wearable, 8500, now.Add(24*time.Hour)))
 	add(steps(10000, now.Add(48*time.Hour)))                                                                // unsigned
 	add(signed(other, 11000, now.Add(72*time.Hour)))                                                        // an unregistered device
 	add([]byte(strings.Replace(string(signed(wearable, 3000, now.Add(96*time.Hour))), "3000", "13000", 1))) // altered
 	res, err := insurer.EvaluateProgram(ctx, "STEPS-1", patient, 0)
-	if err != nil || res.Achieved || res.Counted != 2 || res.Rejected != 3 {
+	if err != nil || res.Achieved || res.Counted != 2 || res.Rejected != 4 {
 		t.Fatalf("two good days: %+v %v", res, err)
 	}
 	add(signed(wearable, 12000, now.Add(120*time.Hour)))
