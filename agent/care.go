@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"time"
 
 	"github.com/medchain/medchain/contracts/care"
+	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/fhir"
 	"github.com/medchain/medchain/tx"
 )
@@ -82,6 +84,15 @@ func (a *Agent) AddTask(ctx context.Context, res *fhir.Resource) (*Stored, error
 	if err != nil {
 		return nil, err
 	}
+	if owner != "" {
+		ok, err := a.attestedProvider(ctx, owner, time.Now(), false, map[tx.Address][]identity.Attestation{})
+		if err != nil {
+			return nil, err
+		}
+		if !ok { // refused before anything is stored
+			return nil, &fhir.InvalidError{Msg: "Task.owner names no attested practitioner or organization"}
+		}
+	}
 	s, err := a.AddResource(ctx, res)
 	if err != nil || owner == "" {
 		return s, err
@@ -109,13 +120,22 @@ func (a *Agent) UpdateTask(ctx context.Context, id string, res *fhir.Resource, i
 		return nil, err
 	}
 	t, anchored := tasks[id]
+	if anchored && owner != "" && owner != t.Owner {
+		return nil, &fhir.InvalidError{Msg: "the task's owner is anchored on the ledger (" + string(t.Owner) + "): a Task's owner does not change; cancel it and post a new one"}
+	}
+	// Every check of the write (the key, the patient, If-Match, an erased record) before the
+	// status moves: a refused write moves nothing.
+	w, err := a.planUpdate(ctx, id, res, ifVersion)
+	if err != nil {
+		return nil, err
+	}
 	if anchored && status != t.Status {
 		if err := a.MoveTask(ctx, patient, id, status); err != nil {
 			return nil, err
 		}
 	}
-	s, err := a.UpdateResourceIf(ctx, id, res, ifVersion)
-	if err != nil || anchored || owner == "" {
+	s, err := a.anchor(ctx, w)
+	if err = a.versionConflict(ctx, err, w); err != nil || anchored || owner == "" {
 		return s, err
 	}
 	return s, a.AssignTask(ctx, patient, id, owner)
@@ -198,8 +218,8 @@ func (f *Facade) updateTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := f.agent.Read(ctx, id)
-	if err == nil && (!f.agent.isType(ctx, p.Record, "Task") || !f.permits(ctx, 'r', p.Record)) {
-		err = ErrNotFound
+	if err == nil && (!f.agent.isType(ctx, p.Record, "Task") || !f.permits(ctx, 'r', p.Record) || !f.permits(ctx, 'u', p.Record)) {
+		err = ErrNotFound // the token's scopes must let it update this very Task (its patient, its category)
 	}
 	if err != nil {
 		f.fail(w, err)
@@ -241,10 +261,20 @@ func (f *Facade) pollTasks(s *subscription, current map[string]uint32) ([]string
 	}
 	var focus []string
 	for id, t := range tasks {
-		current[id] = uint32(len(t.History))
-		if s.primed && s.seen[id] < current[id] {
-			focus = append(focus, "Task/"+id)
+		n := uint32(len(t.History))
+		if !s.primed || s.seen[id] >= n {
+			current[id] = n
+			continue
 		}
+		// A change to notify, of a Task the subscriber's token may read (its scopes, as for
+		// record-added); one it may not is not remembered, so it is checked again next time.
+		rec, err := f.agent.node.Record(s.ctx, id)
+		if err != nil || !f.permits(s.ctx, 'r', rec) {
+			current[id] = s.seen[id]
+			continue
+		}
+		current[id] = n
+		focus = append(focus, "Task/"+id)
 	}
 	return focus, nil
 }

@@ -226,7 +226,7 @@ func (f *Facade) fail(w http.ResponseWriter, err error) {
 	case fhir.IsInvalid(err):
 		writeOutcome(w, http.StatusBadRequest, "invalid", err.Error())
 	case errors.Is(err, ErrNoPatientRef):
-		writeOutcome(w, http.StatusBadRequest, "required", err.Error()+": reference the Patient in subject, patient or beneficiary")
+		writeOutcome(w, http.StatusBadRequest, "required", err.Error()+": reference the Patient in subject, patient or beneficiary (a Task's for)")
 	case errors.Is(err, ErrNoPatient):
 		writeOutcome(w, http.StatusUnprocessableEntity, "processing", err.Error()+"; reference a known Patient in subject or patient")
 	case errors.Is(err, ErrOtherPatient):
@@ -653,7 +653,7 @@ func (f *Facade) read(w http.ResponseWriter, r *http.Request) {
 	if err == nil && (!f.agent.isType(r.Context(), p.Record, r.PathValue("type")) || !f.permits(r.Context(), 'r', p.Record)) {
 		err = ErrNotFound
 	}
-	if err == nil && r.PathValue("type") == "Task" {
+	if err == nil && r.PathValue("type") == "Task" && version == 0 { // a vread shows the version as written
 		ps := []Plain{*p}
 		err = f.taskStatuses(r.Context(), p.Record.Patient, ps)
 		p = &ps[0]

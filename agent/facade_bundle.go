@@ -215,6 +215,10 @@ func (f *Facade) transaction(w http.ResponseWriter, r *http.Request, entries []b
 			fail(i, &fhir.InvalidError{Msg: "resourceType " + resources[i].Type + " in an entry for " + types[i]})
 			return
 		}
+		if types[i] == "Task" { // its owner and status live on the ledger (care.go): one at a time
+			fail(i, &fhir.InvalidError{Msg: "a Task is written on its own (POST or PUT /fhir/Task, or in a batch): its owner and status are anchored on the ledger"})
+			return
+		}
 	}
 	// Every write within the token's scopes, before anything is written.
 	for i, res := range resources {

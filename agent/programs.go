@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/programs"
@@ -222,10 +223,11 @@ func (a *Agent) EvaluateProgram(ctx context.Context, program string, patient tx.
 }
 
 // programImmunizations reads the patient's completed Immunizations of [from, to) under the
-// program's grant and keeps those an attested practitioner or organization other than the
-// patient wrote (attested when the record was anchored): a patient's own record of a
-// vaccination earns nothing. It returns them as rule input ({code, day}), with their statements'
-// hashes, and how many it left out.
+// program's grant and keeps those an attested practitioner or clinical organization (hospital,
+// lab, pharmacy) other than the patient wrote (attested when the record was anchored): a
+// patient's own record of a vaccination, or one by an employer or insurer, earns nothing. It
+// returns them as rule input ({code, day}, one per vaccine code and day however many records
+// say so), with every counted record's statement hash, and how many it left out.
 func (a *Agent) programImmunizations(ctx context.Context, patient tx.Address, from, to time.Time) ([]any, [][]byte, int, error) {
 	plains, err := a.WithPurpose(programPurpose).Search(ctx, patient, "Immunization", nil)
 	if err != nil {
@@ -236,6 +238,7 @@ func (a *Agent) programImmunizations(ctx context.Context, patient tx.Address, fr
 		hashes   [][]byte
 		rejected int
 		authors  = map[tx.Address][]identity.Attestation{}
+		days     = map[string]bool{} // code and day
 	)
 	for _, pl := range plains {
 		var im struct {
@@ -255,7 +258,7 @@ func (a *Agent) programImmunizations(ctx context.Context, patient tx.Address, fr
 		if err != nil || at.Before(from) || !at.Before(to) {
 			continue
 		}
-		ok, err := a.attestedProvider(ctx, pl.Record.Author, pl.Record.CreatedAt, authors)
+		ok, err := a.attestedProvider(ctx, pl.Record.Author, pl.Record.CreatedAt, true, authors)
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -264,28 +267,43 @@ func (a *Agent) programImmunizations(ctx context.Context, patient tx.Address, fr
 			continue
 		}
 		c := im.VaccineCode.Coding[0]
-		out = append(out, map[string]any{"code": c.System + "|" + c.Code, "day": at.Unix() / 86400})
+		code, day := c.System+"|"+c.Code, at.Unix()/86400
 		h := sha256.Sum256(programs.ImmunizationStatement(a.signer.ChainID, patient, pl.Record.ID))
 		hashes = append(hashes, h[:])
+		if k := fmt.Sprintf("%s\n%d", code, day); !days[k] { // one vaccination recorded twice counts once
+			days[k] = true
+			out = append(out, map[string]any{"code": code, "day": day})
+		}
 	}
 	return out, hashes, rejected, nil
 }
 
-// attestedProvider reports whether author is a practitioner or an organization with an
-// attestation active at t (what the ledger says of each author is kept in seen).
-func (a *Agent) attestedProvider(ctx context.Context, author tx.Address, t time.Time, seen map[tx.Address][]identity.Attestation) (bool, error) {
+// attestedProvider reports whether author is a practitioner or an organization (with
+// clinicalOnly, a practitioner or a hospital, lab or pharmacy) with an attestation active at t;
+// an account the ledger does not know is not one. What the ledger says of each author is kept in
+// seen (nil: not a provider of the kind asked).
+func (a *Agent) attestedProvider(ctx context.Context, author tx.Address, t time.Time, clinicalOnly bool, seen map[tx.Address][]identity.Attestation) (bool, error) {
 	list, known := seen[author]
 	if !known {
 		acc, _, err := a.node.Account(ctx, author, false)
-		if err != nil {
-			return false, fmt.Errorf("agent: the author of an immunization: %w", err)
+		if client.IsNotFound(err) {
+			seen[author] = nil
+			return false, nil
 		}
-		if acc.Role == identity.RolePractitioner || acc.Role == identity.RoleOrganization {
+		if err != nil {
+			return false, fmt.Errorf("agent: the account of %s: %w", author, err)
+		}
+		provider := acc.Role == identity.RolePractitioner || acc.Role == identity.RoleOrganization &&
+			(!clinicalOnly || slices.Contains(clinicalKinds, acc.OrgKind))
+		if provider {
 			if list, _, err = a.node.Attestations(ctx, author, false); err != nil {
-				return false, fmt.Errorf("agent: the attestations of an immunization's author: %w", err)
+				return false, fmt.Errorf("agent: the attestations of %s: %w", author, err)
 			}
 		}
 		seen[author] = list
 	}
 	return slices.ContainsFunc(list, func(at identity.Attestation) bool { return at.ActiveAt(t) }), nil
 }
+
+// clinicalKinds are the organizations whose record of a vaccination a program counts.
+var clinicalKinds = []string{"hospital", "lab", "pharmacy"}

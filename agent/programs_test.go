@@ -104,55 +104,60 @@ func TestProgramAchievement(t *testing.T) {
 }
 
 // TestProgramVaccination: an employer's flu-vaccination program counts a completed
-// Immunization written by an attested practitioner, not one the patient wrote about itself nor
-// one not completed.
+// Immunization written by an attested practitioner, not one the patient wrote about itself, one
+// not completed, nor one the employer itself wrote under a write grant (not a clinical
+// organization); one vaccination recorded twice counts as one.
 func TestProgramVaccination(t *testing.T) {
 	w := startWorld(t)
 	ctx := w.ctx
 	employer := w.account("employer", identity.RoleOrganization, "employer")
 	sponsor := agent.New(employer, agent.Config{Trust: w.trust})
+	const flu = `i.code == "http://hl7.org/fhir/sid/cvx|141"`
 	w.send("employer", programs.TypeDefine, programs.Define{ID: "FLU-1", Title: "Flu vaccination", Points: 50, PeriodDays: 1,
-		Rule: `immunizations.exists(i, i.code == "http://hl7.org/fhir/sid/cvx|141")`, Categories: []string{"immunizations"}})
+		Rule: `immunizations.exists(i, ` + flu + `)`, Categories: []string{"immunizations"}})
+	w.send("employer", programs.TypeDefine, programs.Define{ID: "FLU-2", Title: "Two flu vaccinations", Points: 50, PeriodDays: 1,
+		Rule: `immunizations.filter(i, ` + flu + `).size() >= 2`, Categories: []string{"immunizations"}})
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	if err := pat.EnrollProgram(ctx, "FLU-1", time.Now().AddDate(0, 2, 0)); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{"FLU-1", "FLU-2"} {
+		if err := pat.EnrollProgram(ctx, p, time.Now().AddDate(0, 2, 0)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: w.keys["doctor"].Address(), Categories: []string{"immunizations"},
-		Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
-		t.Fatal(err)
+	for _, who := range []string{"doctor", "employer"} {
+		if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: w.keys[who].Address(), Categories: []string{"immunizations"},
+			Purposes: []string{"TREAT"}, Expiry: w.later(24), Write: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	vaccination := func(status string) []byte {
 		return []byte(`{"resourceType":"Immunization","status":"` + status + `","patient":{"reference":"Patient/example"},` +
 			`"vaccineCode":{"coding":[{"system":"http://hl7.org/fhir/sid/cvx","code":"141"}]},"occurrenceDateTime":"` +
 			time.Now().UTC().Format(time.RFC3339) + `"}`)
 	}
-	if _, err := pat.Add(ctx, vaccination("completed")); err != nil { // the patient's own word
-		t.Fatal(err)
+	add := func(who *agent.Agent, status string) {
+		t.Helper()
+		if _, err := who.Add(ctx, vaccination(status)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	doc := w.agent("doctor", "TREAT")
-	if _, err := doc.Add(ctx, vaccination("not-done")); err != nil {
-		t.Fatal(err)
-	}
+	add(pat, "completed")                          // the patient's own word
+	add(w.agent("employer", "TREAT"), "completed") // the sponsor's, not a clinical organization's
+	add(doc, "not-done")
 	res, err := sponsor.EvaluateProgram(ctx, "FLU-1", patient, 0)
-	if err != nil || res.Achieved || res.Rejected != 1 {
-		t.Fatalf("the patient's own record and a vaccination not done: %+v %v", res, err)
+	if err != nil || res.Achieved || res.Rejected != 2 {
+		t.Fatalf("the patient's and the employer's records and a vaccination not done: %+v %v", res, err)
 	}
-	if _, err := doc.Add(ctx, vaccination("completed")); err != nil {
-		t.Fatal(err)
+	add(doc, "completed")
+	add(doc, "completed") // the same vaccination recorded twice
+	if res, err := sponsor.EvaluateProgram(ctx, "FLU-2", patient, 0); err != nil || res.Achieved {
+		t.Fatalf("one vaccination recorded twice achieved a rule of two: %+v %v", res, err)
 	}
 	res, err = sponsor.EvaluateProgram(ctx, "FLU-1", patient, 0)
-	if err != nil || !res.Achieved || res.Counted != 1 || res.Points != 50 {
+	if err != nil || !res.Achieved || res.Counted != 2 || res.Points != 50 {
 		t.Fatalf("the doctor's vaccination: %+v %v", res, err)
 	}
-}
-
-func newDevice(t testing.TB) ed25519.PrivateKey {
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // BenchmarkProgramEvaluate: the sponsor's whole evaluation of a month of 31 signed readings on
@@ -205,4 +210,12 @@ func BenchmarkProgramEvaluate(b *testing.B) {
 			}
 		})
 	}
+}
+
+func newDevice(t testing.TB) ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
