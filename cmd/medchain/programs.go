@@ -43,7 +43,12 @@ length), for example: readings.filter(r, r.code == "http://loinc.org|55423-8" &&
 	enroll := &cobra.Command{Use: "enroll PROGRAM", Short: "Enroll, and let the program's sponsor read its categories (a patient)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withAgent(cmd, func(ctx context.Context, a *agent.Agent) error {
-				return a.EnrollProgram(ctx, args[0], time.Now().AddDate(0, 0, days))
+				until := time.Now().AddDate(0, 0, days)
+				if err := a.EnrollProgram(ctx, args[0], until); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "enrolled in %s; its sponsor may read the program's categories until %s\n", args[0], until.UTC().Format(time.DateOnly))
+				return nil
 			})
 		}}
 	enroll.Flags().IntVar(&days, "days", 365, "how long the sponsor may read")
