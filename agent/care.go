@@ -19,15 +19,19 @@ import (
 // (category care-plans), written by its requester; its owner and status live on the ledger:
 //
 //   - POST /fhir/Task whose owner names an account (identifier system urn:medchain:account)
-//     stores the Task, then anchors it on the ledger with that owner (care/task);
-//   - PUT /fhir/Task/{id} with another status moves the status on the ledger first
+//     checks that the owner is an attested provider, stores the Task, then anchors it on the
+//     ledger with that owner (care/task);
+//   - PUT /fhir/Task/{id} by the requester or the patient (who hold the record's key) plans the
+//     new version (key, patient, If-Match), then moves the status on the ledger if it changed
 //     (care/task_status: the owner accepts, rejects, starts and completes; the requester or the
-//     patient cancels), so a status the ledger refuses is never written. The requester or the
-//     patient (who hold the record's key) then write the new version; the owner, who holds no key
-//     to the record, moves the status only and changes nothing else;
-//   - GET /fhir/Task/{id} and GET /fhir/Task answer the status the ledger holds;
+//     patient cancels), then writes it: a status the ledger refuses is never written, a refused
+//     write moves nothing, and an anchored task's owner does not change. The owner, who holds no
+//     key to the record, moves the status only, with a token that may update that Task;
+//   - GET /fhir/Task/{id} and GET /fhir/Task answer the status the ledger holds (a vread, the
+//     version as written);
+//   - transaction Bundles refuse Tasks (a batch runs each entry through these rules);
 //   - a team member's EHR subscribes to TopicCareTask for a patient and is notified (id-only) of
-//     each task change it may see.
+//     each task change its account sees and its token may read.
 
 // TopicCareTask notifies a change of a patient's anchored tasks.
 const TopicCareTask = "urn:medchain:SubscriptionTopic:care-task-changed"
