@@ -37,6 +37,7 @@ func (s *Server) routes() {
 	s.emergencyRoutes()
 	s.patientRoutes()
 	s.trialRoutes()
+	s.careRoutes()
 }
 
 // pageTimeout bounds a page's work against the node (an access request waits for its block).
