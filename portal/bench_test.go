@@ -62,7 +62,7 @@ func BenchmarkPortalPages(b *testing.B) {
 	}
 
 	for _, c := range []struct{ account, path string }{
-		{"patient", "/records"}, {"patient", "/consents"}, {"patient", "/audit"}, {"patient", "/guardians"},
+		{"patient", "/records"}, {"patient", "/consents"}, {"patient", "/audit"}, {"patient", "/guardians"}, {"patient", "/care"},
 		{"doctor", "/patients"}, {"doctor", "/patients/example?now=1&csrf="}, {"doctor", "/network"},
 	} {
 		cookie, token := w.loginCookie(c.account)
