@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/medchain/medchain/contracts/care"
@@ -28,7 +31,7 @@ import (
 //     write moves nothing, and an anchored task's owner does not change. The owner, who holds no
 //     key to the record, moves the status only, with a token that may update that Task;
 //   - GET /fhir/Task/{id} and GET /fhir/Task answer the status the ledger holds (a vread, the
-//     version as written);
+//     version as written), and a search's status parameter matches it;
 //   - transaction Bundles refuse Tasks (a batch runs each entry through these rules);
 //   - a team member's EHR subscribes to TopicCareTask for a patient and is notified (id-only) of
 //     each task change its account sees and its token may read.
@@ -175,6 +178,42 @@ func (f *Facade) taskStatuses(ctx context.Context, patient tx.Address, ps []Plai
 		}
 	}
 	return nil
+}
+
+// taskSearch splits a Task search's status parameters off: the records are searched without
+// them, and ledgerView gives the Tasks found the ledger's status and keeps those the status
+// parameters match (a page may then hold fewer than _count). Other types pass through.
+func (f *Facade) taskSearch(r *http.Request, typ string, search *fhir.Search) (*fhir.Search, func(context.Context, tx.Address, []Plain) ([]Plain, error), error) {
+	if typ != "Task" {
+		return search, func(_ context.Context, _ tx.Address, ps []Plain) ([]Plain, error) { return ps, nil }, nil
+	}
+	rest, statusOnly := url.Values{}, url.Values{}
+	for k, v := range r.URL.Query() {
+		if k == "status" || strings.HasPrefix(k, "status:") {
+			statusOnly[k] = v
+		} else {
+			rest[k] = v
+		}
+	}
+	var byStatus *fhir.Search
+	if len(statusOnly) > 0 {
+		var err error
+		if search, err = fhir.ParseSearch(typ, rest, lenient(r)); err != nil {
+			return nil, nil, err
+		}
+		if byStatus, err = fhir.ParseSearch(typ, statusOnly, lenient(r)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return search, func(ctx context.Context, patient tx.Address, ps []Plain) ([]Plain, error) {
+		if err := f.taskStatuses(ctx, patient, ps); err != nil {
+			return nil, err
+		}
+		if byStatus == nil {
+			return ps, nil
+		}
+		return slices.DeleteFunc(ps, func(p Plain) bool { return !byStatus.Matches(p.JSON) }), nil
+	}, nil
 }
 
 // errOwnerWrites is a task owner's PUT that changes more than the status.

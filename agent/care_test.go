@@ -98,6 +98,16 @@ func TestCarePlanTasksThroughFacade(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(string(body), `"versionId":"1"`) {
 		t.Fatalf("the doctor's read: %d %s", status, body)
 	}
+	// A status search matches the ledger's status, not the one the record was written with.
+	if n := len(doc.searchAll("/fhir/Task?patient=example&status=accepted")); n != 1 {
+		t.Fatalf("status=accepted finds %d Tasks", n)
+	}
+	if n := len(doc.searchAll("/fhir/Task?patient=example&status=requested&_sort=-_lastUpdated")); n != 0 {
+		t.Fatalf("status=requested finds %d Tasks", n)
+	}
+	if _, _, out := doc.do("GET", "/fhir/Task?patient=example&status=accepted&_summary=count", nil, true); !strings.Contains(string(out), `"total":1`) {
+		t.Fatalf("a count of accepted Tasks: %s", out)
+	}
 	// Only the owner completes: the requester's PUT to completed writes nothing.
 	if status, _, out := doc.do("PUT", "/fhir/Task/"+id, []byte(strings.Replace(task, `"status":"requested"`, `"status":"completed"`, 1)), true); status != http.StatusBadRequest {
 		t.Fatalf("the requester completes: %d %s", status, out)

@@ -922,15 +922,24 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 		f.fail(w, err)
 		return
 	}
+	// What the records are searched with, and what then becomes of what is found (a Task's
+	// status is the ledger's: care.go).
+	recordSearch, ledgerView, err := f.taskSearch(r, typ, search)
+	if err != nil {
+		f.fail(w, err)
+		return
+	}
 	switch summary := r.URL.Query().Get("_summary"); summary {
 	case "", "false":
 	case "count": // the total of matches, no entries
-		found, err := f.agent.Search(r.Context(), patient, typ, search)
+		found, err := f.agent.Search(r.Context(), patient, typ, recordSearch)
+		if err == nil {
+			found, err = ledgerView(r.Context(), patient, f.permitted(r.Context(), 's', found))
+		}
 		if err != nil {
 			f.fail(w, err)
 			return
 		}
-		found = f.permitted(r.Context(), 's', found)
 		applied := search.Applied()
 		applied.Set("_summary", "count")
 		out, err := CountBundle(len(found), []BundleLink{{Relation: "self", URL: f.searchLink(r, applied, "")}})
@@ -947,12 +956,14 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 	var found []Plain
 	next := cursor
 	if len(search.Sort) > 0 { // every match, sorted, then the page at the cursor's offset
-		all, err := f.agent.Search(r.Context(), patient, typ, search)
+		all, err := f.agent.Search(r.Context(), patient, typ, recordSearch)
+		if err == nil {
+			all, err = ledgerView(r.Context(), patient, f.permitted(r.Context(), 's', all))
+		}
 		if err != nil {
 			f.fail(w, err)
 			return
 		}
-		all = f.permitted(r.Context(), 's', all)
 		sortRecords(all, typ, search.Sort)
 		offset := 0
 		if cursor != "" {
@@ -969,7 +980,7 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 	} else {
 		for round := 0; round < maxSearchRounds && len(found) < count; round++ {
 			var more []Plain
-			if more, next, err = f.agent.SearchPage(r.Context(), patient, typ, next, count-len(found), search); err != nil {
+			if more, next, err = f.agent.SearchPage(r.Context(), patient, typ, next, count-len(found), recordSearch); err != nil {
 				f.fail(w, err)
 				return
 			}
@@ -979,8 +990,8 @@ func (f *Facade) searchset(w http.ResponseWriter, r *http.Request, patient tx.Ad
 			}
 		}
 	}
-	if typ == "Task" {
-		if err := f.taskStatuses(r.Context(), patient, found); err != nil {
+	if len(search.Sort) == 0 {
+		if found, err = ledgerView(r.Context(), patient, found); err != nil {
 			f.fail(w, err)
 			return
 		}
