@@ -12,8 +12,9 @@ import (
 // BenchmarkAccessByBasis: blocks of 100 access requests by one practitioner, each decided (and
 // audited) on one basis: a grant, a referral under the patient's standing rule, a telemedicine
 // consultation, or none (denied, after every basis was tried). The patient also has ten
-// referrals and ten consultations with other providers, which every decision past the grants
-// scans. Signing is outside the timing; ns/access is one request's share of the block.
+// referrals and ten consultations with another provider: a decision past the grants scans the
+// referrals; consultations are found through the practitioner's index. Signing is outside the
+// timing; ns/access is one request's share of the block.
 func BenchmarkAccessByBasis(b *testing.B) {
 	const perBlock = 100
 	for _, basis := range []string{"grant", "referral", "consultation", "denied"} {
