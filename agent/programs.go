@@ -280,12 +280,20 @@ func (a *Agent) programImmunizations(ctx context.Context, patient tx.Address, fr
 
 // attestedProvider reports whether author is a practitioner or an organization (with
 // clinicalOnly, a practitioner or a hospital, lab or pharmacy) with an attestation active at t;
-// an account the ledger does not know is not one. What the ledger says of each author is kept in
-// seen (nil: not a provider of the kind asked).
+// an account the ledger does not know is not one. With a Trust, the account and each
+// attestation are checked against a verified header (a lying node can hide an attestation, not
+// make one up). What the ledger says of each author is kept in seen (nil: not a provider of the
+// kind asked).
 func (a *Agent) attestedProvider(ctx context.Context, author tx.Address, t time.Time, clinicalOnly bool, seen map[tx.Address][]identity.Attestation) (bool, error) {
 	list, known := seen[author]
 	if !known {
-		acc, _, err := a.node.Account(ctx, author, false)
+		var acc *identity.Account
+		var err error
+		if a.cfg.Trust != nil {
+			acc, err = a.cfg.Trust.Account(ctx, a.node, author)
+		} else {
+			acc, _, err = a.node.Account(ctx, author, false)
+		}
 		if client.IsNotFound(err) {
 			seen[author] = nil
 			return false, nil
@@ -296,13 +304,37 @@ func (a *Agent) attestedProvider(ctx context.Context, author tx.Address, t time.
 		provider := acc.Role == identity.RolePractitioner || acc.Role == identity.RoleOrganization &&
 			(!clinicalOnly || slices.Contains(clinicalKinds, acc.OrgKind))
 		if provider {
-			if list, _, err = a.node.Attestations(ctx, author, false); err != nil {
-				return false, fmt.Errorf("agent: the attestations of %s: %w", author, err)
+			if list, err = a.attestations(ctx, author); err != nil {
+				return false, err
 			}
 		}
 		seen[author] = list
 	}
 	return slices.ContainsFunc(list, func(at identity.Attestation) bool { return at.ActiveAt(t) }), nil
+}
+
+// attestations lists a subject's attestations, each verified against a header with a Trust.
+func (a *Agent) attestations(ctx context.Context, subject tx.Address) ([]identity.Attestation, error) {
+	list, _, err := a.node.Attestations(ctx, subject, false)
+	if err != nil {
+		return nil, fmt.Errorf("agent: the attestations of %s: %w", subject, err)
+	}
+	if a.cfg.Trust == nil {
+		return list, nil
+	}
+	verified := make([]identity.Attestation, 0, len(list))
+	for _, at := range list {
+		raw, err := a.cfg.Trust.Get(ctx, a.node, identity.AttestationKey(subject, at.ID), 0)
+		if err != nil {
+			return nil, fmt.Errorf("agent: verify attestation %d of %s: %w", at.ID, subject, err)
+		}
+		var v identity.Attestation
+		if err := json.Unmarshal(raw, &v); err != nil || v.Subject != subject {
+			return nil, fmt.Errorf("agent: attestation %d of %s does not decode as one", at.ID, subject)
+		}
+		verified = append(verified, v)
+	}
+	return verified, nil
 }
 
 // clinicalKinds are the organizations whose record of a vaccination a program counts.
