@@ -237,20 +237,12 @@ func (f *Facade) updateTask(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	body, release, ok := f.readBody(w, r)
+	res, release, ok := f.readResource(w, r, "Task")
 	if !ok {
 		return
 	}
 	defer release()
-	res, err := fhir.Parse(body)
-	if err != nil {
-		f.fail(w, err)
-		return
-	}
-	if res.Type != "Task" {
-		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+res.Type+" put to /fhir/Task")
-		return
-	}
+	body := res.JSON
 	status, _, err := taskFields(body)
 	if err != nil {
 		f.fail(w, err)

@@ -83,6 +83,9 @@ func TestCarePlanTasksThroughFacade(t *testing.T) {
 	if status, _, out := nrs.withBearer("PUT", "/fhir/Task/"+id, accept, forOther, nil); status != http.StatusNotFound {
 		t.Fatalf("a token that may update another patient's Tasks only: %d %s", status, out)
 	}
+	if status, _, out := nrs.withBearer("PUT", "/fhir/Task/"+id, observation("example", "70"), forOther, nil); status != http.StatusBadRequest || !strings.Contains(string(out), "which takes a Task") {
+		t.Fatalf("an Observation put to a Task: %d %s", status, out)
+	}
 	forExample := launchApp(t, nurseSrv.URL, "ehr", "example", "launch/patient patient/Task.u user/Task.rs")
 	if status, _, out := nrs.withBearer("PUT", "/fhir/Task/"+id, accept, forExample, nil); status != http.StatusOK || !strings.Contains(string(out), `"status":"accepted"`) {
 		t.Fatalf("the owner accepts: %d %s", status, out)

@@ -548,23 +548,34 @@ func (f *Facade) store(w http.ResponseWriter, r *http.Request, exists func(*fhir
 	f.storeAs(w, r, existsAs, do)
 }
 
+// readResource reads and parses the request's FHIR resource, which must be of type typ; when it
+// cannot (too large, busy, invalid, another type) it has answered, and ok is false. The caller
+// must call release once it has answered (see readBody).
+func (f *Facade) readResource(w http.ResponseWriter, r *http.Request, typ string) (res *fhir.Resource, release func(), ok bool) {
+	body, release, ok := f.readBody(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	res, err := fhir.Parse(body)
+	if err == nil && res.Type != typ {
+		err = &fhir.InvalidError{Msg: "resourceType " + res.Type + " sent to " + r.URL.Path + ", which takes a " + typ}
+	}
+	if err != nil {
+		release()
+		f.fail(w, err)
+		return nil, nil, false
+	}
+	return res, release, true
+}
+
 // storeAs is store where exists also names the id the resource it found is served under. A new
 // resource (a first version) is answered 201, a new version 200.
 func (f *Facade) storeAs(w http.ResponseWriter, r *http.Request, exists func(*fhir.Resource) (*Plain, string, error), do func(*fhir.Resource) (*Stored, error)) {
-	body, release, ok := f.readBody(w, r)
+	res, release, ok := f.readResource(w, r, r.PathValue("type"))
 	if !ok {
 		return
 	}
 	defer release()
-	res, err := fhir.Parse(body)
-	if err != nil {
-		f.fail(w, err)
-		return
-	}
-	if res.Type != r.PathValue("type") {
-		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+res.Type+" posted to /fhir/"+r.PathValue("type"))
-		return
-	}
 	if !f.mayWrite(r, res) {
 		writeOutcome(w, http.StatusForbidden, "forbidden", "the token's scopes do not allow writing this resource (its type, patient or category)")
 		return
@@ -600,7 +611,7 @@ func (f *Facade) storeAs(w http.ResponseWriter, r *http.Request, exists func(*fh
 		w.WriteHeader(status)
 		return
 	}
-	out, err := fhir.WithServerFields(body, id, version, instant(time.Now()))
+	out, err := fhir.WithServerFields(res.JSON, id, version, instant(time.Now()))
 	if err != nil {
 		f.fail(w, err)
 		return

@@ -14,20 +14,11 @@ import (
 // Claim.
 
 func (f *Facade) submitClaim(w http.ResponseWriter, r *http.Request) {
-	body, release, ok := f.readBody(w, r)
+	res, release, ok := f.readResource(w, r, "Claim")
 	if !ok {
 		return
 	}
 	defer release()
-	res, err := fhir.Parse(body)
-	if err != nil {
-		f.fail(w, err)
-		return
-	}
-	if res.Type != "Claim" {
-		writeOutcome(w, http.StatusBadRequest, "invalid", "resourceType "+res.Type+" posted to /fhir/Claim/$submit")
-		return
-	}
 	if !f.mayWrite(r, res) {
 		writeOutcome(w, http.StatusForbidden, "forbidden", "the token's scopes do not allow writing this Claim (its patient or category)")
 		return
