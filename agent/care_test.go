@@ -14,7 +14,7 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
-// TestCarePlanTasksThroughFacade: a doctor's EHR posts a Task owned by a nurse of the care team;
+// TestAttackCarePlanTasksThroughFacade: a doctor's EHR posts a Task owned by a nurse of the care team;
 // the nurse's EHR, subscribed to the patient's task changes, is notified, reads the Task and
 // accepts it with a PUT that changes only its status (a PUT that changes more is refused); the
 // doctor reads the ledger's status; a move the ledger refuses writes nothing, and a write refused
@@ -22,7 +22,7 @@ import (
 // no provider are refused before anything is written; the doctor cancels and the nurse is
 // notified again; once the patient revokes the nurse's grant, the nurse reads no Task, and a
 // stranger moves nothing.
-func TestCarePlanTasksThroughFacade(t *testing.T) {
+func TestAttackCarePlanTasksThroughFacade(t *testing.T) {
 	defer func(d time.Duration) { agent.SubscriptionPoll = d }(agent.SubscriptionPoll)
 	agent.SubscriptionPoll = 200 * time.Millisecond
 	w := startWorld(t)
