@@ -137,14 +137,26 @@ func (s *server) writeResult(w http.ResponseWriter, res TxResult) {
 	writeJSON(w, status, res)
 }
 
+// MaxTxWait bounds GET /v1/txs/{hash}?wait=: how long a lookup may wait for the tx's commit.
+const MaxTxWait = 10 * time.Second
+
 // getTx looks a committed tx up by its hex hash. CometBFT indexes txs asynchronously, so a tx
 // may be found a moment after its commit was reported. Its events and log (they name patients,
 // records, categories) are answered only to a request signed by the tx's own signer (or sent in
 // its session); anyone else learns whether, where and with what code it committed.
+//
+// With ?wait=D (a Go duration up to MaxTxWait, e.g. 2s) a tx not committed yet is answered as
+// soon as a block holding it commits on this node, or 404 when D runs out: a client waiting for
+// its tx learns of the commit at once instead of at its next poll.
 func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 	hash, err := hex.DecodeString(r.PathValue("hash"))
 	if err != nil || len(hash) != 32 {
 		writeCodeErr(w, codes.Invalid, "hash must be 64 hex characters")
+		return
+	}
+	wait, err := txWait(r.URL.Query().Get("wait"))
+	if err != nil {
+		writeCodeErr(w, codes.Invalid, err.Error())
 		return
 	}
 	var reader tx.Address
@@ -159,14 +171,54 @@ func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 		}
 		reader = a
 	}
-	res, err := s.Broadcaster.Tx(r.Context(), hash, false)
-	if err != nil {
+	name := strings.ToUpper(hex.EncodeToString(hash))
+	// Registered before the index is read, so that a commit between the two is not missed. A
+	// node with too many waiters answers from its index alone.
+	var done <-chan app.Committed
+	if wait > 0 && s.Commits != nil {
+		ch, cancel, err := s.Commits.AwaitCommit([32]byte(hash))
+		if err == nil {
+			defer cancel()
+			done = ch
+		}
+	}
+	if res, err := s.Broadcaster.Tx(r.Context(), hash, false); err == nil {
+		s.writeResult(w, committedResult(name, reader, res.Tx, res.Height, &res.TxResult))
+		return
+	}
+	if done == nil {
 		writeCodeErr(w, codes.NotFound, "no committed tx with that hash")
 		return
 	}
-	out := TxResult{Hash: strings.ToUpper(hex.EncodeToString(hash)), Code: res.TxResult.Code, Height: res.Height, Stage: "commit"}
-	if t, err := tx.Decode(res.Tx); err == nil && reader != "" && t.Body.Signer == reader {
-		out.Log, out.Events = res.TxResult.Log, res.TxResult.Events
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case c := <-done:
+		s.writeResult(w, committedResult(name, reader, c.Tx, c.Height, c.Result))
+	case <-timer.C:
+		writeCodeErr(w, codes.NotFound, "no committed tx with that hash")
+	case <-r.Context().Done():
 	}
-	s.writeResult(w, out)
+}
+
+// txWait parses a lookup's ?wait= (empty: no wait).
+func txWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > MaxTxWait {
+		return 0, fmt.Errorf("wait must be a duration from 0s to %s, such as 2s", MaxTxWait)
+	}
+	return d, nil
+}
+
+// committedResult is a committed tx's answer to reader: its log and events only if reader
+// signed it.
+func committedResult(name string, reader tx.Address, raw []byte, height int64, res *abci.ExecTxResult) TxResult {
+	out := TxResult{Hash: name, Code: res.Code, Height: height, Stage: "commit"}
+	if t, err := tx.Decode(raw); err == nil && reader != "" && t.Body.Signer == reader {
+		out.Log, out.Events = res.Log, res.Events
+	}
+	return out
 }

@@ -22,6 +22,7 @@ var ErrTooManyWaiters = errors.New("too many submissions are waiting for a commi
 type Committed struct {
 	Height int64
 	Result *abci.ExecTxResult
+	Tx     []byte // the tx's bytes (shared with the block: not to be modified)
 }
 
 type commitWaiters struct {
@@ -79,7 +80,7 @@ func (w *commitWaiters) stage(height int64, txs [][]byte, hashes [][32]byte, res
 	}
 	for i := range txs {
 		if _, ok := w.waiting[hashes[i]]; ok {
-			w.staged = append(w.staged, stagedResult{hash: hashes[i], c: Committed{Height: height, Result: results[i]}})
+			w.staged = append(w.staged, stagedResult{hash: hashes[i], c: Committed{Height: height, Result: results[i], Tx: txs[i]}})
 		}
 	}
 }

@@ -204,6 +204,20 @@ func (c *Client) Tx(ctx context.Context, hash string) (*api.TxResult, error) {
 	return &r, c.do(ctx, http.MethodGet, "/v1/txs/"+url.PathEscape(hash), nil, &r)
 }
 
+// TxWait looks up a committed tx by hex hash, letting the node wait up to wait (at most
+// api.MaxTxWait) for its commit: it answers as soon as a block holding the tx commits, or
+// not found when wait runs out.
+func (c *Client) TxWait(ctx context.Context, hash string, wait time.Duration) (*api.TxResult, error) {
+	wait = min(wait, api.MaxTxWait)
+	if wait <= 0 {
+		return c.Tx(ctx, hash)
+	}
+	var r api.TxResult
+	path := "/v1/txs/" + url.PathEscape(hash) + "?wait=" + url.QueryEscape(wait.String())
+	_, err := c.doWith(ctx, c.long, http.MethodGet, path, nil, &r)
+	return &r, err
+}
+
 // Status returns the node's status.
 func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	var s api.Status

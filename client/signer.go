@@ -51,6 +51,8 @@ const (
 	// again after each further ResendAfter: a node that admitted it may have crashed and lost
 	// its mempool. A node that still holds it answers "duplicate" and nothing else happens.
 	ResendAfter = 5 * time.Second
+	// commitPoll is how long one lookup lets the node wait for a tx's commit.
+	commitPoll = 2 * time.Second
 	// indexWait bounds the wait for a tx whose nonce the chain has used to show up by hash
 	// (the node indexes txs just after it commits them).
 	indexWait = 5 * time.Second
@@ -265,11 +267,16 @@ func (s *Signer) await(ctx context.Context, p *sent) (*api.TxResult, error) {
 	}
 	var lastErr error
 	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
-		res, err := s.Reads().Tx(ctx, p.hash)
+		// The node answers as soon as the tx commits, or not found when the wait runs out
+		// (bounded by the next re-send).
+		poll := max(ResendAfter-time.Since(lastSent), 0)
+		res, err := s.Reads().TxWait(ctx, p.hash, min(poll, commitPoll))
 		if err == nil {
 			return res, nil
 		}
-		if !IsNotFound(err) {
+		if IsNotFound(err) {
+			delay = 20 * time.Millisecond // the node waited, or could not: ask again soon
+		} else {
 			lastErr = err // no node answers now; one may later
 		}
 		if time.Since(lastSent) >= ResendAfter && ctx.Err() == nil {
@@ -351,22 +358,23 @@ func txHash(raw []byte) string {
 	return strings.ToUpper(hex.EncodeToString(h[:]))
 }
 
-// WaitTx polls for a submitted tx's commit (the node indexes txs just after committing them).
+// WaitTx waits up to a minute for a submitted tx's commit, asking the node to answer as soon as
+// the tx commits.
 func (c *Client) WaitTx(ctx context.Context, hash string) (*api.TxResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
-		res, err := c.Tx(ctx, hash)
+	for {
+		res, err := c.TxWait(ctx, hash, commitPoll)
 		if err == nil {
 			return res, nil
 		}
 		if !IsNotFound(err) {
 			return nil, err
 		}
-		select {
+		select { // the node waited commitPoll, or could not wait: ask again soon
 		case <-ctx.Done():
 			return nil, fmt.Errorf("tx %s not committed: %w", hash, ctx.Err())
-		case <-time.After(delay):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -2,6 +2,8 @@ package node_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/keyring"
@@ -88,4 +91,81 @@ func TestHealthFailsWhenBlocksStop(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "stalled") {
 		t.Fatalf("health of a stalled node: %d %s", resp.StatusCode, body)
 	}
+}
+
+// A lookup with ?wait= answers the tx's commit as soon as its block commits (here: asked before
+// the tx is even admitted); its signer gets the events, anyone else only the code and height.
+func TestTxLookupWaitsForCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real node")
+	}
+	n, c, home := startDev(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	reg := devKey(t, home, "registrar")
+	doc, _ := registerPractitioner(ctx, t, c, n.ChainID, "Dr. Wait")
+	acc, _, err := c.Account(ctx, reg.Address, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tx.Sign(reg.Signing, n.ChainID, reg.Address, acc.Nonce, identity.TypeAttest, identity.Attest{
+		Subject: doc.Address, Licence: "MD-2", Specialty: "oncology", Jurisdiction: "NL", ExpiresAt: time.Now().Add(time.Hour)})
+	hash := txHashOf(raw)
+	type answer struct {
+		res *api.TxResult
+		err error
+	}
+	signed, anonymous := make(chan answer, 1), make(chan answer, 1)
+	go func() {
+		r, err := c.As(n.ChainID, reg.Address, reg.Signing).TxWait(ctx, hash, 10*time.Second)
+		signed <- answer{r, err}
+	}()
+	go func() {
+		r, err := c.TxWait(ctx, hash, 10*time.Second)
+		anonymous <- answer{r, err}
+	}()
+	time.Sleep(200 * time.Millisecond) // both lookups are waiting (if not, they poll the index and find it anyway)
+	if res, err := c.Submit(ctx, raw, "check"); err != nil || res.Code != 0 {
+		t.Fatalf("submit: %+v %v", res, err)
+	}
+	s, a := <-signed, <-anonymous
+	if s.err != nil || s.res.Height == 0 || s.res.Stage != "commit" || len(s.res.Events) == 0 {
+		t.Fatalf("the signer's waiting lookup: %+v %v", s.res, s.err)
+	}
+	if a.err != nil || a.res.Height != s.res.Height || len(a.res.Events) != 0 || a.res.Log != "" {
+		t.Fatalf("an unsigned waiting lookup: %+v %v", a.res, a.err)
+	}
+}
+
+// A lookup's wait is bounded and well-formed; a tx that never commits is not found when the
+// wait runs out.
+func TestAttackTxLookupWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real node")
+	}
+	n, c, _ := startDev(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	never := strings.Repeat("AB", 32)
+	for _, wait := range []string{"11s", "1h", "-1s", "soon", "1e9"} {
+		resp, err := http.Get("http://" + n.APIAddr + "/v1/txs/" + never + "?wait=" + wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("wait=%s: status %d, want 400", wait, resp.StatusCode)
+		}
+	}
+	if _, err := c.TxWait(ctx, never, 300*time.Millisecond); !client.IsNotFound(err) {
+		t.Fatalf("a tx that never commits: %v, want not found", err)
+	}
+}
+
+func txHashOf(raw []byte) string {
+	h := sha256.Sum256(raw)
+	return strings.ToUpper(hex.EncodeToString(h[:]))
 }

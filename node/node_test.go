@@ -74,12 +74,7 @@ func TestDevNodeRegisterAttestProve(t *testing.T) {
 	reg := devKey(t, home, "registrar")
 
 	// A new practitioner registers itself.
-	doc, _ := keyring.Generate("newdoc")
-	raw, _ := tx.Sign(doc.Signing, n.ChainID, doc.Address, 0, identity.TypeRegister,
-		identity.Register{Role: identity.RolePractitioner, Name: "Dr. Test", EncryptionKey: doc.Encryption.PublicKey().Bytes()})
-	if res, err := c.Submit(ctx, raw, "commit"); err != nil || res.Code != 0 || res.Height == 0 {
-		t.Fatalf("register: %+v %v", res, err)
-	}
+	doc, raw := registerPractitioner(ctx, t, c, n.ChainID, "Dr. Test")
 	// Resubmitting the exact same bytes is refused (replay).
 	if res, err := c.Submit(ctx, raw, "commit"); err == nil && res.Code == 0 {
 		t.Fatalf("replayed tx accepted: %+v", res)

@@ -70,7 +70,7 @@ node's.`,
 		},
 	}
 	cmd.AddCommand(benchSupplyCmd(), benchRecordsCmd(), benchFHIRCmd())
-	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (and block and mutex profiles beside it)")
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (and block, mutex and allocation profiles beside it)")
 	cmd.Flags().IntVar(&o.Txs, "txs", 100000, "transactions per run")
 	cmd.Flags().IntVar(&rounds, "rounds", 1, "alternate medchain and kvstore runs this many times; report medians")
 	cmd.Flags().IntVar(&o.Workers, "workers", 16, "concurrent submitters")
@@ -153,14 +153,15 @@ func startProfile(path string) (func(), error) {
 		f.Close()
 		return nil, err
 	}
-	// Where goroutines wait, beside where they run: path.block (channel, select, I/O waits) and
-	// path.mutex (lock contention).
+	// Where goroutines wait and what they allocate, beside where they run: path.block (channel,
+	// select, I/O waits), path.mutex (lock contention) and path.allocs (bytes and objects
+	// allocated, by call site: what the garbage collector has to clean up).
 	runtime.SetBlockProfileRate(int(time.Millisecond))
 	runtime.SetMutexProfileFraction(10)
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
-		for _, name := range []string{"block", "mutex"} {
+		for _, name := range []string{"block", "mutex", "allocs"} {
 			if out, err := os.Create(path + "." + name); err == nil {
 				pprof.Lookup(name).WriteTo(out, 0)
 				out.Close()
