@@ -231,8 +231,15 @@ func (a *Agent) tagged(ctx context.Context, patient tx.Address, name string, tag
 // writerTagKey makes sure patient has a tag key before this agent writes a record for the
 // patient: the patient's own agent draws one if there is none; for any other writer no key
 // means no write grant (a grant by category is made after the key), ErrNoWriteGrant.
+//
+// A write looks the key up again even when this agent recently found none: the patient may
+// have drawn it with the grant that now lets this agent write.
 func (a *Agent) writerTagKey(ctx context.Context, patient tx.Address) error {
-	key, err := a.tagKeyFor(ctx, patient)
+	key, err := a.TagKey(ctx, patient)
+	if errors.Is(err, ErrNoTagKey) {
+		a.tags.noneFor(patient, time.Now())
+		key, err = nil, nil
+	}
 	if err != nil || key != nil {
 		return err
 	}

@@ -43,7 +43,10 @@ type Config struct {
 	// goroutine, before the mempool's serialized CheckTx (which then finds it done).
 	PreVerify  func(raw []byte)
 	StallAfter time.Duration // health fails after this long without a block (default DefaultStallAfter)
-	TSA        *TSA          // the RFC 3161 time-stamping key and certificate; nil runs none
+	// TxLookupWaits bounds the tx lookups waiting for a commit at once (default
+	// DefaultTxLookupWaits); the others are answered from the index without waiting.
+	TxLookupWaits int
+	TSA           *TSA // the RFC 3161 time-stamping key and certificate; nil runs none
 	// Notarized finds the height that first notarized a leaf (the node's notary index).
 	Notarized func(leaf []byte) (height int64, ok bool, err error)
 	Metrics   *prometheus.Registry
@@ -55,6 +58,7 @@ type server struct {
 	// heavy bounds the requests that read a block's notarized leaves at once (a notary leaf's
 	// path, a time stamp): a block can hold half a million of them.
 	heavy        chan struct{}
+	lookups      chan struct{} // tx lookups waiting for a commit (TxLookupWaits)
 	verifierOnce sync.Once
 	verifier     *reqsig.Verifier
 	wraps        wrapCache
@@ -64,7 +68,10 @@ type server struct {
 
 // New returns the API handler.
 func New(c Config) http.Handler {
-	s := &server{Config: c, heavy: make(chan struct{}, maxHeavy),
+	if c.TxLookupWaits <= 0 {
+		c.TxLookupWaits = DefaultTxLookupWaits
+	}
+	s := &server{Config: c, heavy: make(chan struct{}, maxHeavy), lookups: make(chan struct{}, c.TxLookupWaits),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "medchain", Name: "api_requests_total",
 			Help: "API requests by route and HTTP status."}, []string{"route", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "medchain", Name: "api_request_seconds",

@@ -79,9 +79,11 @@ func (s *server) submitTx(w http.ResponseWriter, r *http.Request) {
 // CommitTimeout is how long a submission waits for its commit before answering 504.
 const CommitTimeout = 30 * time.Second
 
-// CommitWaiter tells when a tx commits, without a CometBFT subscription per waiting request.
+// CommitWaiter tells when a tx commits, without a CometBFT subscription per waiting request,
+// and remembers the txs of the last few blocks (CometBFT indexes txs asynchronously).
 type CommitWaiter interface {
 	AwaitCommit(hash [32]byte) (<-chan app.Committed, func(), error)
+	RecentCommit(hash [32]byte) (app.Committed, bool)
 }
 
 // submitAndWait broadcasts raw and waits for the block that holds it.
@@ -140,14 +142,21 @@ func (s *server) writeResult(w http.ResponseWriter, res TxResult) {
 // MaxTxWait bounds GET /v1/txs/{hash}?wait=: how long a lookup may wait for the tx's commit.
 const MaxTxWait = 10 * time.Second
 
-// getTx looks a committed tx up by its hex hash. CometBFT indexes txs asynchronously, so a tx
-// may be found a moment after its commit was reported. Its events and log (they name patients,
+// DefaultTxLookupWaits is how many lookups may wait for a commit at once. It is a tenth of
+// app.MaxCommitWaiters, so that lookups (which anyone may send, with no tx) can never take the
+// waiting slots of submissions.
+const DefaultTxLookupWaits = app.MaxCommitWaiters / 10
+
+// getTx looks a committed tx up by its hex hash: in CometBFT's tx index, or, for a tx of the
+// last few blocks that the index (asynchronous) may not hold yet, in the app's recent commits,
+// so that a tx is found as soon as its commit was reported. Its events and log (they name patients,
 // records, categories) are answered only to a request signed by the tx's own signer (or sent in
 // its session); anyone else learns whether, where and with what code it committed.
 //
 // With ?wait=D (a Go duration up to MaxTxWait, e.g. 2s) a tx not committed yet is answered as
 // soon as a block holding it commits on this node, or 404 when D runs out: a client waiting for
-// its tx learns of the commit at once instead of at its next poll.
+// its tx learns of the commit at once instead of at its next poll. When TxLookupWaits lookups
+// are already waiting, the answer comes from the index at once.
 func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 	hash, err := hex.DecodeString(r.PathValue("hash"))
 	if err != nil || len(hash) != 32 {
@@ -173,18 +182,29 @@ func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.ToUpper(hex.EncodeToString(hash))
 	// Registered before the index is read, so that a commit between the two is not missed. A
-	// node with too many waiters answers from its index alone.
+	// node with too many waiting lookups (or waiters) answers from its index alone.
 	var done <-chan app.Committed
 	if wait > 0 && s.Commits != nil {
-		ch, cancel, err := s.Commits.AwaitCommit([32]byte(hash))
-		if err == nil {
-			defer cancel()
-			done = ch
+		select {
+		case s.lookups <- struct{}{}:
+			defer func() { <-s.lookups }()
+			ch, cancel, err := s.Commits.AwaitCommit([32]byte(hash))
+			if err == nil {
+				defer cancel()
+				done = ch
+			}
+		default:
 		}
 	}
 	if res, err := s.Broadcaster.Tx(r.Context(), hash, false); err == nil {
 		s.writeResult(w, committedResult(name, reader, res.Tx, res.Height, &res.TxResult))
 		return
+	}
+	if s.Commits != nil {
+		if c, ok := s.Commits.RecentCommit([32]byte(hash)); ok {
+			s.writeResult(w, committedResult(name, reader, c.Tx, c.Height, c.Result))
+			return
+		}
 	}
 	if done == nil {
 		writeCodeErr(w, codes.NotFound, "no committed tx with that hash")

@@ -30,6 +30,28 @@ type commitWaiters struct {
 	waiting map[[32]byte][]chan Committed
 	count   int
 	staged  []stagedResult // results of the block being finalized, for waited-for txs
+	// The results of every tx of the block being finalized (next) and of the last
+	// recentBlocks committed blocks (recent[0] the newest): a lookup between a tx's commit and
+	// CometBFT's asynchronous indexing of it finds it here.
+	next   map[[32]byte]Committed
+	recent [recentBlocks]map[[32]byte]Committed
+}
+
+// recentBlocks is how many committed blocks' tx results RecentCommit remembers.
+const recentBlocks = 4
+
+// RecentCommit returns the result of a tx committed in one of the last few blocks, which
+// CometBFT's tx index may not hold yet.
+func (a *App) RecentCommit(hash [32]byte) (Committed, bool) {
+	w := &a.waiters
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, m := range w.recent {
+		if c, ok := m[hash]; ok {
+			return c, true
+		}
+	}
+	return Committed{}, false
 }
 
 type stagedResult struct {
@@ -75,20 +97,30 @@ func (w *commitWaiters) stage(height int64, txs [][]byte, hashes [][32]byte, res
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.staged = w.staged[:0]
-	if len(w.waiting) == 0 {
-		return
+	// The map of the oldest remembered block is reused for this one.
+	next := w.recent[recentBlocks-1]
+	if next == nil {
+		next = make(map[[32]byte]Committed, len(txs))
 	}
+	clear(next)
 	for i := range txs {
+		c := Committed{Height: height, Result: results[i], Tx: txs[i]}
+		next[hashes[i]] = c
 		if _, ok := w.waiting[hashes[i]]; ok {
-			w.staged = append(w.staged, stagedResult{hash: hashes[i], c: Committed{Height: height, Result: results[i], Tx: txs[i]}})
+			w.staged = append(w.staged, stagedResult{hash: hashes[i], c: c})
 		}
 	}
+	w.next = next
 }
 
 // deliver hands the staged results to their waiters; called after Commit.
 func (w *commitWaiters) deliver() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.next != nil {
+		copy(w.recent[1:], w.recent[:recentBlocks-1])
+		w.recent[0], w.next = w.next, nil
+	}
 	for _, s := range w.staged {
 		for _, ch := range w.waiting[s.hash] {
 			ch <- s.c

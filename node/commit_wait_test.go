@@ -135,15 +135,22 @@ func TestTxLookupWaitsForCommit(t *testing.T) {
 	if a.err != nil || a.res.Height != s.res.Height || len(a.res.Events) != 0 || a.res.Log != "" {
 		t.Fatalf("an unsigned waiting lookup: %+v %v", a.res, a.err)
 	}
+	// Right after its commit was reported, a plain lookup finds it too (CometBFT's index may not
+	// hold it yet; the node remembers the last blocks' txs).
+	if r, err := c.Tx(ctx, hash); err != nil || r.Height != s.res.Height {
+		t.Fatalf("a lookup right after the commit: %+v %v", r, err)
+	}
 }
 
 // A lookup's wait is bounded and well-formed; a tx that never commits is not found when the
-// wait runs out.
+// wait runs out. Waiting lookups (anyone may send them, with no tx) are capped apart from
+// submissions: with the cap taken, another lookup is answered at once and a submission still
+// waits for its commit.
 func TestAttackTxLookupWait(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real node")
 	}
-	n, c, _ := startDev(t)
+	n, c, _ := startDevWith(t, node.Options{TxLookupWaits: 1})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := c.WaitReady(ctx); err != nil {
@@ -163,6 +170,24 @@ func TestAttackTxLookupWait(t *testing.T) {
 	if _, err := c.TxWait(ctx, never, 300*time.Millisecond); !client.IsNotFound(err) {
 		t.Fatalf("a tx that never commits: %v, want not found", err)
 	}
+
+	// One lookup holds the only waiting slot for 10 s.
+	holder := make(chan error, 1)
+	go func() {
+		_, err := c.TxWait(ctx, never, 10*time.Second)
+		holder <- err
+	}()
+	time.Sleep(time.Second) // it is waiting by now
+	if _, err := c.TxWait(ctx, strings.Repeat("CD", 32), 10*time.Second); !client.IsNotFound(err) {
+		t.Fatalf("a lookup beyond the cap: %v, want not found", err)
+	}
+	select {
+	case err := <-holder:
+		t.Fatalf("the lookup beyond the cap waited as long as the one holding it (%v): it was not answered at once", err)
+	default:
+	}
+	// Submissions keep their own waiting slots.
+	registerPractitioner(ctx, t, c, n.ChainID, "Dr. Capped")
 }
 
 func txHashOf(raw []byte) string {

@@ -43,7 +43,10 @@ type Options struct {
 	APIAddr string // overrides medchain.toml's api_addr when set
 	// StallAfter overrides how long without a new block makes /v1/health fail (api.DefaultStallAfter).
 	StallAfter time.Duration
-	Log        *slog.Logger // defaults to text logs on stderr at the configured level
+	// TxLookupWaits overrides how many tx lookups may wait for a commit at once
+	// (api.DefaultTxLookupWaits).
+	TxLookupWaits int
+	Log           *slog.Logger // defaults to text logs on stderr at the configured level
 }
 
 // Node is a running medchain node: CometBFT, the app, its state store and the HTTP API.
@@ -189,7 +192,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 		return nil, err
 	}
 	handler := api.New(api.Config{ChainID: n.ChainID, TSA: &api.TSA{Key: tsaKey, Cert: tsaCert}, Notarized: n.notaryIndex.First, Broadcaster: n.Client, Querier: application, Blobs: blobs,
-		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: shares.get, Commits: application, StallAfter: opt.StallAfter, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
+		Audit: n.audit, Uploads: n.uploads, Replicas: n.replicas, KeyShare: shares.get, Commits: application, StallAfter: opt.StallAfter, TxLookupWaits: opt.TxLookupWaits, PreVerify: application.PreVerify, Metrics: reg, Log: log.With("module", "api")})
 	ln, err := net.Listen("tcp", settings.APIAddr)
 	if err != nil {
 		n.stopComet()

@@ -38,12 +38,18 @@ func freePorts(t *testing.T, n int) []int {
 // startDev starts a real dev node (CometBFT + app + API) on free loopback ports.
 func startDev(t *testing.T) (*node.Node, *client.Client, string) {
 	t.Helper()
+	return startDevWith(t, node.Options{})
+}
+
+// startDevWith starts a dev node with options opt.
+func startDevWith(t *testing.T, opt node.Options) (*node.Node, *client.Client, string) {
+	t.Helper()
 	home := t.TempDir()
 	p := freePorts(t, 3)
 	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(home, node.Options{Log: nil})
+	n, err := node.Start(home, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
