@@ -82,13 +82,13 @@ const CommitTimeout = 30 * time.Second
 // CommitWaiter tells when a tx commits, without a CometBFT subscription per waiting request,
 // and remembers the txs of the last few blocks (CometBFT indexes txs asynchronously).
 type CommitWaiter interface {
-	AwaitCommit(hash [32]byte) (<-chan app.Committed, func(), error)
+	AwaitCommit(hash [32]byte) (app.CommitWait, func(), error)
 	RecentCommit(hash [32]byte) (app.Committed, bool)
 }
 
 // submitAndWait broadcasts raw and waits for the block that holds it.
 func (s *server) submitAndWait(w http.ResponseWriter, r *http.Request, raw []byte, hash string) {
-	done, cancel, err := s.Commits.AwaitCommit(sha256.Sum256(raw))
+	wait, cancel, err := s.Commits.AwaitCommit(sha256.Sum256(raw))
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		writeErr(w, http.StatusServiceUnavailable, "busy", err.Error())
@@ -107,7 +107,8 @@ func (s *server) submitAndWait(w http.ResponseWriter, r *http.Request, raw []byt
 	timer := time.NewTimer(CommitTimeout)
 	defer timer.Stop()
 	select {
-	case c := <-done:
+	case <-wait.Done():
+		c := wait.Committed()
 		s.writeResult(w, TxResult{Hash: hash, Code: c.Result.Code, Log: c.Result.Log, Height: c.Height, Stage: "commit", Events: c.Result.Events})
 	case <-timer.C:
 		s.broadcastErr(w, errors.New("timed out waiting for commit"))
@@ -182,27 +183,30 @@ func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 	}
 	name := strings.ToUpper(hex.EncodeToString(hash))
 	// Registered before the index is read, so that a commit between the two is not missed. A
-	// node with too many waiting lookups (or waiters) answers from its index alone.
-	var done <-chan app.Committed
+	// node with too many waiting lookups (or waiters) answers at once.
+	var done <-chan struct{}
+	var waiting app.CommitWait
 	if wait > 0 && s.Commits != nil {
 		select {
 		case s.lookups <- struct{}{}:
 			defer func() { <-s.lookups }()
-			ch, cancel, err := s.Commits.AwaitCommit([32]byte(hash))
-			if err == nil {
+			if cw, cancel, err := s.Commits.AwaitCommit([32]byte(hash)); err == nil {
 				defer cancel()
-				done = ch
+				waiting, done = cw, cw.Done()
 			}
 		default:
 		}
 	}
+	if wait > 0 && done == nil {
+		w.Header().Set(HeaderTxWaited, "0") // the client should back off: this node did not wait
+	}
 	if res, err := s.Broadcaster.Tx(r.Context(), hash, false); err == nil {
-		s.writeResult(w, committedResult(name, reader, res.Tx, res.Height, &res.TxResult))
+		s.writeResult(w, committedResult(name, reader, signerOf(res.Tx), res.Height, &res.TxResult))
 		return
 	}
 	if s.Commits != nil {
 		if c, ok := s.Commits.RecentCommit([32]byte(hash)); ok {
-			s.writeResult(w, committedResult(name, reader, c.Tx, c.Height, c.Result))
+			s.writeResult(w, committedResult(name, reader, c.Signer, c.Height, c.Result))
 			return
 		}
 	}
@@ -213,13 +217,19 @@ func (s *server) getTx(w http.ResponseWriter, r *http.Request) {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
-	case c := <-done:
-		s.writeResult(w, committedResult(name, reader, c.Tx, c.Height, c.Result))
+	case <-done:
+		c := waiting.Committed()
+		s.writeResult(w, committedResult(name, reader, c.Signer, c.Height, c.Result))
 	case <-timer.C:
 		writeCodeErr(w, codes.NotFound, "no committed tx with that hash")
 	case <-r.Context().Done():
 	}
 }
+
+// HeaderTxWaited is set to "0" on a tx lookup's answer when the lookup asked to wait and the
+// node could not (its waiting lookups were all taken, or it cannot wait): the client should
+// back off instead of asking again at once.
+const HeaderTxWaited = "Medchain-Tx-Waited"
 
 // txWait parses a lookup's ?wait= (empty: no wait).
 func txWait(v string) (time.Duration, error) {
@@ -235,10 +245,19 @@ func txWait(v string) (time.Duration, error) {
 
 // committedResult is a committed tx's answer to reader: its log and events only if reader
 // signed it.
-func committedResult(name string, reader tx.Address, raw []byte, height int64, res *abci.ExecTxResult) TxResult {
+func committedResult(name string, reader, signer tx.Address, height int64, res *abci.ExecTxResult) TxResult {
 	out := TxResult{Hash: name, Code: res.Code, Height: height, Stage: "commit"}
-	if t, err := tx.Decode(raw); err == nil && reader != "" && t.Body.Signer == reader {
+	if reader != "" && signer == reader {
 		out.Log, out.Events = res.Log, res.Events
 	}
 	return out
+}
+
+// signerOf is the signer a tx names ("" if it does not decode).
+func signerOf(raw []byte) tx.Address {
+	t, err := tx.Decode(raw)
+	if err != nil {
+		return ""
+	}
+	return t.Body.Signer
 }

@@ -276,8 +276,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	a.erased, a.anchored = a.erased[:0], a.anchored[:0]
 	hashes := make([][32]byte, len(req.Txs))
+	signers := make([]tx.Address, len(req.Txs))
 	for i, raw := range req.Txs {
-		results[i] = a.deliver(working, req, raw)
+		results[i], signers[i] = a.deliver(working, req, raw)
 		a.erased = appendBlobs(a.erased, "records.erased", results[i])
 		a.anchored = appendBlobs(a.anchored, "records.anchored", results[i])
 		hashes[i] = sha256.Sum256(raw)
@@ -287,7 +288,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	if raw, err := working.Get(notary.LeavesKey(req.Height)); err == nil && len(raw) > 0 {
 		a.notarized, _ = notary.SplitLeaves(raw)
 	}
-	a.waiters.stage(req.Height, req.Txs, hashes, results)
+	a.waiters.stage(req.Height, hashes, signers, results)
 	return &abci.ResponseFinalizeBlock{TxResults: results, ValidatorUpdates: validatorUpdates(results),
 		Events: blockEvents, AppHash: a.store.WorkingHash()}, nil
 }
@@ -316,11 +317,12 @@ func (a *App) endBlock(working state.KV, req *abci.RequestFinalizeBlock) []abci.
 	return abciEvents(all)
 }
 
-func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) *abci.ExecTxResult {
+// deliver executes one tx of the block and returns its result and, if it was valid, its signer.
+func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) (*abci.ExecTxResult, tx.Address) {
 	cache := state.NewCache(working)
 	t, err := a.validate(cache, raw, nil, false)
 	if err != nil {
-		return a.result("invalid", err, nil)
+		return a.result("invalid", err, nil), ""
 	}
 	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC(),
 		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce, TxHash: t.Hash}
@@ -334,7 +336,7 @@ func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []by
 	if werr := cache.Write(working); werr != nil {
 		err = codes.Errorf(codes.Internal, "write state: %v", werr)
 	}
-	return a.result(t.Body.Type, err, events)
+	return a.result(t.Body.Type, err, events), t.Body.Signer
 }
 
 // safeRoute runs a module and turns a panic (a bug) into an Internal error. Every node panics
@@ -384,7 +386,6 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if v, err := a.store.At(height); err == nil {
 		a.latest.Store(v)
 	}
-	a.waiters.deliver()
 	if a.onErase != nil && len(a.erased) > 0 {
 		a.onErase(a.erased)
 	}
@@ -394,6 +395,8 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	if a.onNotarized != nil && len(a.notarized) > 0 {
 		a.onNotarized(height, a.notarized)
 	}
+	// Told of the commit last: a client told its erasure committed finds the ciphertext gone.
+	a.waiters.publish()
 	resp := &abci.ResponseCommit{}
 	if keep := a.retention.StateVersions; keep > 0 && height > keep {
 		if err := a.store.PruneTo(height - keep); err != nil {

@@ -5,43 +5,94 @@ import (
 	"sync"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/medchain/medchain/tx"
 )
 
-// Commit notification. Clients that submit a tx and wait for its commit register here by tx
-// hash instead of holding a CometBFT event subscription each (CometBFT caps those per client),
-// so any number of submissions can wait at once. FinalizeBlock stages each tx's result; Commit
-// hands them to the waiters once the block's state is queryable.
+// Commit notification. Clients that submit a tx and wait for its commit, or look a tx up and
+// wait for it, register here by tx hash instead of holding a CometBFT event subscription each
+// (CometBFT caps those per client), so any number can wait at once. FinalizeBlock stages the
+// block's results; Commit, once the block's state is queryable, publishes them: it wakes the
+// waiters of the block's txs and keeps the results of the last recentBlocks blocks, which
+// CometBFT's asynchronous tx index may not hold yet. Nothing here touches state.
 
-// MaxCommitWaiters bounds the submissions waiting for a commit at once.
+// MaxCommitWaiters bounds the waits for a commit at once.
 const MaxCommitWaiters = 100_000
 
 // ErrTooManyWaiters is returned by AwaitCommit when MaxCommitWaiters are waiting.
 var ErrTooManyWaiters = errors.New("too many submissions are waiting for a commit")
 
+// recentBlocks is how many committed blocks' tx results RecentCommit remembers.
+const recentBlocks = 4
+
 // Committed is a tx's result in a committed block.
 type Committed struct {
 	Height int64
 	Result *abci.ExecTxResult
-	Tx     []byte // the tx's bytes (shared with the block: not to be modified)
+	Signer tx.Address // "" for a tx that did not decode
+}
+
+// CommitWait is one registration of interest in a tx's commit.
+type CommitWait struct{ e *waitEntry }
+
+// Done is closed when a block holding the tx has committed.
+func (w CommitWait) Done() <-chan struct{} { return w.e.done }
+
+// Committed is the tx's result; valid once Done is closed.
+func (w CommitWait) Committed() Committed { return w.e.c }
+
+// waitEntry is every registration for one tx hash: registering and cancelling are O(1) however
+// many wait for the same hash.
+type waitEntry struct {
+	done chan struct{}
+	c    Committed
+	n    int // registrations not cancelled
 }
 
 type commitWaiters struct {
 	mu      sync.Mutex
-	waiting map[[32]byte][]chan Committed
-	count   int
-	staged  []stagedResult // results of the block being finalized, for waited-for txs
-	// The results of every tx of the block being finalized (next) and of the last
-	// recentBlocks committed blocks (recent[0] the newest): a lookup between a tx's commit and
-	// CometBFT's asynchronous indexing of it finds it here.
-	next   map[[32]byte]Committed
-	recent [recentBlocks]map[[32]byte]Committed
+	waiting map[[32]byte]*waitEntry
+	count   int                      // registrations not cancelled, over all hashes
+	next    map[[32]byte]Committed   // the block being finalized, published at its Commit
+	recent  []map[[32]byte]Committed // the last committed blocks, newest first
 }
 
-// recentBlocks is how many committed blocks' tx results RecentCommit remembers.
-const recentBlocks = 4
+// AwaitCommit registers interest in the tx with this hash; the returned wait's Done is closed
+// once a block holding it commits. cancel ends the registration (call it when no longer
+// waiting, whether or not Done was closed).
+func (a *App) AwaitCommit(hash [32]byte) (CommitWait, func(), error) {
+	w := &a.waiters
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.count >= MaxCommitWaiters {
+		return CommitWait{}, nil, ErrTooManyWaiters
+	}
+	if w.waiting == nil {
+		w.waiting = map[[32]byte]*waitEntry{}
+	}
+	e := w.waiting[hash]
+	if e == nil {
+		e = &waitEntry{done: make(chan struct{})}
+		w.waiting[hash] = e
+	}
+	e.n++
+	w.count++
+	var once sync.Once
+	cancel := func() {
+		once.Do(func() {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.count--
+			if e.n--; e.n == 0 && w.waiting[hash] == e {
+				delete(w.waiting, hash)
+			}
+		})
+	}
+	return CommitWait{e}, cancel, nil
+}
 
-// RecentCommit returns the result of a tx committed in one of the last few blocks, which
-// CometBFT's tx index may not hold yet.
+// RecentCommit returns the result of a tx committed in one of the last recentBlocks blocks.
+// A tx of a block not yet committed is not found.
 func (a *App) RecentCommit(hash [32]byte) (Committed, bool) {
 	w := &a.waiters
 	w.mu.Lock()
@@ -54,79 +105,54 @@ func (a *App) RecentCommit(hash [32]byte) (Committed, bool) {
 	return Committed{}, false
 }
 
-type stagedResult struct {
-	hash [32]byte
-	c    Committed
+// CommitWaiters is how many waits for a commit are registered.
+func (a *App) CommitWaiters() int {
+	a.waiters.mu.Lock()
+	defer a.waiters.mu.Unlock()
+	return a.waiters.count
 }
 
-// AwaitCommit registers interest in the tx with this hash and returns a channel that receives its
-// result once a block holding it commits, and a function to call when no longer waiting.
-func (a *App) AwaitCommit(hash [32]byte) (<-chan Committed, func(), error) {
-	w := &a.waiters
+// stage keeps the results of the block being finalized until its Commit.
+func (w *commitWaiters) stage(height int64, hashes [][32]byte, signers []tx.Address, results []*abci.ExecTxResult) {
+	next := make(map[[32]byte]Committed, len(hashes))
+	for i, h := range hashes {
+		next[h] = Committed{Height: height, Result: results[i], Signer: signers[i]}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.count >= MaxCommitWaiters {
-		return nil, nil, ErrTooManyWaiters
-	}
-	if w.waiting == nil {
-		w.waiting = map[[32]byte][]chan Committed{}
-	}
-	ch := make(chan Committed, 1)
-	w.waiting[hash] = append(w.waiting[hash], ch)
-	w.count++
-	cancel := func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		list := w.waiting[hash]
-		for i, c := range list {
-			if c == ch {
-				w.waiting[hash] = append(list[:i:i], list[i+1:]...)
-				w.count--
-				break
-			}
-		}
-		if len(w.waiting[hash]) == 0 {
-			delete(w.waiting, hash)
-		}
-	}
-	return ch, cancel, nil
-}
-
-// stage keeps the results of waited-for txs of the block being finalized.
-func (w *commitWaiters) stage(height int64, txs [][]byte, hashes [][32]byte, results []*abci.ExecTxResult) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.staged = w.staged[:0]
-	// The map of the oldest remembered block is reused for this one.
-	next := w.recent[recentBlocks-1]
-	if next == nil {
-		next = make(map[[32]byte]Committed, len(txs))
-	}
-	clear(next)
-	for i := range txs {
-		c := Committed{Height: height, Result: results[i], Tx: txs[i]}
-		next[hashes[i]] = c
-		if _, ok := w.waiting[hashes[i]]; ok {
-			w.staged = append(w.staged, stagedResult{hash: hashes[i], c: c})
-		}
-	}
 	w.next = next
 }
 
-// deliver hands the staged results to their waiters; called after Commit.
-func (w *commitWaiters) deliver() {
+// publish makes the staged block's results visible and wakes their waiters; called after
+// Commit. Who is woken is decided here, so a registration made between FinalizeBlock and
+// Commit is woken too.
+func (w *commitWaiters) publish() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.next != nil {
-		copy(w.recent[1:], w.recent[:recentBlocks-1])
-		w.recent[0], w.next = w.next, nil
+	if w.next == nil {
+		return
 	}
-	for _, s := range w.staged {
-		for _, ch := range w.waiting[s.hash] {
-			ch <- s.c
-			w.count--
+	wake := func(h [32]byte, c Committed) {
+		if e, ok := w.waiting[h]; ok {
+			e.c = c
+			close(e.done)
+			delete(w.waiting, h) // its registrations are counted down by their cancels
 		}
-		delete(w.waiting, s.hash)
 	}
-	w.staged = w.staged[:0]
+	if len(w.waiting) < len(w.next) {
+		for h := range w.waiting {
+			if c, ok := w.next[h]; ok {
+				wake(h, c)
+			}
+		}
+	} else {
+		for h, c := range w.next {
+			wake(h, c)
+		}
+	}
+	if len(w.recent) == recentBlocks {
+		w.recent = w.recent[:recentBlocks-1]
+	}
+	w.recent = append([]map[[32]byte]Committed{w.next}, w.recent...)
+	w.next = nil
 }

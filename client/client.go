@@ -128,6 +128,7 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	Header  http.Header // the answer's headers (Retry-After, ...)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message) }
@@ -159,7 +160,9 @@ func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path strin
 		if r, ok := out.(*api.TxResult); ok && json.Unmarshal(raw, r) == nil && r.Hash != "" {
 			return resp.Header, nil
 		}
-		return nil, errorOf(resp.StatusCode, raw)
+		e := errorOf(resp.StatusCode, raw)
+		e.Header = resp.Header
+		return nil, e
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -205,17 +208,32 @@ func (c *Client) Tx(ctx context.Context, hash string) (*api.TxResult, error) {
 }
 
 // TxWait looks up a committed tx by hex hash, letting the node wait up to wait (at most
-// api.MaxTxWait) for its commit: it answers as soon as a block holding the tx commits, or
-// not found when wait runs out.
+// api.MaxTxWait, and no longer than ctx allows) for its commit: it answers as soon as a block
+// holding the tx commits, or not found when wait runs out.
 func (c *Client) TxWait(ctx context.Context, hash string, wait time.Duration) (*api.TxResult, error) {
+	r, _, err := c.txWait(ctx, hash, wait)
+	return r, err
+}
+
+// txWait is TxWait; waited reports whether the node could wait (a node whose waiting lookups
+// are all taken answers at once, and its client should back off).
+func (c *Client) txWait(ctx context.Context, hash string, wait time.Duration) (r *api.TxResult, waited bool, err error) {
 	wait = min(wait, api.MaxTxWait)
-	if wait <= 0 {
-		return c.Tx(ctx, hash)
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)-100*time.Millisecond) // answered before ctx ends
 	}
-	var r api.TxResult
-	path := "/v1/txs/" + url.PathEscape(hash) + "?wait=" + url.QueryEscape(wait.String())
-	_, err := c.doWith(ctx, c.long, http.MethodGet, path, nil, &r)
-	return &r, err
+	if wait < time.Millisecond {
+		r, err := c.Tx(ctx, hash)
+		return r, false, err
+	}
+	r = &api.TxResult{}
+	path := "/v1/txs/" + url.PathEscape(hash) + "?wait=" + url.QueryEscape(wait.Round(time.Millisecond).String())
+	h, err := c.doWith(ctx, c.long, http.MethodGet, path, nil, r)
+	if err != nil {
+		var e *Error
+		return r, errors.As(err, &e) && e.Header.Get(api.HeaderTxWaited) != "0", err
+	}
+	return r, h.Get(api.HeaderTxWaited) != "0", nil
 }
 
 // Status returns the node's status.

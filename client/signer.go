@@ -270,13 +270,13 @@ func (s *Signer) await(ctx context.Context, p *sent) (*api.TxResult, error) {
 		// The node answers as soon as the tx commits, or not found when the wait runs out
 		// (bounded by the next re-send).
 		poll := max(ResendAfter-time.Since(lastSent), 0)
-		res, err := s.Reads().TxWait(ctx, p.hash, min(poll, commitPoll))
-		if err == nil {
+		res, waited, err := s.Reads().txWait(ctx, p.hash, min(poll, commitPoll))
+		switch {
+		case err == nil:
 			return res, nil
-		}
-		if IsNotFound(err) {
-			delay = 20 * time.Millisecond // the node waited, or could not: ask again soon
-		} else {
+		case IsNotFound(err) && waited:
+			delay = 10 * time.Millisecond // it waited: ask again soon
+		case !IsNotFound(err):
 			lastErr = err // no node answers now; one may later
 		}
 		if time.Since(lastSent) >= ResendAfter && ctx.Err() == nil {
@@ -363,18 +363,21 @@ func txHash(raw []byte) string {
 func (c *Client) WaitTx(ctx context.Context, hash string) (*api.TxResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	for {
-		res, err := c.TxWait(ctx, hash, commitPoll)
+	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
+		res, waited, err := c.txWait(ctx, hash, commitPoll)
 		if err == nil {
 			return res, nil
 		}
 		if !IsNotFound(err) {
 			return nil, err
 		}
-		select { // the node waited commitPoll, or could not wait: ask again soon
+		if waited {
+			delay = 10 * time.Millisecond // it waited: ask again soon; else back off
+		}
+		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("tx %s not committed: %w", hash, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(delay):
 		}
 	}
 }

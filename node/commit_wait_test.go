@@ -115,16 +115,20 @@ func TestTxLookupWaitsForCommit(t *testing.T) {
 		res *api.TxResult
 		err error
 	}
+	// The lookups may wait 10 s but must be answered within 5 s: at the commit, not when their
+	// wait runs out.
+	lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer lcancel()
 	signed, anonymous := make(chan answer, 1), make(chan answer, 1)
 	go func() {
-		r, err := c.As(n.ChainID, reg.Address, reg.Signing).TxWait(ctx, hash, 10*time.Second)
+		r, err := c.As(n.ChainID, reg.Address, reg.Signing).TxWait(lctx, hash, 10*time.Second)
 		signed <- answer{r, err}
 	}()
 	go func() {
-		r, err := c.TxWait(ctx, hash, 10*time.Second)
+		r, err := c.TxWait(lctx, hash, 10*time.Second)
 		anonymous <- answer{r, err}
 	}()
-	time.Sleep(200 * time.Millisecond) // both lookups are waiting (if not, they poll the index and find it anyway)
+	waitForWaiters(t, n, 2)
 	if res, err := c.Submit(ctx, raw, "check"); err != nil || res.Code != 0 {
 		t.Fatalf("submit: %+v %v", res, err)
 	}
@@ -171,23 +175,41 @@ func TestAttackTxLookupWait(t *testing.T) {
 		t.Fatalf("a tx that never commits: %v, want not found", err)
 	}
 
-	// One lookup holds the only waiting slot for 10 s.
+	// One lookup holds the only waiting slot.
+	hctx, hcancel := context.WithCancel(ctx)
 	holder := make(chan error, 1)
 	go func() {
-		_, err := c.TxWait(ctx, never, 10*time.Second)
+		_, err := c.TxWait(hctx, never, 10*time.Second)
 		holder <- err
 	}()
-	time.Sleep(time.Second) // it is waiting by now
-	if _, err := c.TxWait(ctx, strings.Repeat("CD", 32), 10*time.Second); !client.IsNotFound(err) {
-		t.Fatalf("a lookup beyond the cap: %v, want not found", err)
+	waitForWaiters(t, n, 1)
+	// Another is answered at once, saying that the node did not wait.
+	resp, err := http.Get("http://" + n.APIAddr + "/v1/txs/" + strings.Repeat("CD", 32) + "?wait=10s")
+	if err != nil {
+		t.Fatal(err)
 	}
-	select {
-	case err := <-holder:
-		t.Fatalf("the lookup beyond the cap waited as long as the one holding it (%v): it was not answered at once", err)
-	default:
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get(api.HeaderTxWaited) != "0" {
+		t.Fatalf("a lookup beyond the cap: %d, %s %q", resp.StatusCode, api.HeaderTxWaited, resp.Header.Get(api.HeaderTxWaited))
 	}
+	// The slot comes back when the holder goes away.
+	hcancel()
+	<-holder
+	waitForWaiters(t, n, 0)
 	// Submissions keep their own waiting slots.
 	registerPractitioner(ctx, t, c, n.ChainID, "Dr. Capped")
+}
+
+// waitForWaiters waits until n has want commit waits registered.
+func waitForWaiters(t *testing.T, n *node.Node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for n.App.CommitWaiters() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d commit waits registered, want %d", n.App.CommitWaiters(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func txHashOf(raw []byte) string {
