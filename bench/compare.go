@@ -90,11 +90,11 @@ func KVStore(ctx context.Context, o Options, txSize int) (Result, error) {
 	}
 	kv := kvstore.NewPersistentApplication(filepath.Join(home, "data", "kvstore"))
 	defer kv.Close()
-	n, err := node.StartWithApp(home, kv)
+	n, stop, err := node.StartWithApp(home, kv)
 	if err != nil {
 		return Result{}, err
 	}
-	defer func() { n.Stop(); n.Wait() }()
+	defer stop()
 	txs := make([][]byte, o.Txs)
 	for i := range txs {
 		t := fmt.Appendf(nil, "bench%09d=", i)

@@ -73,6 +73,7 @@ type Node struct {
 	keyRounds   *keyRounds // this node's side of the network key's generation and re-sharing rounds
 	uploads     *orphans
 	unlock      func() error       // releases the home's lock (lockHome)
+	cometDBs    *cometDBs          // CometBFT's databases, some of which Stop closes
 	stopBG      context.CancelFunc // stops the fetch log shipper and the orphan collector
 	bg          sync.WaitGroup
 }
@@ -166,7 +167,8 @@ func Start(home string, opt Options) (_ *Node, err error) {
 			log.Error("notary index", "height", height, "err", err) // CatchUp at the next start repairs it
 		}
 	})
-	cmt, err := startComet(conf, genDoc, newClientCreator(application), log)
+	dbs := new(cometDBs)
+	cmt, err := startComet(conf, genDoc, newClientCreator(application), dbs, log)
 	if err != nil {
 		notaryIndex.Close()
 		store.Close()
@@ -177,7 +179,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 	}
 	n := &Node{Home: home, ChainID: genDoc.ChainID, App: application, Comet: cmt, Client: local.New(cmt),
 		RPCAddr: strings.TrimPrefix(conf.RPC.ListenAddress, "tcp://"), store: store, log: log, blobs: blobs,
-		key: key, replicas: replicas, unlock: unlock, keyRounds: rounds, notaryIndex: notaryIndex}
+		key: key, replicas: replicas, unlock: unlock, keyRounds: rounds, notaryIndex: notaryIndex, cometDBs: dbs}
 
 	if err := n.startBackground(); err != nil {
 		n.stopComet()
@@ -211,7 +213,7 @@ func Start(home string, opt Options) (_ *Node, err error) {
 }
 
 // startComet creates and starts CometBFT for the home in conf with the app behind clients.
-func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.ClientCreator, log *slog.Logger) (*nm.Node, error) {
+func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.ClientCreator, dbs *cometDBs, log *slog.Logger) (*nm.Node, error) {
 	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
 	if err != nil {
 		return nil, fmt.Errorf("load node key: %w", err)
@@ -219,11 +221,12 @@ func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.Client
 	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
 	cmt, err := nm.NewNode(conf, pv, nodeKey, clients,
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
-		cfg.DefaultDBProvider, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel, log))
+		dbs.provide, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel, log))
 	if err != nil {
 		return nil, fmt.Errorf("create consensus node: %w", err)
 	}
 	if err := cmt.Start(); err != nil {
+		dbs.stop(cmt)
 		if strings.Contains(err.Error(), "address already in use") {
 			return nil, fmt.Errorf("start consensus node: %w (is another medchain node running? ports are in %s)", err, filepath.Join(conf.RootDir, "config", "config.toml"))
 		}
@@ -234,17 +237,22 @@ func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.Client
 
 // StartWithApp runs CometBFT for home with any ABCI application behind CometBFT's standard
 // local client (one mutex for all connections) and no medchain API; the benchmark uses it to run
-// CometBFT's kvstore under medchain's consensus settings.
-func StartWithApp(home string, application abci.Application) (*nm.Node, error) {
+// CometBFT's kvstore under medchain's consensus settings. stop stops it and closes its databases.
+func StartWithApp(home string, application abci.Application) (_ *nm.Node, stop func() error, _ error) {
 	conf, err := LoadCometConfig(home)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	genDoc, err := nm.DefaultGenesisDocProviderFunc(conf)()
 	if err != nil {
-		return nil, fmt.Errorf("read genesis: %w", err)
+		return nil, nil, fmt.Errorf("read genesis: %w", err)
 	}
-	return startComet(conf, genDoc, proxy.NewLocalClientCreator(application), NewLogger("info"))
+	dbs := new(cometDBs)
+	cmt, err := startComet(conf, genDoc, proxy.NewLocalClientCreator(application), dbs, NewLogger("info"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cmt, func() error { return dbs.stop(cmt) }, nil
 }
 
 // Stop shuts the API down, stops consensus and closes the state store.
@@ -276,10 +284,7 @@ func (n *Node) stopComet() error {
 		n.bg.Wait()
 		err = n.fetchLog.Close()
 	}
-	if n.Comet.IsRunning() {
-		err = n.Comet.Stop()
-		n.Comet.Wait()
-	}
+	err = errors.Join(err, n.cometDBs.stop(n.Comet))
 	n.App.WaitSnapshots() // it reads the store
 	return errors.Join(err, n.notaryIndex.Close(), n.store.Close(), n.unlock())
 }

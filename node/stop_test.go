@@ -1,0 +1,59 @@
+package node_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/medchain/medchain/client"
+	"github.com/medchain/medchain/node"
+)
+
+// TestStopReleasesTheHome stops a node and starts it again in the same process: Stop must have
+// closed every database CometBFT opened (its tx index stays open after CometBFT's own shutdown,
+// and a second open of a goleveldb database in one process fails on its lock), and the tx index
+// must have kept what it indexed before the stop.
+func TestStopReleasesTheHome(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real node twice")
+	}
+	ctx := context.Background()
+	home := t.TempDir()
+	p := freePorts(t, 3)
+	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(home, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw := registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Before Restart")
+	sum := sha256.Sum256(raw)
+	hash := hex.EncodeToString(sum[:])
+	deadline := time.Now().Add(10 * time.Second)
+	for { // indexed by CometBFT, not only remembered by the app
+		if _, err := n.Client.Tx(ctx, sum[:], false); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("CometBFT did not index the tx")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := n.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	n, err = node.Start(home, node.Options{})
+	if err != nil {
+		t.Fatalf("start again in the same process: %v", err)
+	}
+	defer n.Stop()
+	c := client.New(n.APIAddr)
+	if _, err := c.Tx(ctx, hash); err != nil {
+		t.Fatalf("the tx committed before the stop is not found after it: %v", err)
+	}
+	registerPractitioner(ctx, t, c, n.ChainID, "Dr. After Restart") // and the node commits again
+}
