@@ -167,6 +167,11 @@ func Start(home string, opt Options) (_ *Node, err error) {
 			log.Error("notary index", "height", height, "err", err) // CatchUp at the next start repairs it
 		}
 	})
+	if err := catchUpIndex(conf, log); err != nil {
+		notaryIndex.Close()
+		store.Close()
+		return nil, fmt.Errorf("catch up CometBFT's tx index: %w", err)
+	}
 	dbs := new(cometDBs)
 	cmt, err := startComet(conf, genDoc, newClientCreator(application), dbs, log)
 	if err != nil {

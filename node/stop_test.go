@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -56,4 +59,48 @@ func TestStopReleasesTheHome(t *testing.T) {
 		t.Fatalf("the tx committed before the stop is not found after it: %v", err)
 	}
 	registerPractitioner(ctx, t, c, n.ChainID, "Dr. After Restart") // and the node commits again
+}
+
+// TestRestartIndexesMissedBlocks stops a node right after a commit, before CometBFT's index may
+// have the tx, and deletes the index for good measure: after the restart the tx is found by its
+// hash (the app's memory of recent commits is gone by then, so only the index can answer).
+func TestRestartIndexesMissedBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real node twice")
+	}
+	ctx := context.Background()
+	home := t.TempDir()
+	p := freePorts(t, 3)
+	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(home, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw := registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Unindexed")
+	if err := n.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(home, "data", "tx_index.db")); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err = node.Start(home, node.Options{})
+	if err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	defer n.Stop()
+	sum := sha256.Sum256(raw)
+	res, err := client.New(n.APIAddr).Tx(ctx, hex.EncodeToString(sum[:]))
+	if err != nil {
+		t.Fatalf("the committed tx is not found after the restart: %v", err)
+	}
+	if res.Height == 0 || res.Code != 0 {
+		t.Fatalf("found with height %d code %d", res.Height, res.Code)
+	}
+	// The block index was rebuilt too: a search by height finds the block's events.
+	if _, err := n.Client.BlockSearch(ctx, fmt.Sprintf("block.height = %d", res.Height), nil, nil, ""); err != nil {
+		t.Fatalf("block search: %v", err)
+	}
 }
