@@ -38,7 +38,7 @@ import (
 	"math/bits"
 	"slices"
 
-	"lukechampine.com/blake3"
+	"github.com/zeebo/blake3"
 )
 
 // Sizes.
@@ -197,8 +197,11 @@ func PaddedSize(n int) int {
 // commitmentContext, salt), input = plaintext).
 func commit(salt, plaintext []byte) [32]byte {
 	var k, sum [32]byte
-	blake3.DeriveKey(k[:], commitmentContext, salt)
-	h := blake3.New(32, k[:])
+	blake3.DeriveKey(commitmentContext, salt, k[:])
+	h, err := blake3.NewKeyed(k[:])
+	if err != nil {
+		panic(err) // only for a key that is not 32 bytes
+	}
 	h.Write(plaintext)
 	h.Sum(sum[:0])
 	return sum
