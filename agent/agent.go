@@ -579,6 +579,20 @@ func (a *Agent) open(ctx context.Context, rec *records.Record, accessID uint64) 
 	if err := a.checkRecord(ctx, rec); err != nil {
 		return nil, err
 	}
+	if a.inlineRead(ctx, rec) {
+		// A small record read with a released key: the agent's node sends the ciphertext with
+		// its share, so the read is one exchange with that node.
+		key, ct, err := a.releaseWithCiphertext(ctx, rec, accessID)
+		if err != nil {
+			return nil, err
+		}
+		if ct == nil {
+			if ct, err = a.node.GetBlob(ctx, a.signer, rec.CiphertextHash, rec.Patient, accessID); err != nil {
+				return nil, notFound(err)
+			}
+		}
+		return a.decrypt(rec, ct, key)
+	}
 	// The ciphertext and the key come from different nodes: ask for both at once.
 	var (
 		ct      []byte

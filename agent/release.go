@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/api"
+	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/client"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
@@ -32,8 +33,9 @@ import (
 // again at once (the holders may have changed).
 const networkKeyTTL = time.Minute
 
-// maxReleaseAnswer bounds one holder's answer.
-const maxReleaseAnswer = 4 << 10
+// maxReleaseAnswer bounds one holder's answer: a sealed share, and a ciphertext asked for with
+// it (base64 in JSON).
+const maxReleaseAnswer = 4<<10 + api.MaxInlineCiphertext*4/3 + 4
 
 type keyRelease struct {
 	http *http.Client
@@ -132,13 +134,8 @@ func (a *Agent) networkKey(ctx context.Context, fresh bool) (*network.Key, error
 // dataKey returns rec's data key: unwrapped from this account's own key (the patient's and the
 // author's), or released by the network key's holders for access event accessID.
 func (a *Agent) dataKey(ctx context.Context, rec *records.Record, accessID uint64) ([]byte, error) {
-	sealCtx := records.SealContext(a.signer.ChainID, rec.ID, rec.Version)
-	if own := rec.KeyFor(a.Address()); own != nil {
-		// A key wrapped for an encryption key the account has since rotated away from (a
-		// claimed custodial account) does not open: the holders release it like anyone's.
-		if key, err := seal.Unwrap(own, sealCtx, a.signer.Key.Encryption); err == nil {
-			return key, nil
-		}
+	if key := a.ownKey(rec); key != nil {
+		return key, nil
 	}
 	key, err := a.releaseKey(ctx, rec, accessID, false)
 	var re *ReleaseError
@@ -148,22 +145,103 @@ func (a *Agent) dataKey(ctx context.Context, rec *records.Record, accessID uint6
 	return key, err
 }
 
+// ownKey unwraps rec's data key from this account's own wrapped key (the patient's and the
+// author's); nil if it has none that opens.
+func (a *Agent) ownKey(rec *records.Record) []byte {
+	own := rec.KeyFor(a.Address())
+	if own == nil {
+		return nil
+	}
+	// A key wrapped for an encryption key the account has since rotated away from (a claimed
+	// custodial account) does not open: the holders release it like anyone's.
+	key, err := seal.Unwrap(own, records.SealContext(a.signer.ChainID, rec.ID, rec.Version), a.signer.Key.Encryption)
+	if err != nil {
+		return nil
+	}
+	return key
+}
+
 type shareAnswer struct {
-	holder network.Holder
-	share  *netkey.DecShare
-	reason string
+	holder     network.Holder
+	share      *netkey.DecShare
+	ciphertext []byte // when asked for with the share (api.ReleaseRequest.Ciphertext)
+	reason     string
 }
 
 // releaseKey asks the holders for rec's data key under access event accessID.
 func (a *Agent) releaseKey(ctx context.Context, rec *records.Record, accessID uint64, freshKey bool) ([]byte, error) {
 	req := api.ReleaseRequest{Patient: rec.Patient, Access: accessID, Record: rec.ID, Version: rec.Version}
-	return a.releaseWrapped(ctx, req, rec.Network, records.SealContext(a.signer.ChainID, rec.ID, rec.Version), rec.ID, freshKey)
+	return a.releaseWrapped(ctx, req, rec.Network, records.SealContext(a.signer.ChainID, rec.ID, rec.Version), rec.ID, freshKey, nil)
+}
+
+// releaseWithCiphertext is releaseKey that also asks the holder at the agent's node for the
+// record's ciphertext in its answer (api.ReleaseRequest.Ciphertext): a read is then one exchange
+// with that node instead of two. ct is nil when that holder did not send it (it refused, was
+// down, or lacks it): the caller fetches it by itself.
+func (a *Agent) releaseWithCiphertext(ctx context.Context, rec *records.Record, accessID uint64) (key, ct []byte, err error) {
+	req := api.ReleaseRequest{Patient: rec.Patient, Access: accessID, Record: rec.ID, Version: rec.Version}
+	label := records.SealContext(a.signer.ChainID, rec.ID, rec.Version)
+	inline := new(inlineCiphertext)
+	key, err = a.releaseWrapped(ctx, req, rec.Network, label, rec.ID, false, inline)
+	var re *ReleaseError
+	if errors.As(err, &re) && re.Unwrap() == nil { // not all refusals: the holders may have changed
+		key, err = a.releaseWrapped(ctx, req, rec.Network, label, rec.ID, true, inline)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ct = inline.get()
+	if ct != nil && (len(rec.CiphertextHash) != len(blob.Hash{}) || blob.Of(ct) != blob.Hash(rec.CiphertextHash)) {
+		ct = nil // not this record's ciphertext: the caller fetches it
+	}
+	return key, ct, nil
+}
+
+// inlineCiphertext is where a holder's answer leaves a ciphertext asked for with its key.
+type inlineCiphertext struct {
+	pending sync.WaitGroup // the request to that holder
+	mu      sync.Mutex
+	data    []byte
+}
+
+func (c *inlineCiphertext) get() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.data
+}
+
+// inlineHolder is the holder of k at an address of the agent's nodes: the one to ask for a
+// ciphertext with its share, since the agent would fetch it there anyway.
+func (a *Agent) inlineHolder(k *network.Key) (uint32, bool) {
+	nodes := a.node.Nodes()
+	for _, h := range k.Holders {
+		if slices.Contains(nodes, strings.TrimRight(h.API, "/")) {
+			return h.Index, true
+		}
+	}
+	return 0, false
+}
+
+// inlineRead reports whether a read of rec should ask for its ciphertext with the key: a small
+// record whose key this account does not hold itself, on a network where the agent's node
+// holds a share.
+func (a *Agent) inlineRead(ctx context.Context, rec *records.Record) bool {
+	if rec.Size > api.MaxInlineCiphertext || a.ownKey(rec) != nil {
+		return false
+	}
+	k, err := a.networkKey(ctx, false)
+	if err != nil {
+		return false
+	}
+	_, ok := a.inlineHolder(k)
+	return ok
 }
 
 // releaseWrapped asks every holder for its share of wrapped (a key wrapped for the network key
 // under label) at once and combines as soon as Threshold answers are in; a combination that
-// fails (a holder lied) waits for more. what names the key in errors.
-func (a *Agent) releaseWrapped(ctx context.Context, req api.ReleaseRequest, wrapped, label []byte, what string, freshKey bool) ([]byte, error) {
+// fails (a holder lied) waits for more. what names the key in errors. With inline, one holder
+// (inlineHolder) is also asked for the record's ciphertext, which its answer leaves there.
+func (a *Agent) releaseWrapped(ctx context.Context, req api.ReleaseRequest, wrapped, label []byte, what string, freshKey bool, inline *inlineCiphertext) ([]byte, error) {
 	key, err := a.networkKey(ctx, freshKey)
 	if err != nil {
 		return nil, err
@@ -173,6 +251,16 @@ func (a *Agent) releaseWrapped(ctx context.Context, req api.ReleaseRequest, wrap
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	body, _ := json.Marshal(req)
+	var withCT []byte // the body for the holder asked for the ciphertext too
+	inlineAt := ^uint32(0)
+	if inline != nil {
+		if at, ok := a.inlineHolder(key); ok {
+			r := req
+			r.Ciphertext = true
+			withCT, _ = json.Marshal(r)
+			inlineAt = at
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var shares []*netkey.DecShare
@@ -188,6 +276,20 @@ func (a *Agent) releaseWrapped(ctx context.Context, req api.ReleaseRequest, wrap
 		}
 		answers := make(chan shareAnswer, len(ask))
 		for _, h := range ask {
+			if h.Index == inlineAt {
+				inline.pending.Add(1)
+				go func() {
+					defer inline.pending.Done()
+					ans := a.askHolder(ctx, h, &req, withCT)
+					if ans.ciphertext != nil {
+						inline.mu.Lock()
+						inline.data = ans.ciphertext
+						inline.mu.Unlock()
+					}
+					answers <- ans
+				}()
+				continue
+			}
 			go func() { answers <- a.askHolder(ctx, h, &req, body) }()
 		}
 		var refused []network.Holder
@@ -205,6 +307,9 @@ func (a *Agent) releaseWrapped(ctx context.Context, req api.ReleaseRequest, wrap
 				continue
 			}
 			if k, err := netkey.Combine(&key.Public, w, shares); err == nil {
+				if inline != nil {
+					inline.pending.Wait() // the ciphertext is needed too; the other holders were enough for the key
+				}
 				return k, nil
 			}
 		}
@@ -289,5 +394,6 @@ func (a *Agent) askHolder(ctx context.Context, h network.Holder, req *api.Releas
 		return ans
 	}
 	ans.share = &netkey.DecShare{Index: h.Index, Share: share}
+	ans.ciphertext = out.Ciphertext
 	return ans
 }

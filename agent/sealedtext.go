@@ -91,7 +91,7 @@ func (a *Agent) EmergencyText(ctx context.Context, s *records.EmergencySession, 
 		key, err = seal.Unwrap(own, sealCtx, a.signer.Key.Encryption)
 	} else {
 		req := api.ReleaseRequest{Kind: api.ReleaseEmergencyText, Patient: s.Patient, Access: s.ID, Record: which}
-		key, err = a.releaseWrapped(ctx, req, sealed.Network, sealCtx, fmt.Sprintf("the %s of emergency session %d", which, s.ID), false)
+		key, err = a.releaseWrapped(ctx, req, sealed.Network, sealCtx, fmt.Sprintf("the %s of emergency session %d", which, s.ID), false, nil)
 	}
 	if err != nil {
 		return "", err

@@ -111,10 +111,10 @@ func (a *Agent) tagKeyAt(ctx context.Context, patient tx.Address, minHeight int6
 	req := api.ReleaseRequest{Kind: api.ReleaseTagKey, Patient: patient}
 	label := records.TagKeyContext(a.signer.ChainID, patient)
 	what := "the tag key of " + string(patient)
-	key, err := a.releaseWrapped(ctx, req, tk.Network, label, what, false)
+	key, err := a.releaseWrapped(ctx, req, tk.Network, label, what, false, nil)
 	var re *ReleaseError
 	if errors.As(err, &re) && re.Unwrap() == nil { // not all refusals: the holders may have changed
-		key, err = a.releaseWrapped(ctx, req, tk.Network, label, what, true)
+		key, err = a.releaseWrapped(ctx, req, tk.Network, label, what, true, nil)
 	}
 	if err != nil {
 		return nil, err

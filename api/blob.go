@@ -21,10 +21,11 @@ import (
 	"github.com/medchain/medchain/tx"
 )
 
-// FetchAuditor durably logs a ciphertext request before the API answers it; the node ships the
-// log to the ledger. An error means the request is refused (fail closed).
+// FetchAuditor durably logs ciphertext and key requests before the API answers them; the node
+// ships the log to the ledger. Entries given together are logged together or not at all. An
+// error means the request is refused (fail closed).
 type FetchAuditor interface {
-	Log(records.FetchEntry) error
+	Log(...records.FetchEntry) error
 }
 
 // Replicas fetches a ciphertext this node lacks from its peers (and stores it), and counts the

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/medchain/medchain/app"
+	"github.com/medchain/medchain/blob"
 	"github.com/medchain/medchain/codes"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/netkey"
@@ -34,7 +36,16 @@ type ReleaseRequest struct {
 	Access  uint64     `json:"access,omitempty"`
 	Record  string     `json:"record,omitempty"`
 	Version uint32     `json:"version,omitempty"`
+	// Ciphertext asks, with a record's data key, for the record version's ciphertext in the
+	// same answer, if it is at most MaxInlineCiphertext bytes: one exchange instead of two, the
+	// ciphertext served and logged exactly as GET /v1/blobs/{hash} would (the same access
+	// check, a fetch entry of its own beside the key's).
+	Ciphertext bool `json:"ciphertext,omitempty"`
 }
+
+// MaxInlineCiphertext is the largest ciphertext a release answer carries (ReleaseRequest.
+// Ciphertext); a larger one is fetched by itself.
+const MaxInlineCiphertext = 64 << 10
 
 // Kinds of release request besides a record's data key: a patient's tag key, and the key of an
 // emergency session's sealed reason or review note (Access the session, Record
@@ -49,6 +60,9 @@ const (
 type ReleaseResponse struct {
 	Index  uint32 `json:"index"`
 	Sealed []byte `json:"sealed"`
+	// Ciphertext is the record version's ciphertext when the request asked for it and it was
+	// served; absent when it was not (too large, refused, or unavailable on this node).
+	Ciphertext []byte `json:"ciphertext,omitempty"`
 }
 
 // ReleaseInfo binds a sealed share to its chain, record version, holder and requester.
@@ -127,11 +141,19 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 	if out != nil {
 		entry.Outcome = records.Granted
 	}
+	entries := []records.FetchEntry{entry}
+	if req.Kind == "" && req.Ciphertext && c.size <= MaxInlineCiphertext {
+		fetch, data := s.inlineCiphertext(ctx, &req, requester, c, out != nil, now)
+		entries = append(entries, fetch)
+		if out != nil {
+			out.Ciphertext = data
+		}
+	}
 	if s.Audit == nil {
 		deny()
 		return
 	}
-	if err := s.Audit.Log(entry); err != nil {
+	if err := s.Audit.Log(entries...); err != nil {
 		s.Log.Error("the release log refused an entry; not releasing", "err", err)
 		if out != nil {
 			w.Header().Set("Retry-After", "5")
@@ -172,6 +194,38 @@ type releaseCase struct {
 	cacheKey string
 	wrapped  []byte
 	label    []byte
+	blob     []byte // a record version's ciphertext hash
+	size     int64  // and its size
+}
+
+// inlineCiphertext serves a record version's ciphertext with its key (ReleaseRequest.Ciphertext)
+// when the key is released and the ciphertext is fetchable, by the same check as getBlob's, and
+// returns the fetch entry the request makes, whatever its outcome.
+func (s *server) inlineCiphertext(ctx context.Context, req *ReleaseRequest, requester tx.Address, c *releaseCase, released bool, now time.Time) (records.FetchEntry, []byte) {
+	entry := records.FetchEntry{Requester: requester, Patient: req.Patient, Record: req.Record, Version: req.Version,
+		Access: req.Access, Outcome: records.Denied, Time: now.UTC()}
+	if !released {
+		return entry, nil
+	}
+	if len(c.blob) != len(blob.Hash{}) {
+		return entry, nil
+	}
+	h := blob.Hash(c.blob)
+	var fetchable bool
+	if s.queryInto(ctx, app.PathFetchable, app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, Hash: c.blob, At: now}, &fetchable) && fetchable {
+		data, err := s.Blobs.Get(ctx, h)
+		if errors.Is(err, blob.ErrNotFound) && s.Replicas != nil {
+			data, err = s.Replicas.Fetch(ctx, h)
+		}
+		if err != nil {
+			s.Log.Warn("ciphertext unavailable", "blob", h.String(), "err", err)
+			entry.Outcome = records.Unavailable
+			return entry, nil
+		}
+		entry.Outcome = records.Granted
+		return entry, data
+	}
+	return entry, nil
 }
 
 // recordRelease reads the case of a record version's data key; nil for a version that does not
@@ -190,7 +244,11 @@ func (s *server) recordRelease(ctx context.Context, req *ReleaseRequest, request
 			Version: req.Version, Access: req.Access, Outcome: records.Denied, Time: now.UTC()},
 		Release:  rel.Release,
 		cacheKey: rel.Record.ID + "\n" + strconv.FormatUint(uint64(rel.Record.Version), 10) + "\n" + string(rel.Record.Network),
-		wrapped:  rel.Record.Network, label: records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version)}
+		wrapped:  rel.Record.Network,
+		label:    records.SealContext(s.ChainID, rel.Record.ID, rel.Record.Version),
+		blob:     rel.Record.CiphertextHash,
+		size:     rel.Record.Size,
+	}
 }
 
 // tagKeyRelease reads the case of a patient's tag key; nil for a patient without one.

@@ -52,8 +52,8 @@ type Log struct {
 }
 
 type queued struct {
-	seq  uint64
-	raw  []byte
+	seq  uint64   // of raws[0]; the others follow
+	raws [][]byte // one append's entries
 	done chan error
 }
 
@@ -97,9 +97,22 @@ func key(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 // Append writes e durably and returns its sequence number. The caller serves only after it
 // returns nil.
 func (l *Log) Append(e records.FetchEntry) (uint64, error) {
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return 0, err
+	return l.AppendAll(e)
+}
+
+// AppendAll writes es durably in one synced batch, with consecutive sequence numbers, and
+// returns the first one: all of them are written or none is.
+func (l *Log) AppendAll(es ...records.FetchEntry) (uint64, error) {
+	if len(es) == 0 {
+		return 0, errors.New("fetch log: nothing to append")
+	}
+	raws := make([][]byte, len(es))
+	for i := range es {
+		raw, err := json.Marshal(es[i])
+		if err != nil {
+			return 0, err
+		}
+		raws[i] = raw
 	}
 	l.mu.Lock()
 	if l.closed {
@@ -110,12 +123,13 @@ func (l *Log) Append(e records.FetchEntry) (uint64, error) {
 		l.mu.Unlock()
 		return 0, l.broken
 	}
-	if l.next-1-l.acked >= MaxBacklog {
+	if l.next-1-l.acked+uint64(len(es)) > MaxBacklog {
 		l.mu.Unlock()
 		return 0, ErrBacklog
 	}
-	q := &queued{seq: l.next, raw: raw, done: make(chan error, 1)}
-	l.next++
+	// One queue element: whoever writes next writes all of it in its batch.
+	q := &queued{seq: l.next, raws: raws, done: make(chan error, 1)}
+	l.next += uint64(len(raws))
 	l.queue = append(l.queue, q)
 	lead := !l.writing
 	l.writing = true
@@ -146,7 +160,9 @@ func (l *Log) writeQueued() {
 		if !closed {
 			var b leveldb.Batch
 			for _, q := range batch {
-				b.Put(key(q.seq), q.raw)
+				for i, raw := range q.raws {
+					b.Put(key(q.seq+uint64(i)), raw)
+				}
 			}
 			if err = l.db.Write(&b, sync_); err != nil {
 				err = fmt.Errorf("write fetch log: %w", err)

@@ -155,3 +155,41 @@ func BenchmarkAppendParallel(b *testing.B) {
 		}
 	})
 }
+
+// Entries appended together get consecutive numbers, even with other appends racing them, and
+// come back in order; an empty append is an error.
+func TestAppendAllKeepsEntriesTogether(t *testing.T) {
+	l, err := fetchlog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var wg sync.WaitGroup
+	firsts := make([]uint64, 20)
+	for g := range firsts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seq, err := l.AppendAll(entry(3*g), entry(3*g+1), entry(3*g+2))
+			if err != nil {
+				t.Error(err)
+			}
+			firsts[g] = seq
+		}()
+	}
+	wg.Wait()
+	got, err := l.Pending(0, 100)
+	if err != nil || len(got) != 60 {
+		t.Fatalf("pending: %d entries, %v", len(got), err)
+	}
+	for g, first := range firsts {
+		for i := range 3 {
+			if e := got[first-1+uint64(i)]; e.Seq != first+uint64(i) || e.Version != uint32(3*g+i) {
+				t.Fatalf("append %d: entry %d is %+v", g, i, e)
+			}
+		}
+	}
+	if _, err := l.AppendAll(); err == nil {
+		t.Fatal("an empty append succeeded")
+	}
+}

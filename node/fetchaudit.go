@@ -46,12 +46,12 @@ type fetchAudit struct {
 // ErrNoAuditAccount is why a node without a node account refuses to serve ciphertext.
 var ErrNoAuditAccount = errors.New("this node has no account to put its fetch log on the ledger")
 
-// Log implements api.FetchAuditor: it returns only when e is durably logged.
-func (f *fetchAudit) Log(e records.FetchEntry) error {
+// Log implements api.FetchAuditor: it returns only when every entry of es is durably logged.
+func (f *fetchAudit) Log(es ...records.FetchEntry) error {
 	if !f.ready.Load() {
 		return ErrNoAuditAccount
 	}
-	_, err := f.log.Append(e)
+	_, err := f.log.AppendAll(es...)
 	return err
 }
 
