@@ -60,3 +60,19 @@ func (c *cometDBs) stop(cmt *nm.Node) error {
 	}
 	return err
 }
+
+// abandon releases what a CometBFT node that was created but did not start holds: its ABCI
+// connections (NewNode starts them) and every database it opened (its OnStop never runs).
+func (c *cometDBs) abandon(cmt *nm.Node) {
+	if cmt != nil {
+		if p := cmt.ProxyApp(); p != nil && p.IsRunning() {
+			p.Stop()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, db := range c.dbs {
+		db.Close()
+		delete(c.dbs, id)
+	}
+}

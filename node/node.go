@@ -228,10 +228,11 @@ func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.Client
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
 		dbs.provide, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel, log))
 	if err != nil {
+		dbs.abandon(nil)
 		return nil, fmt.Errorf("create consensus node: %w", err)
 	}
 	if err := cmt.Start(); err != nil {
-		dbs.stop(cmt)
+		dbs.abandon(cmt)
 		if strings.Contains(err.Error(), "address already in use") {
 			return nil, fmt.Errorf("start consensus node: %w (is another medchain node running? ports are in %s)", err, filepath.Join(conf.RootDir, "config", "config.toml"))
 		}
