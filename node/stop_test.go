@@ -23,15 +23,7 @@ func TestStopReleasesTheHome(t *testing.T) {
 		t.Skip("starts a real node twice")
 	}
 	ctx := context.Background()
-	home := t.TempDir()
-	p := freePorts(t, 3)
-	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.Start(home, node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	home, n := startToRestart(t)
 	_, raw := registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Before Restart")
 	sum := sha256.Sum256(raw)
 	hash := hex.EncodeToString(sum[:])
@@ -49,7 +41,7 @@ func TestStopReleasesTheHome(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 
-	n, err = node.Start(home, node.Options{})
+	n, err := node.Start(home, node.Options{})
 	if err != nil {
 		t.Fatalf("start again in the same process: %v", err)
 	}
@@ -69,15 +61,7 @@ func TestRestartIndexesMissedBlocks(t *testing.T) {
 		t.Skip("starts a real node twice")
 	}
 	ctx := context.Background()
-	home := t.TempDir()
-	p := freePorts(t, 3)
-	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.Start(home, node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	home, n := startToRestart(t)
 	_, raw := registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Unindexed")
 	if err := n.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
@@ -86,7 +70,7 @@ func TestRestartIndexesMissedBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n, err = node.Start(home, node.Options{})
+	n, err := node.Start(home, node.Options{})
 	if err != nil {
 		t.Fatalf("start again: %v", err)
 	}
@@ -103,4 +87,19 @@ func TestRestartIndexesMissedBlocks(t *testing.T) {
 	if _, err := n.Client.BlockSearch(ctx, fmt.Sprintf("block.height = %d", res.Height), nil, nil, ""); err != nil {
 		t.Fatalf("block search: %v", err)
 	}
+}
+
+// startToRestart starts a dev node in a new home that the test stops itself (and starts again).
+func startToRestart(t *testing.T) (string, *node.Node) {
+	t.Helper()
+	home := t.TempDir()
+	p := freePorts(t, 3)
+	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(home, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return home, n
 }
