@@ -8,10 +8,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	nm "github.com/cometbft/cometbft/node"
@@ -29,11 +31,16 @@ type Result struct {
 	TPS       float64
 	P50, P99  time.Duration
 	MaxPerBlk int
+	// CPUPerTx is the process's CPU time (user + system, every goroutine: submitters, node,
+	// background work) from the first submission to the last commit, per committed tx. Unlike
+	// throughput it hardly depends on what else the machine runs, so it shows a change in
+	// per-tx cost that the noise in tx/s on a shared machine hides.
+	CPUPerTx time.Duration
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%-10s %7d txs in %6.2fs: %8.0f tx/s committed, commit latency p50 %v p99 %v, %d blocks (max %d txs), %d failed",
-		r.Name, r.Txs, r.Elapsed.Seconds(), r.TPS, r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Blocks, r.MaxPerBlk, r.Failed)
+	return fmt.Sprintf("%-10s %7d txs in %6.2fs: %8.0f tx/s committed, commit latency p50 %v p99 %v, %d blocks (max %d txs), %d failed, CPU %v/tx",
+		r.Name, r.Txs, r.Elapsed.Seconds(), r.TPS, r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Blocks, r.MaxPerBlk, r.Failed, r.CPUPerTx.Round(time.Microsecond))
 }
 
 // Run submits txs to n with workers concurrent submitters and waits until all are committed
@@ -72,7 +79,7 @@ func RunSpread(ctx context.Context, name string, targets []Target, txs [][]byte,
 	for i, t := range targets {
 		clients[i] = local.New(t.Node)
 	}
-	start := time.Now()
+	start, startCPU := time.Now(), processCPU()
 	var wg sync.WaitGroup
 	next := atomic.Int64{}
 	submitErr := make(chan error, workers)
@@ -146,6 +153,9 @@ func RunSpread(ctx context.Context, name string, targets []Target, txs [][]byte,
 			}
 		}
 	}
+	if len(lat) > 0 {
+		r.CPUPerTx = (processCPU() - startCPU) / time.Duration(len(lat))
+	}
 	wg.Wait()
 	r.Failed += int(refused.Load())
 	r.Elapsed = last.Sub(start)
@@ -167,4 +177,26 @@ func Median(rs []Result) Result {
 	s := append([]Result(nil), rs...)
 	sort.Slice(s, func(i, j int) bool { return s[i].TPS < s[j].TPS })
 	return s[len(s)/2]
+}
+
+// processCPU is the CPU time this process has used (user + system).
+func processCPU() time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// MedianCPU returns the median CPUPerTx of rs (the upper one for an even count).
+func MedianCPU(rs []Result) time.Duration {
+	if len(rs) == 0 {
+		return 0
+	}
+	cpu := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		cpu[i] = r.CPUPerTx
+	}
+	slices.Sort(cpu)
+	return cpu[len(cpu)/2]
 }

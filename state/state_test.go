@@ -3,6 +3,7 @@ package state_test
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -169,6 +170,67 @@ func TestValueCacheFollowsCommits(t *testing.T) {
 	v3, _ := s.At(0)
 	if got, _ := v3.Get([]byte("k")); string(got) != "v2" {
 		t.Fatalf("after rollback k = %q", got)
+	}
+}
+
+// The working version reads this block's writes over the last commit, whichever of the block's
+// writes, the value cache (values and known-absent keys that views filled) or the tree answers:
+// random writes, deletes, reads, commits and rollbacks against a plain map.
+func TestWorkingReadsMatchAModel(t *testing.T) {
+	s := open(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	committed, block := map[string]string{}, map[string]*string{}
+	want := func(k string) (string, bool) {
+		if v, ok := block[k]; ok {
+			if v == nil {
+				return "", false
+			}
+			return *v, true
+		}
+		v, ok := committed[k]
+		return v, ok
+	}
+	for step := range 5000 {
+		k := fmt.Sprintf("k%02d", rng.IntN(40))
+		switch op := rng.IntN(20); {
+		case op < 6:
+			v := fmt.Sprintf("v%d", step)
+			s.Working().Set([]byte(k), []byte(v))
+			block[k] = &v
+		case op < 8:
+			s.Working().Delete([]byte(k))
+			block[k] = nil
+		case op < 11: // a query fills the value cache, absent keys too
+			view, err := s.At(0)
+			if err != nil {
+				continue // nothing committed yet
+			}
+			got, _ := view.Get([]byte(k))
+			if v, ok := committed[k]; (got != nil) != ok || string(got) != v {
+				t.Fatalf("step %d: view reads %s = %q, committed %q", step, k, got, v)
+			}
+		case op < 12:
+			for k, v := range block {
+				if v == nil {
+					delete(committed, k)
+				} else {
+					committed[k] = *v
+				}
+			}
+			clear(block)
+			s.Commit()
+		case op < 13:
+			clear(block)
+			s.Rollback()
+		default:
+			got, err := s.Working().Get([]byte(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := want(k); (got != nil) != ok || string(got) != v {
+				t.Fatalf("step %d: working reads %s = %q, want %q (present %v)", step, k, got, v, ok)
+			}
+		}
 	}
 }
 

@@ -65,6 +65,9 @@ node's.`,
 				fmt.Fprintf(out, "median of %d rounds: medchain %.0f tx/s (p50 %v, p99 %v), kvstore %.0f tx/s (p50 %v, p99 %v): medchain / kvstore = %.0f%%\n",
 					rounds, med.TPS, med.P50.Round(time.Millisecond), med.P99.Round(time.Millisecond),
 					kv.TPS, kv.P50.Round(time.Millisecond), kv.P99.Round(time.Millisecond), 100*med.TPS/kv.TPS)
+				medCPU, kvCPU := bench.MedianCPU(meds), bench.MedianCPU(kvs)
+				fmt.Fprintf(out, "median CPU per committed tx: medchain %v, kvstore %v: kvstore / medchain = %.0f%%\n",
+					medCPU.Round(time.Microsecond), kvCPU.Round(time.Microsecond), 100*float64(kvCPU)/float64(medCPU))
 			}
 			return nil
 		},
