@@ -2,8 +2,11 @@ package agent_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
+	"github.com/medchain/medchain/node"
 )
 
 // A ciphertext asked for with its key (api.ReleaseRequest.Ciphertext) is served and logged
@@ -111,4 +115,47 @@ func TestAttackReleaseWithCiphertext(t *testing.T) {
 		t.Fatalf("read after revocation: %v", err)
 	}
 	waitFetches(t, w, patient, isFetch(string(docA.Address()), records.Denied, small.Anchor.ID))
+}
+
+// A node sends a ciphertext with its key only from its own store: one that lacks it answers with
+// the key alone at once (rather than fetch it from a peer while the requester waits for the
+// share), and makes no ciphertext entry for it, so the trail does not show a fetch the reader
+// never got.
+func TestAttackReleaseWithCiphertextNotHeld(t *testing.T) {
+	w := startWorld(t)
+	ctx := w.ctx
+	doc := w.account("docA", identity.RolePractitioner, "")
+	patient := w.keys["patient"].Address()
+	pat := w.agent("patient", "TREAT")
+	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: doc.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := pat.Add(ctx, []byte(labResult))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hex.EncodeToString(rec.Anchor.CiphertextHash)
+	if err := os.Remove(filepath.Join(node.BlobDir(w.home), h[:2], h)); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := w.agent("docA", "TREAT").Access(ctx, records.Access{Patient: patient, Record: rec.Anchor.ID, Purpose: "TREAT"})
+	if err != nil || ev.Outcome != records.Granted {
+		t.Fatalf("access: %+v %v", ev, err)
+	}
+	code, out := w.releaseRequest(doc, api.ReleaseRequest{Patient: patient, Access: ev.ID, Record: rec.Anchor.ID, Version: 1, Ciphertext: true}).send()
+	if code != http.StatusOK || out.Ciphertext != nil {
+		t.Fatalf("release: %d %+v", code, out)
+	}
+	waitFetches(t, w, patient, func(f records.FetchEvent) bool {
+		return f.Kind == records.KindKey && f.Requester == doc.Address() && f.Record == rec.Anchor.ID && f.Outcome == records.Granted
+	})
+	fetches, err := w.reads(patient).Fetches(ctx, patient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fetches {
+		if f.Kind == "" && f.Record == rec.Anchor.ID {
+			t.Fatalf("a ciphertext entry for a ciphertext the node did not send: %+v", f)
+		}
+	}
 }

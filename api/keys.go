@@ -143,10 +143,11 @@ func (s *server) releaseKey(w http.ResponseWriter, r *http.Request) {
 	}
 	entries := []records.FetchEntry{entry}
 	if req.Kind == "" && req.Ciphertext && c.size <= MaxInlineCiphertext {
-		fetch, data := s.inlineCiphertext(ctx, &req, requester, c, out != nil, now)
-		entries = append(entries, fetch)
-		if out != nil {
-			out.Ciphertext = data
+		if fetch, data, ok := s.inlineCiphertext(ctx, &req, requester, c, out != nil, now); ok {
+			entries = append(entries, fetch)
+			if out != nil {
+				out.Ciphertext = data
+			}
 		}
 	}
 	if s.Audit == nil {
@@ -200,32 +201,35 @@ type releaseCase struct {
 
 // inlineCiphertext serves a record version's ciphertext with its key (ReleaseRequest.Ciphertext)
 // when the key is released and the ciphertext is fetchable, by the same check as getBlob's, and
-// returns the fetch entry the request makes, whatever its outcome.
-func (s *server) inlineCiphertext(ctx context.Context, req *ReleaseRequest, requester tx.Address, c *releaseCase, released bool, now time.Time) (records.FetchEntry, []byte) {
-	entry := records.FetchEntry{Requester: requester, Patient: req.Patient, Record: req.Record, Version: req.Version,
+// returns the fetch entry the request makes. It serves only a ciphertext this node holds itself
+// and whose length is the anchored size: fetching it from a peer could outlast the requester's
+// wait for the share it rides with, and an author's false size must not make an answer larger
+// than MaxInlineCiphertext. Then it makes no entry (ok false): the requester gets the key alone
+// and fetches the ciphertext as usual, which makes its own entry.
+func (s *server) inlineCiphertext(ctx context.Context, req *ReleaseRequest, requester tx.Address, c *releaseCase, released bool, now time.Time) (entry records.FetchEntry, data []byte, ok bool) {
+	entry = records.FetchEntry{Requester: requester, Patient: req.Patient, Record: req.Record, Version: req.Version,
 		Access: req.Access, Outcome: records.Denied, Time: now.UTC()}
-	if !released {
-		return entry, nil
-	}
-	if len(c.blob) != len(blob.Hash{}) {
-		return entry, nil
+	if !released || len(c.blob) != len(blob.Hash{}) {
+		return entry, nil, true
 	}
 	h := blob.Hash(c.blob)
 	var fetchable bool
-	if s.queryInto(ctx, app.PathFetchable, app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, Hash: c.blob, At: now}, &fetchable) && fetchable {
-		data, err := s.Blobs.Get(ctx, h)
-		if errors.Is(err, blob.ErrNotFound) && s.Replicas != nil {
-			data, err = s.Replicas.Fetch(ctx, h)
-		}
-		if err != nil {
-			s.Log.Warn("ciphertext unavailable", "blob", h.String(), "err", err)
-			entry.Outcome = records.Unavailable
-			return entry, nil
-		}
-		entry.Outcome = records.Granted
-		return entry, data
+	if !s.queryInto(ctx, app.PathFetchable, app.RecordsQuery{Requester: requester, Patient: req.Patient, Access: req.Access, Hash: c.blob, At: now}, &fetchable) || !fetchable {
+		return entry, nil, true
 	}
-	return entry, nil
+	data, err := s.Blobs.Get(ctx, h)
+	switch {
+	case errors.Is(err, blob.ErrNotFound):
+		return entry, nil, false
+	case err != nil:
+		s.Log.Warn("ciphertext not read for a release", "blob", h.String(), "err", err)
+		return entry, nil, false
+	case int64(len(data)) != c.size || len(data) > MaxInlineCiphertext:
+		s.Log.Warn("ciphertext is not its anchored size; not sent with the key", "blob", h.String(), "size", len(data), "anchored", c.size)
+		return entry, nil, false
+	}
+	entry.Outcome = records.Granted
+	return entry, data, true
 }
 
 // recordRelease reads the case of a record version's data key; nil for a version that does not
