@@ -6,8 +6,10 @@ import (
 	"sync"
 
 	dbm "github.com/cometbft/cometbft-db"
+	abcicli "github.com/cometbft/cometbft/abci/client"
 	cfg "github.com/cometbft/cometbft/config"
 	nm "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/proxy"
 )
 
 // cometDBs opens CometBFT's databases through its default provider and remembers them, because
@@ -61,18 +63,50 @@ func (c *cometDBs) stop(cmt *nm.Node) error {
 	return err
 }
 
-// abandon releases what a CometBFT node that was created but did not start holds: its ABCI
-// connections (NewNode starts them) and every database it opened (its OnStop never runs).
-func (c *cometDBs) abandon(cmt *nm.Node) {
+// abandon releases what a CometBFT node that failed to be created or to start holds: its ABCI
+// connections (NewNode starts them, and a NewNode that fails later, e.g. in the handshake,
+// returns no node to stop them through: clients are the ones it created) and every database
+// it opened (its OnStop never runs).
+func (c *cometDBs) abandon(cmt *nm.Node, clients *trackedClients) {
 	if cmt != nil {
 		if p := cmt.ProxyApp(); p != nil && p.IsRunning() {
 			p.Stop()
 		}
 	}
+	clients.stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, db := range c.dbs {
 		db.Close()
 		delete(c.dbs, id)
+	}
+}
+
+// trackedClients is a ClientCreator that remembers the ABCI clients it creates, so that they
+// can be stopped when CometBFT fails before it hands back a node.
+type trackedClients struct {
+	proxy.ClientCreator
+	mu      sync.Mutex
+	created []abcicli.Client
+}
+
+func (t *trackedClients) NewABCIClient() (abcicli.Client, error) {
+	c, err := t.ClientCreator.NewABCIClient()
+	if err == nil {
+		t.mu.Lock()
+		t.created = append(t.created, c)
+		t.mu.Unlock()
+	}
+	return c, err
+}
+
+// stop stops the clients still running.
+func (t *trackedClients) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.created {
+		if c.IsRunning() {
+			c.Stop()
+		}
 	}
 }

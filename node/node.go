@@ -224,21 +224,35 @@ func startComet(conf *cfg.Config, genDoc *types.GenesisDoc, clients proxy.Client
 		return nil, fmt.Errorf("load node key: %w", err)
 	}
 	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
-	cmt, err := nm.NewNode(conf, pv, nodeKey, clients,
-		func() (*types.GenesisDoc, error) { return genDoc, nil },
-		dbs.provide, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel, log))
+	tracked := &trackedClients{ClientCreator: clients}
+	cmt, err := newCometNode(conf, pv, nodeKey, tracked, genDoc, dbs, log)
 	if err != nil {
-		dbs.abandon(nil)
+		dbs.abandon(nil, tracked)
 		return nil, fmt.Errorf("create consensus node: %w", err)
 	}
 	if err := cmt.Start(); err != nil {
-		dbs.abandon(cmt)
+		dbs.abandon(cmt, tracked)
 		if strings.Contains(err.Error(), "address already in use") {
 			return nil, fmt.Errorf("start consensus node: %w (is another medchain node running? ports are in %s)", err, filepath.Join(conf.RootDir, "config", "config.toml"))
 		}
 		return nil, fmt.Errorf("start consensus node: %w", err)
 	}
 	return cmt, nil
+}
+
+// newCometNode is CometBFT's NewNode with its panics turned into errors: its handshake panics
+// on a home whose CometBFT data was reset while the app's was kept ("state.AppHash does not
+// match AppHash after replay"), which an operator should get as an error that names the cause,
+// with the node's resources released, not as a crash.
+func newCometNode(conf *cfg.Config, pv *privval.FilePV, nodeKey *p2p.NodeKey, clients proxy.ClientCreator, genDoc *types.GenesisDoc, dbs *cometDBs, log *slog.Logger) (cmt *nm.Node, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cmt, err = nil, fmt.Errorf("%v", p)
+		}
+	}()
+	return nm.NewNode(conf, pv, nodeKey, clients,
+		func() (*types.GenesisDoc, error) { return genDoc, nil },
+		dbs.provide, nm.DefaultMetricsProvider(conf.Instrumentation), cometLogger(conf.LogLevel, log))
 }
 
 // StartWithApp runs CometBFT for home with any ABCI application behind CometBFT's standard

@@ -21,9 +21,10 @@ import (
 // killed right after a commit has the block but not its index entries, and CometBFT never goes
 // back for them: a sender's lookup of a committed tx would answer "not found" forever, and its
 // client would take the tx for lost. This does what `cometbft reindex-event` does by hand, for
-// the heights after the last one indexed (that one included: CometBFT indexes a block's events
-// before its txs). It reads the blocks and their results from CometBFT's own stores; a height
-// whose results are not saved yet is left to CometBFT, which executes that block again.
+// the heights after the last one indexed (and that one if its txs are missing: CometBFT indexes
+// a block's events before its txs). It reads the blocks and their results from CometBFT's own
+// stores; a height whose results are not saved yet, or do not match its block, is left to
+// CometBFT, which executes that block again.
 func catchUpIndex(conf *cfg.Config, log *slog.Logger) (err error) {
 	if conf.TxIndex.Indexer != "kv" {
 		return nil
@@ -60,7 +61,13 @@ func catchUpIndex(conf *cfg.Config, log *slog.Logger) (err error) {
 			break
 		}
 	}
-	from = max(from, base, 1) // the last height indexed is done again: its txs may be missing
+	if from >= base && from > 0 && txsIndexed(txs, blocks.LoadBlock(from)) {
+		from++ // that height's txs are in too (one batch writes them all): nothing to redo
+	}
+	from = max(from, base, 1)
+	if n := top - from + 1; n > reindexProgressEvery {
+		log.Info("indexing blocks the tx index lacks", "from", from, "to", top)
+	}
 	indexed := int64(0)
 	for h := from; h <= top; h++ {
 		block := blocks.LoadBlock(h)
@@ -69,7 +76,11 @@ func catchUpIndex(conf *cfg.Config, log *slog.Logger) (err error) {
 			break // not executed yet (CometBFT replays it) or its results were discarded
 		}
 		if len(res.TxResults) != len(block.Txs) {
-			return fmt.Errorf("height %d: %d txs but %d results", h, len(block.Txs), len(res.TxResults))
+			log.Error("saved block results do not match the block; left to CometBFT", "height", h, "txs", len(block.Txs), "results", len(res.TxResults))
+			break
+		}
+		if h > from && (h-from)%reindexProgressEvery == 0 {
+			log.Info("indexing blocks", "height", h, "to", top)
 		}
 		if err := blockIndex.Index(types.EventDataNewBlockEvents{Height: h, Events: res.Events, NumTxs: int64(len(block.Txs))}); err != nil {
 			return fmt.Errorf("index block %d: %w", h, err)
@@ -89,4 +100,21 @@ func catchUpIndex(conf *cfg.Config, log *slog.Logger) (err error) {
 		log.Info("indexed blocks the tx index missed", "from", from, "to", from+indexed-1)
 	}
 	return nil
+}
+
+// reindexProgressEvery is how many blocks catchUpIndex indexes between progress lines (a node
+// whose index was deleted indexes the whole chain before it starts).
+const reindexProgressEvery = 10_000
+
+// txsIndexed reports whether block's txs are in the tx index: a block without txs has none to
+// miss; otherwise its last tx is looked up, as CometBFT writes a block's txs in one batch.
+func txsIndexed(txs *kv.TxIndex, block *types.Block) bool {
+	if block == nil {
+		return false
+	}
+	if len(block.Txs) == 0 {
+		return true
+	}
+	r, err := txs.Get(block.Txs[len(block.Txs)-1].Hash())
+	return err == nil && r != nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,4 +104,51 @@ func startToRestart(t *testing.T) (string, *node.Node) {
 		t.Fatal(err)
 	}
 	return home, n
+}
+
+// TestFailedStartReleasesABCIConnections: a start that CometBFT refuses after it has opened the
+// app's ABCI connections (here the handshake: the app is ahead of CometBFT's deleted block
+// store) returns an error and leaves none of those connections running (each has a watcher
+// goroutine that holds the application for as long as the process runs).
+func TestFailedStartReleasesABCIConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real node twice")
+	}
+	ctx := context.Background()
+	home, n := startToRestart(t)
+	registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Ahead")
+	if err := n.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	for _, db := range []string{"blockstore.db", "state.db"} {
+		if err := os.RemoveAll(filepath.Join(home, "data", db)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := connectionWatchers()
+	if n, err := node.Start(home, node.Options{}); err == nil {
+		n.Stop()
+		t.Fatal("a node whose app is ahead of its block store started")
+	} else if !strings.Contains(err.Error(), "AppHash") {
+		t.Fatalf("the error does not name the cause: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for connectionWatchers() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ABCI connection watchers still run after the failed start (%d before it)", connectionWatchers(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// connectionWatchers counts the goroutines that watch CometBFT's ABCI connections.
+func connectionWatchers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "killTMOnClientError")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
