@@ -258,6 +258,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	if err != nil {
 		return nil, err
 	}
+	a.verifyBlock(req.Txs)
 	nonces := map[tx.Address]uint64{}
 	for _, raw := range req.Txs {
 		if _, err := a.validate(view, raw, nonces, true); err != nil {
@@ -272,6 +273,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 // resulting root hash. A tx that fails validate changes nothing; a valid tx whose message fails
 // still consumes its nonce, and its writes are discarded.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	a.verifyBlock(req.Txs)
 	working := a.store.Working()
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	a.erased, a.anchored = a.erased[:0], a.anchored[:0]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -281,4 +282,67 @@ func TestAttackDeadGrantsLockout(t *testing.T) {
 	fill(consent.MaxGrantsPerPatient-2, doc, year)
 	c.expect(grant(doc, year), codes.Invalid)
 	c.assertReplays()
+}
+
+// TestAttackSignatureBatchesKeepEachAnswer: the txs of a block this node has not seen are
+// verified in batches; a forged signature among them is refused and costs no other tx its place
+// in the block, and a replay decides the same. The same txs checked one by one at ingress, many
+// at once (as the API's requests and the mempool's peers make), get the same answers.
+func TestAttackSignatureBatchesKeepEachAnswer(t *testing.T) {
+	c := newChain(t, newKey("registrar"))
+	const n = 120
+	raws := make([][]byte, n)
+	for i := range raws {
+		k := newKey("batch-" + strconv.Itoa(i))
+		raws[i] = k.sign(t, identity.TypeRegister, identity.Register{Role: identity.RolePatient, EncryptionKey: make([]byte, 32)})
+		if i%5 == 3 {
+			d, err := tx.Decode(raws[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := append([]byte(nil), d.Sig...)
+			sig[10] ^= 0x40
+			if raws[i], err = json.Marshal(tx.Envelope{Body: d.Envelope.Body, PubKey: d.PubKey, Sig: sig}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The same txs in a block this node never checked (a proposal from another node, a block
+	// replayed or fetched while catching up): verified in batches too, with the same answers,
+	// and the forged ones refused identically on a replay.
+	ws := newChain(t, newKey("registrar"))
+	results := ws.block(raws...)
+	for i, r := range results {
+		if want := map[bool]codes.Code{true: codes.BadSignature, false: codes.OK}[i%5 == 3]; codes.Code(r.Code) != want {
+			t.Fatalf("block tx %d: code %v, want %v", i, codes.Code(r.Code), want)
+		}
+	}
+	ws.assertReplays()
+	if !newChain(t, newKey("registrar")).proposalAccepted(raws[0], raws[1]) || newChain(t, newKey("registrar")).proposalAccepted(raws[2], raws[3]) {
+		t.Fatal("a proposal of valid txs was refused, or one with a forged signature accepted")
+	}
+
+	got := make([]codes.Code, n)
+	var wg sync.WaitGroup
+	for i, raw := range raws {
+		wg.Go(func() {
+			c.app.PreVerify(raw)
+			resp, err := c.app.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: raw})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got[i] = codes.Code(resp.Code)
+		})
+	}
+	wg.Wait()
+	for i, code := range got {
+		want := codes.OK
+		if i%5 == 3 {
+			want = codes.BadSignature
+		}
+		if code != want {
+			t.Fatalf("tx %d: code %v, want %v", i, code, want)
+		}
+	}
 }
