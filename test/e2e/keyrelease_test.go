@@ -65,6 +65,12 @@ func TestKeyReleaseWithValidatorsDown(t *testing.T) {
 	if err != nil || ev.Outcome != records.Granted {
 		t.Fatalf("access: %+v %v", ev, err)
 	}
+	// The event committed through node 0; the liar decides on its own committed state, which
+	// may trail by a block under load.
+	waitFor(t, 30*time.Second, "the liar's state reaching the access event", func() bool {
+		st, err := net.clients[liar].Status(ctx)
+		return err == nil && st.AppHeight >= ev.Height
+	})
 	req := api.ReleaseRequest{Patient: people.patient.Address, Access: ev.ID, Record: id, Version: 1}
 	body, _ := json.Marshal(req)
 	hr, _ := http.NewRequestWithContext(ctx, http.MethodPost, net.apiURL(liar)+api.ReleasePath, bytes.NewReader(body))
