@@ -32,9 +32,9 @@ type Result struct {
 	P50, P99  time.Duration
 	MaxPerBlk int
 	// CPUPerTx is the process's CPU time (user + system, every goroutine: submitters, node,
-	// background work) from the first submission to the last commit, per committed tx. Unlike
-	// throughput it hardly depends on what else the machine runs, so it shows a change in
-	// per-tx cost that the noise in tx/s on a shared machine hides.
+	// background work) from the first submission to the last commit, per committed tx. Both
+	// sides of a comparison keep the cores about equally busy, so the ratio of their CPU per tx
+	// is the ratio of their throughputs, and it names what a change saved per tx.
 	CPUPerTx time.Duration
 }
 

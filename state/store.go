@@ -120,9 +120,13 @@ type wholeBatches struct {
 }
 
 func (d wholeBatches) NewBatchWithSize(int) iavldb.Batch {
-	n := d.last.Load()
+	n := min(d.last.Load(), maxBatchHint)
 	return sizedBatch{d.Wrapper.NewBatchWithSize(int(n + n/8)), d.last}
 }
+
+// maxBatchHint bounds the pre-allocation: one huge batch (pruning many versions at once) does
+// not make every later version reserve as much.
+const maxBatchHint = 64 << 20
 
 // sizedBatch records its size in last when written.
 type sizedBatch struct {
