@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/medchain/medchain/client"
-	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/reqsig"
@@ -27,9 +26,7 @@ func TestAttackBlobFetchReplayAndAudit(t *testing.T) {
 	docB := w.account("docB", identity.RolePractitioner, "")
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)}); err != nil {
-		t.Fatal(err)
-	}
+	w.grantLab(pat, docA.Address())
 	stored, err := pat.Add(ctx, []byte(labResult))
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/blob"
-	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/node"
@@ -31,10 +30,7 @@ func TestAttackReleaseWithCiphertext(t *testing.T) {
 	docB := w.account("docB", identity.RolePractitioner, "")
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	g, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := w.grantLab(pat, docA.Address())
 	small, err := pat.Add(ctx, []byte(labResult))
 	if err != nil {
 		t.Fatal(err)
@@ -127,9 +123,7 @@ func TestAttackReleaseWithCiphertextNotHeld(t *testing.T) {
 	doc := w.account("docA", identity.RolePractitioner, "")
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: doc.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)}); err != nil {
-		t.Fatal(err)
-	}
+	w.grantLab(pat, doc.Address())
 	rec, err := pat.Add(ctx, []byte(labResult))
 	if err != nil {
 		t.Fatal(err)

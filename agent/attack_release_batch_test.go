@@ -10,7 +10,6 @@ import (
 
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/client"
-	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/records"
 	"github.com/medchain/medchain/netkey"
@@ -42,9 +41,7 @@ func TestAttackKeyReleaseBatch(t *testing.T) {
 	docB := w.account("docB", identity.RolePractitioner, "")
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)}); err != nil {
-		t.Fatal(err)
-	}
+	w.grantLab(pat, docA.Address())
 	var labs []*records.Anchor
 	for range 3 {
 		s, err := pat.Add(ctx, []byte(labResult))

@@ -12,7 +12,6 @@ import (
 	"github.com/medchain/medchain/agent"
 	"github.com/medchain/medchain/api"
 	"github.com/medchain/medchain/client"
-	"github.com/medchain/medchain/contracts/consent"
 	"github.com/medchain/medchain/contracts/identity"
 	"github.com/medchain/medchain/contracts/network"
 	"github.com/medchain/medchain/contracts/records"
@@ -84,9 +83,7 @@ func TestAttackKeyReleaseReplayedOrBorrowed(t *testing.T) {
 	docB := w.account("docB", identity.RolePractitioner, "")
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)}); err != nil {
-		t.Fatal(err)
-	}
+	w.grantLab(pat, docA.Address())
 	stored, err := pat.Add(ctx, []byte(labResult))
 	if err != nil {
 		t.Fatal(err)
@@ -162,10 +159,7 @@ func TestAttackRevokedGranteeKeepsEverything(t *testing.T) {
 	docA := w.account("docA", identity.RolePractitioner, "")
 	patient := w.keys["patient"].Address()
 	pat := w.agent("patient", "TREAT")
-	g, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := w.grantLab(pat, docA.Address())
 	stored, err := pat.Add(ctx, []byte(labResult))
 	if err != nil {
 		t.Fatal(err)
@@ -253,9 +247,7 @@ func TestAttackRevokedGranteeKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pat.Grant(ctx, consent.GrantMsg{Grantee: docA.Address(), Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)}); err != nil {
-		t.Fatal(err)
-	}
+	w.grantLab(pat, docA.Address())
 	w.node.FetchLog().Close()
 	_, err = a.Read(ctx, third.Anchor.ID)
 	var re *agent.ReleaseError

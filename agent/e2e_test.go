@@ -336,3 +336,14 @@ func (w *world) record(ctx context.Context, id string) (*records.Record, error) 
 	}
 	return nil, err
 }
+
+// grantLab has pat, the patient's agent, grant grantee TREAT access to the patient's laboratory
+// records for a day.
+func (w *world) grantLab(pat *agent.Agent, grantee tx.Address) *agent.GrantResult {
+	w.t.Helper()
+	g, err := pat.Grant(w.ctx, consent.GrantMsg{Grantee: grantee, Categories: []string{"laboratory"}, Purposes: []string{"TREAT"}, Expiry: w.later(24)})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return g
+}

@@ -21,9 +21,6 @@ import (
 // and a second open of a goleveldb database in one process fails on its lock), and the tx index
 // must have kept what it indexed before the stop.
 func TestStopReleasesTheHome(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real node twice")
-	}
 	ctx := context.Background()
 	home, n := startToRestart(t)
 	_, raw := registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Before Restart")
@@ -59,15 +56,8 @@ func TestStopReleasesTheHome(t *testing.T) {
 // have the tx, and deletes the index for good measure: after the restart the tx is found by its
 // hash (the app's memory of recent commits is gone by then, so only the index can answer).
 func TestRestartIndexesMissedBlocks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real node twice")
-	}
 	ctx := context.Background()
-	home, n := startToRestart(t)
-	_, raw := registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Unindexed")
-	if err := n.Stop(); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
+	home, raw := stoppedAfterRegistering(t, "Dr. Unindexed")
 	if err := os.RemoveAll(filepath.Join(home, "data", "tx_index.db")); err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +84,9 @@ func TestRestartIndexesMissedBlocks(t *testing.T) {
 // startToRestart starts a dev node in a new home that the test stops itself (and starts again).
 func startToRestart(t *testing.T) (string, *node.Node) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real node twice")
+	}
 	home := t.TempDir()
 	p := freePorts(t, 3)
 	if _, err := node.EnsureDev(home, node.Ports{P2P: p[0], RPC: p[1], API: p[2]}); err != nil {
@@ -111,15 +104,7 @@ func startToRestart(t *testing.T) (string, *node.Node) {
 // store) returns an error and leaves none of those connections running (each has a watcher
 // goroutine that holds the application for as long as the process runs).
 func TestFailedStartReleasesABCIConnections(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a real node twice")
-	}
-	ctx := context.Background()
-	home, n := startToRestart(t)
-	registerPractitioner(ctx, t, client.New(n.APIAddr), n.ChainID, "Dr. Ahead")
-	if err := n.Stop(); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
+	home, _ := stoppedAfterRegistering(t, "Dr. Ahead")
 	for _, db := range []string{"blockstore.db", "state.db"} {
 		if err := os.RemoveAll(filepath.Join(home, "data", db)); err != nil {
 			t.Fatal(err)
@@ -151,4 +136,16 @@ func connectionWatchers() int {
 		}
 		buf = make([]byte, 2*len(buf))
 	}
+}
+
+// stoppedAfterRegistering starts a dev node in a new home, registers a practitioner (committed),
+// stops the node at once and returns the home and the registration tx.
+func stoppedAfterRegistering(t *testing.T, name string) (home string, raw []byte) {
+	t.Helper()
+	home, n := startToRestart(t)
+	_, raw = registerPractitioner(context.Background(), t, client.New(n.APIAddr), n.ChainID, name)
+	if err := n.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	return home, raw
 }
