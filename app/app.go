@@ -6,12 +6,14 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -55,8 +57,9 @@ type App struct {
 	prepared proposal // the tx list this node last proposed (PrepareProposal and ProcessProposal share the consensus connection)
 
 	txMu    sync.Mutex
-	txCache map[[32]byte]*tx.Tx       // decoded txs whose signature verified, by SHA-256 of their bytes
+	txCache map[string]*tx.Tx         // decoded txs whose signature verified, by their bytes
 	passed  map[[32]byte]passedChecks // memoized checks each tx passed (validate.go)
+	ingress sigBatcher                // batches the signature checks of concurrent PreVerify calls (ingress.go)
 
 	waiters   commitWaiters // submissions waiting for their tx's commit
 	retention Retention
@@ -106,12 +109,14 @@ func New(chainID string, store *state.Store, log *slog.Logger) *App {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &App{chainID: chainID, store: store, log: log, metrics: newMetrics(),
-		checkNonces: map[tx.Address]uint64{}, txCache: map[[32]byte]*tx.Tx{},
+		checkNonces: map[tx.Address]uint64{}, txCache: map[string]*tx.Tx{},
 		passed: map[[32]byte]passedChecks{}}
 }
 
 // Metrics returns the app's Prometheus collectors.
-func (a *App) Metrics() []prometheus.Collector { return a.metrics.collectors() }
+func (a *App) Metrics() []prometheus.Collector {
+	return append(a.metrics.collectors(), ingressCollectors(&a.ingress)...)
+}
 
 // ChainID is the chain this app accepts transactions for.
 func (a *App) ChainID() string { return a.chainID }
@@ -226,32 +231,27 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 		keep = append(keep, raw)
 		size += int64(len(raw))
 	}
-	a.prepared = proposalOf(req.Height, keep)
+	a.prepared = proposal{height: req.Height, txs: keep}
 	return &abci.ResponsePrepareProposal{Txs: keep}, nil
 }
 
-// proposal identifies a block's tx list at a height.
+// proposal is the tx list this node proposed at a height.
 type proposal struct {
 	height int64
-	digest [32]byte
+	txs    [][]byte
 }
 
-func proposalOf(height int64, txs [][]byte) proposal {
-	h := sha256.New()
-	for _, raw := range txs {
-		sum := sha256.Sum256(raw)
-		h.Write(sum[:])
-	}
-	p := proposal{height: height}
-	h.Sum(p.digest[:0])
-	return p
+// is reports whether txs is exactly p's list at height (compared byte for byte, which costs
+// less than hashing the list).
+func (p proposal) is(height int64, txs [][]byte) bool {
+	return p.height == height && slices.EqualFunc(p.txs, txs, bytes.Equal)
 }
 
 // ProcessProposal rejects a block that holds a tx failing validate in sequence.
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
 	// This node's own proposal was built by PrepareProposal from txs that passed validate in
 	// sequence against the same committed state: checking it again would decide the same.
-	if a.prepared.height == req.Height && a.prepared == proposalOf(req.Height, req.Txs) {
+	if a.prepared.is(req.Height, req.Txs) {
 		return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
 	}
 	view, err := a.committed()
@@ -280,10 +280,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	hashes := make([][32]byte, len(req.Txs))
 	signers := make([]tx.Address, len(req.Txs))
 	for i, raw := range req.Txs {
-		results[i], signers[i] = a.deliver(working, req, raw)
+		var t *tx.Tx
+		results[i], t = a.deliver(working, req, raw)
 		a.erased = appendBlobs(a.erased, "records.erased", results[i])
 		a.anchored = appendBlobs(a.anchored, "records.anchored", results[i])
-		hashes[i] = sha256.Sum256(raw)
+		if t != nil {
+			hashes[i], signers[i] = t.Hash, t.Body.Signer
+		} else {
+			hashes[i] = sha256.Sum256(raw)
+		}
 	}
 	blockEvents := a.endBlock(working, req)
 	a.notarized = nil
@@ -319,12 +324,13 @@ func (a *App) endBlock(working state.KV, req *abci.RequestFinalizeBlock) []abci.
 	return abciEvents(all)
 }
 
-// deliver executes one tx of the block and returns its result and, if it was valid, its signer.
-func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) (*abci.ExecTxResult, tx.Address) {
+// deliver executes one tx of the block and returns its result and, if it was valid, the decoded
+// tx (shared: not to be modified).
+func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []byte) (*abci.ExecTxResult, *tx.Tx) {
 	cache := state.NewCache(working)
 	t, err := a.validate(cache, raw, nil, false)
 	if err != nil {
-		return a.result("invalid", err, nil), ""
+		return a.result("invalid", err, nil), nil
 	}
 	ctx := contracts.Context{ChainID: a.chainID, Height: req.Height, Time: req.Time.UTC(),
 		Signer: t.Body.Signer, SignerKey: t.PubKey, Nonce: t.Body.Nonce, TxHash: t.Hash}
@@ -332,13 +338,17 @@ func (a *App) deliver(working state.KV, req *abci.RequestFinalizeBlock, raw []by
 	if err != nil {
 		cache = state.NewCache(working) // drop the failed tx's writes; its nonce is still consumed
 	}
-	if nerr := bumpNonce(cache, t.Body.Signer); nerr != nil && err == nil {
-		err = nerr
+	// A registration that succeeded created its account with its nonce consumed (identity's
+	// register). Any other tx, failed registrations included, consumes its signer's nonce here.
+	if registered := err == nil && t.Body.Type == identity.TypeRegister; !registered {
+		if nerr := bumpNonce(cache, t.Body.Signer); nerr != nil && err == nil {
+			err = nerr
+		}
 	}
 	if werr := cache.Write(working); werr != nil {
 		err = codes.Errorf(codes.Internal, "write state: %v", werr)
 	}
-	return a.result(t.Body.Type, err, events), t.Body.Signer
+	return a.result(t.Body.Type, err, events), t
 }
 
 // safeRoute runs a module and turns a panic (a bug) into an Internal error. Every node panics
@@ -365,11 +375,8 @@ func (a *App) result(typ string, err error, events []contracts.Event) *abci.Exec
 
 // bumpNonce consumes the signer's nonce. A failed registration leaves no account to bump.
 func bumpNonce(kv state.KV, signer tx.Address) error {
-	acc, err := identity.GetAccount(kv, signer)
-	if codes.Of(err) == codes.NotFound {
-		return nil
-	}
-	if err != nil {
+	acc, err := identity.LookupAccount(kv, signer)
+	if err != nil || acc == nil {
 		return err
 	}
 	acc.Nonce++

@@ -90,6 +90,12 @@ func newChainWithKey(t testing.TB, vals []abci.ValidatorUpdate, netKey *network.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newChainOn(t, st, vals, netKey, registrars...)
+}
+
+// newChainOn is newChainWithKey on a given store, which it closes at the end of the test.
+func newChainOn(t testing.TB, st *state.Store, vals []abci.ValidatorUpdate, netKey *network.Key, registrars ...*key) *chain {
+	t.Helper()
 	t.Cleanup(func() { st.Close() })
 	keys := coverage.CeremonyHashes()
 	g := app.GenesisState{Network: network.Genesis{Key: netKey}, Insurance: insurance.Genesis{CoverageKeys: &keys}}

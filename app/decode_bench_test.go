@@ -85,9 +85,9 @@ func TestAttackDeepDuplicateKeyEveryPath(t *testing.T) {
 	c.assertReplays()
 }
 
-// BenchmarkIngress is a tx's admission at the node: PreVerify (decode, signature, registration
-// dry run, as the API and the mempool's ABCI client run it) and then CheckTx, for fresh
-// registrations.
+// BenchmarkIngress is a tx's admission at the node: PreVerify (decode, signature in a batch,
+// registration dry run) from 16 concurrent callers, as the API's handlers run it, and then
+// CheckTx, for fresh registrations.
 func BenchmarkIngress(b *testing.B) {
 	c := newChain(b, newKey("registrar"))
 	txs, err := bench.RegisterTxs(chainID, b.N)
@@ -97,8 +97,8 @@ func BenchmarkIngress(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	preVerify(c.app, txs, ingressWorkers)
 	for _, raw := range txs {
-		c.app.PreVerify(raw)
 		if r, _ := c.app.CheckTx(ctx, &abci.RequestCheckTx{Tx: raw}); r.Code != 0 {
 			b.Fatalf("check: %s", r.Log)
 		}

@@ -26,3 +26,17 @@ func newMetrics() *Metrics {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.delivered, m.checkRejected, m.height}
 }
+
+// ingressCollectors export the ingress signature batches' counters.
+func ingressCollectors(b *sigBatcher) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "medchain", Name: "ingress_signature_batches_total",
+			Help: "Batches of signature checks run for submitted transactions (signatures / batches is the mean batch size).",
+		}, func() float64 { return float64(b.batches.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "medchain", Name: "ingress_signatures_total",
+			Help: "Signatures of submitted transactions checked in ingress batches.",
+		}, func() float64 { return float64(b.sigs.Load()) }),
+	}
+}

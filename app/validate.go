@@ -2,7 +2,6 @@ package app
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 
 	"github.com/medchain/medchain/codes"
@@ -51,20 +50,20 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 	if !KnownType(b.Type) {
 		return nil, codes.Errorf(codes.UnknownType, "unknown tx type %q", b.Type)
 	}
-	acc, err := identity.GetAccount(r, b.Signer)
+	acc, err := identity.LookupAccount(r, b.Signer)
 	var expect uint64
 	registering := false
 	switch {
-	case codes.Of(err) == codes.NotFound:
+	case err != nil:
+		return nil, err
+	case acc == nil:
 		registering = true
 		if b.Type != identity.TypeRegister {
 			return nil, codes.Errorf(codes.UnknownSigner, "signer %s has no account", b.Signer)
 		}
-		if tx.AddressOf(t.PubKey) != b.Signer {
+		if !t.KeyIsSigner {
 			return nil, codes.Errorf(codes.KeyMismatch, "a registration's signer must be the address of its signing key")
 		}
-	case err != nil:
-		return nil, err
 	default:
 		if !bytes.Equal(acc.SigningKey, t.PubKey) {
 			return nil, codes.Errorf(codes.KeyMismatch, "tx key is not the current signing key of %s", b.Signer)
@@ -89,11 +88,16 @@ func (a *App) validate(r state.Reader, raw []byte, pending map[tx.Address]uint64
 // decodeVerified decodes raw and verifies its signature once per distinct tx: a tx seen in
 // CheckTx is not decoded or verified again on recheck, in the proposal or in the block. Both are
 // pure functions of the bytes, so caching their result keeps determinism. Cached txs are shared
-// and must not be modified.
+// and must not be modified. The cache is keyed by the tx's bytes themselves: a lookup hashes
+// them with the map's hash, much cheaper than SHA-256.
 func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
-	h := sha256.Sum256(raw)
+	return a.decodeVerifiedWith(raw, (*tx.Tx).Verify)
+}
+
+// decodeVerifiedWith is decodeVerified with the signature checked by verify.
+func (a *App) decodeVerifiedWith(raw []byte, verify func(*tx.Tx) error) (*tx.Tx, error) {
 	a.txMu.Lock()
-	t, ok := a.txCache[h]
+	t, ok := a.txCache[string(raw)]
 	a.txMu.Unlock()
 	if ok {
 		return t, nil
@@ -102,21 +106,21 @@ func (a *App) decodeVerified(raw []byte) (*tx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Verify(); err != nil {
+	if err := verify(t); err != nil {
 		return nil, err
 	}
 	a.txMu.Lock()
-	a.cacheVerified(h, t)
+	a.cacheVerified(raw, t)
 	a.txMu.Unlock()
 	return t, nil
 }
 
 // cacheVerified remembers a decoded tx whose signature verified; txMu is held.
-func (a *App) cacheVerified(h [32]byte, t *tx.Tx) {
+func (a *App) cacheVerified(raw []byte, t *tx.Tx) {
 	if len(a.txCache) >= txCacheMax {
 		clear(a.txCache)
 	}
-	a.txCache[h] = t
+	a.txCache[string(raw)] = t
 }
 
 // verifyBlock decodes the txs of a block this node has not seen them all of (a proposal whose
@@ -129,12 +133,13 @@ func (a *App) verifyBlock(raws [][]byte) {
 		return
 	}
 	var ts []*tx.Tx
+	var tsRaw [][]byte
 	for _, raw := range raws {
 		if a.isCached(raw) {
 			continue
 		}
 		if t, err := tx.Decode(raw); err == nil {
-			ts = append(ts, t)
+			ts, tsRaw = append(ts, t), append(tsRaw, raw)
 		}
 	}
 	for start := 0; start < len(ts); start += maxSigBatch {
@@ -143,7 +148,7 @@ func (a *App) verifyBlock(raws [][]byte) {
 		a.txMu.Lock()
 		for i, err := range errs {
 			if err == nil {
-				a.cacheVerified(ts[start+i].Hash, ts[start+i])
+				a.cacheVerified(tsRaw[start+i], ts[start+i])
 			}
 		}
 		a.txMu.Unlock()
@@ -155,10 +160,9 @@ func (a *App) verifyBlock(raws [][]byte) {
 const maxSigBatch = 64
 
 func (a *App) isCached(raw []byte) bool {
-	h := sha256.Sum256(raw)
 	a.txMu.Lock()
 	defer a.txMu.Unlock()
-	_, ok := a.txCache[h]
+	_, ok := a.txCache[string(raw)]
 	return ok
 }
 
@@ -170,7 +174,7 @@ func (a *App) isCached(raw []byte) bool {
 // It also runs the checks whose passing is memoized per tx (memoizedChecks) against committed
 // state, so that CheckTx under its lock, and the proposal checks, find them done.
 func (a *App) PreVerify(raw []byte) {
-	t, err := a.decodeVerified(raw)
+	t, err := a.decodeVerifiedWith(raw, a.ingress.verify)
 	if err != nil {
 		return
 	}
@@ -178,9 +182,12 @@ func (a *App) PreVerify(raw []byte) {
 	if err != nil {
 		return
 	}
-	_, err = identity.GetAccount(view, t.Body.Signer)
-	registering := codes.Of(err) == codes.NotFound && t.Body.Type == identity.TypeRegister && tx.AddressOf(t.PubKey) == t.Body.Signer
-	if err == nil || registering {
+	exists, err := identity.HasAccount(view, t.Body.Signer)
+	if err != nil {
+		return
+	}
+	registering := !exists && t.Body.Type == identity.TypeRegister && t.KeyIsSigner
+	if exists || registering {
 		_ = a.memoizedChecks(view, t, registering)
 	}
 }

@@ -60,6 +60,7 @@ func legacyDecode(raw []byte) (*tx.Tx, error) {
 		return nil, codes.Errorf(codes.Malformed, "body is not canonical")
 	}
 	t.Hash = sha256.Sum256(raw)
+	t.KeyIsSigner = tx.AddressOf(t.PubKey) == t.Body.Signer
 	return &t, nil
 }
 

@@ -77,6 +77,9 @@ type Tx struct {
 	Envelope
 	Body Body
 	Hash [32]byte // SHA-256 of the raw envelope bytes, as CometBFT hashes txs
+	// KeyIsSigner is set by Decode: Body.Signer is the address of PubKey (AddressOf), as a
+	// registration requires.
+	KeyIsSigner bool
 }
 
 // Decode parses raw envelope bytes strictly: unknown fields, trailing data, oversize fields,
@@ -118,6 +121,7 @@ func decodeCanonical(raw []byte) *Tx {
 		return nil
 	}
 	t.Hash = sha256.Sum256(raw)
+	t.KeyIsSigner = AddressOf(t.PubKey) == t.Body.Signer
 	return &t
 }
 
@@ -157,6 +161,7 @@ func decodeStrict(raw []byte) (*Tx, error) {
 		return nil, codes.Errorf(codes.Malformed, "body is not canonical: encode it with encoding/json (field order chain_id, signer, nonce, type, msg; no whitespace)")
 	}
 	t.Hash = sha256.Sum256(raw)
+	t.KeyIsSigner = AddressOf(t.PubKey) == t.Body.Signer
 	return &t, nil
 }
 

@@ -40,14 +40,17 @@ func register(kv state.KV, ctx contracts.Context, m *Register) ([]contracts.Even
 	if tx.AddressOf(ctx.SignerKey) != ctx.Signer {
 		return nil, codes.Errorf(codes.KeyMismatch, "a registration's signer must be the address of its signing key")
 	}
-	if _, err := GetAccount(kv, ctx.Signer); err == nil {
-		return nil, codes.Errorf(codes.AlreadyExists, "account %s exists", ctx.Signer)
-	} else if codes.Of(err) != codes.NotFound {
+	if exists, err := HasAccount(kv, ctx.Signer); err != nil {
 		return nil, err
+	} else if exists {
+		return nil, codes.Errorf(codes.AlreadyExists, "account %s exists", ctx.Signer)
 	}
+	// The registration consumes its own nonce: the account is created with the next one, and
+	// the app does not bump it again (app.deliver).
 	acc := &Account{
 		Address: ctx.Signer, Role: m.Role, OrgKind: m.OrgKind, Name: m.Name,
 		SigningKey: ctx.SignerKey, EncryptionKey: m.EncryptionKey, CreatedHeight: ctx.Height,
+		Nonce: ctx.Nonce + 1,
 	}
 	if err := PutAccount(kv, acc); err != nil {
 		return nil, err

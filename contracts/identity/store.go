@@ -43,7 +43,32 @@ func proposalKey(id uint64) []byte {
 
 // GetAccount returns the account at a, or a NotFound error.
 func GetAccount(r state.Reader, a tx.Address) (*Account, error) {
-	return contracts.Load[Account](r, AccountKey(a), "account %s not found", a)
+	acc, err := LookupAccount(r, a)
+	if err == nil && acc == nil {
+		return nil, codes.Errorf(codes.NotFound, "account %s not found", a)
+	}
+	return acc, err
+}
+
+// LookupAccount returns the account at a, or nil if there is none: GetAccount without the
+// NotFound error, for the admission checks that run for every tx and expect no account for a
+// registration.
+func LookupAccount(r state.Reader, a tx.Address) (*Account, error) {
+	var acc Account
+	ok, err := contracts.GetJSON(r, AccountKey(a), &acc)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &acc, nil
+}
+
+// HasAccount reports whether a has an account, without decoding it.
+func HasAccount(r state.Reader, a tx.Address) (bool, error) {
+	v, err := r.Get(AccountKey(a))
+	if err != nil {
+		return false, codes.Errorf(codes.Internal, "read state: %v", err)
+	}
+	return v != nil, nil
 }
 
 // SharedAccount is GetAccount through the decoded values a query's view keeps
