@@ -174,14 +174,17 @@ func (r *Restore) discard() {
 // swapIn replaces the store's database with the restored one. For a file store the switch is a
 // directory rename behind a marker file, so that a crash midway is completed by the next Open.
 func (s *Store) swapIn(r *Restore) error {
+	s.mu.RLock()
+	keys := s.keys
+	s.mu.RUnlock()
+	keys.close() // before the lock: the fill reads the old tree under it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dir == "" {
 		s.db.Close()
 		s.db, s.tree = r.db, r.tree
 		r.db = nil
-		s.resetCache()
-		return nil
+		return s.resetCache()
 	}
 	r.db.Close()
 	r.db = nil
@@ -203,14 +206,15 @@ func (s *Store) swapIn(r *Restore) error {
 		return err
 	}
 	s.db, s.tree = db, tree
-	s.resetCache()
-	return nil
+	return s.resetCache()
 }
 
-func (s *Store) resetCache() {
+// resetCache empties the caches of the replaced state and starts a key filter of the new one.
+func (s *Store) resetCache() error {
 	clear(s.pending)
 	s.values = newValueCache(valueCacheBytes)
 	s.values.version = s.tree.Version()
+	return s.startKeyFilter()
 }
 
 // recoverRestore runs before a file store opens: a restore that reached its marker is moved into

@@ -40,6 +40,7 @@ type Store struct {
 	tree    *iavl.MutableTree
 	pending map[string][]byte // this block's writes (nil = delete), for the value cache
 	values  *valueCache
+	keys    *keyFilter // absent keys, known without the tree (keyfilter.go)
 }
 
 // valueCacheBytes bounds the cache of latest committed values that serves queries.
@@ -93,7 +94,26 @@ func load(db dbm.DB, opts ...iavl.Option) (*Store, error) {
 	}
 	s := &Store{db: db, tree: tree, pending: map[string][]byte{}, values: newValueCache(valueCacheBytes)}
 	s.values.version = tree.Version()
+	if err := s.startKeyFilter(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// startKeyFilter starts filling a key filter from the latest version; the store's lock, if
+// taken, is released before the fill reads anything.
+func (s *Store) startKeyFilter() error {
+	if s.tree.Version() == 0 { // nothing committed: no key to fill
+		s.keys = emptyKeyFilter()
+		return nil
+	}
+	t, err := s.tree.GetImmutable(s.tree.Version())
+	if err != nil {
+		return fmt.Errorf("state version %d: %w", s.tree.Version(), err)
+	}
+	s.keys = newKeyFilter(&View{mu: &s.mu, tree: t, values: s.values}, t.Size())
+	return nil
 }
 
 func loadTree(db dbm.DB, opts ...iavl.Option) (*iavl.MutableTree, error) {
@@ -152,6 +172,10 @@ func (b sizedBatch) record() {
 
 // Close closes the underlying database.
 func (s *Store) Close() error {
+	s.mu.RLock()
+	keys := s.keys
+	s.mu.RUnlock()
+	keys.close() // before the lock: the fill reads under it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.db.Close()
@@ -241,10 +265,14 @@ func (w lockedWorking) Get(key []byte) ([]byte, error) {
 	if v, ok := w.s.values.get(w.s.tree.Version(), key); ok {
 		return v, nil
 	}
+	if w.s.keys.absent(w.s.tree.Version(), key) { // absent there and not written since
+		return nil, nil
+	}
 	return w.s.tree.Get(key)
 }
 
 func (w lockedWorking) Set(key, value []byte) error {
+	w.s.keys.add(key)
 	_, err := w.s.tree.Set(key, value)
 	if err == nil {
 		w.s.pending[string(key)] = value // like IAVL, the store keeps value: callers must not modify it
@@ -289,6 +317,7 @@ type View struct {
 	mu     *sync.RWMutex // the store's
 	tree   *iavl.ImmutableTree
 	values *valueCache // serves the latest version's values; checked against the version
+	keys   *keyFilter  // the store's when the view was made; nil in the view that fills it
 
 	decodedMu sync.Mutex
 	decoded   map[string]any // see Decoded
@@ -341,7 +370,7 @@ func (s *Store) At(version int64) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state version %d: %w", version, err)
 	}
-	return &View{mu: &s.mu, tree: t, values: s.values}, nil
+	return &View{mu: &s.mu, tree: t, values: s.values, keys: s.keys}, nil
 }
 
 // Version is the height this view reflects.
@@ -359,6 +388,9 @@ func (v *View) Get(key []byte) ([]byte, error) {
 	version := v.tree.Version()
 	if value, ok := v.values.get(version, key); ok {
 		return value, nil
+	}
+	if v.keys != nil && v.keys.absent(version, key) {
+		return nil, nil
 	}
 	v.mu.RLock()
 	value, err := v.tree.Get(key)
